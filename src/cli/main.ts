@@ -1,0 +1,17 @@
+import { Command } from "commander";
+import { registerCommands } from "./commands/index.js";
+
+const program = new Command();
+program
+  .name("choria-provisioner")
+  .description("Policy-driven provisioner for Choria servers")
+  .version("0.1.0")
+  .showHelpAfterError();
+
+registerCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as Error & { exitCode?: number };
+  process.stderr.write(`choria-provisioner: ${e?.message ?? String(err)}\n`);
+  process.exit(typeof e?.exitCode === "number" ? e.exitCode : 2);
+});

@@ -1,0 +1,116 @@
+/**
+ * Starts a real nats-server (the Debian package) on a free loopback port, for tests,
+ * the demo and benchmarks. Readiness is taken from the server's own "Server is ready"
+ * log line, not from a sleep. Stopped by PID.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface LocalNatsServer {
+  url: string;
+  port: number;
+  pid: number;
+  /** stops the server (SIGTERM, then SIGKILL) and waits for it to exit */
+  stop(): Promise<void>;
+  /** stops and starts again on the same port (same JetStream store) */
+  restart(): Promise<void>;
+}
+
+export interface LocalNatsOptions {
+  jetstream?: boolean;
+  port?: number;
+  binary?: string;
+  /** max payload in bytes */
+  maxPayload?: number;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function findBinary(explicit?: string): string {
+  return explicit ?? process.env.NATS_SERVER_BIN ?? "nats-server";
+}
+
+export async function startNatsServer(opts: LocalNatsOptions = {}): Promise<LocalNatsServer> {
+  const port = opts.port ?? (await freePort());
+  const storeDir = opts.jetstream ? mkdtempSync(join(tmpdir(), "cp-nats-js-")) : undefined;
+  const bin = findBinary(opts.binary);
+  let child: ChildProcess | undefined;
+
+  const launch = (): Promise<ChildProcess> =>
+    new Promise((resolve, reject) => {
+      const args = ["-a", "127.0.0.1", "-p", String(port), "--no_advertise"];
+      if (storeDir) args.push("-js", "-sd", storeDir);
+      if (opts.maxPayload) args.push("--max_payload", String(opts.maxPayload));
+      const c = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+      let log = "";
+      let settled = false;
+      const onData = (b: Buffer): void => {
+        log += b.toString();
+        if (!settled && log.includes("Server is ready")) {
+          settled = true;
+          c.stderr?.off("data", onData);
+          c.stderr?.resume();
+          resolve(c);
+        }
+        if (log.length > 65536) log = log.slice(-8192);
+      };
+      c.stderr?.on("data", onData);
+      c.once("error", (err) => {
+        if (!settled) {
+          settled = true;
+          reject(new Error(`could not start ${bin}: ${err.message} (install Debian's nats-server)`));
+        }
+      });
+      c.once("exit", (code) => {
+        if (!settled) {
+          settled = true;
+          reject(new Error(`${bin} exited with ${code} before it was ready: ${log.trim().split("\n").slice(-3).join(" | ")}`));
+        }
+      });
+    });
+
+  const stopChild = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
+      c.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      c.kill("SIGTERM");
+    });
+  };
+
+  child = await launch();
+  const server: LocalNatsServer = {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    pid: child.pid ?? -1,
+    async stop() {
+      await stopChild();
+      if (storeDir) rmSync(storeDir, { recursive: true, force: true });
+    },
+    async restart() {
+      await stopChild();
+      child = await launch();
+      server.pid = child.pid ?? -1;
+    },
+  };
+  return server;
+}

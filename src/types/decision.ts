@@ -1,0 +1,77 @@
+/**
+ * The result of evaluating a policy for one node. The daemon applies it, `policy eval`
+ * prints it, `policy test` compares it: one type for all three.
+ */
+export type Outcome = "configure" | "defer" | "shutdown" | "upgrade";
+
+export interface PolicyRef {
+  name: string;
+  version: string;
+  /** content hash of the whole policy set (policy + included rule sets), "sha256:<hex>" */
+  hash: string;
+}
+
+export interface CertificateProfile {
+  /** leaf certificate validity */
+  validityDays: number;
+  /** SANs beyond the identity, which is always present */
+  sans: string[];
+}
+
+export interface ConditionExplanation {
+  /** dotted fact path, e.g. facts.country */
+  fact: string;
+  operator: string;
+  expected: unknown;
+  /** the value the engine saw (undefined when the path did not resolve) */
+  actual: unknown;
+  result: boolean;
+}
+
+export interface FiredRule {
+  name: string;
+  priority: number;
+  /** rule set the rule came from ("" for rules written in the policy itself) */
+  ruleSet: string;
+  /** file:line:col of the rule's definition */
+  source: string;
+  /** human summary of why it matched */
+  why: string;
+  conditions?: ConditionExplanation[];
+}
+
+export interface Decision {
+  outcome: Outcome;
+  /** human readable reason, always set (defer message, shutdown reason, ...) */
+  reason: string;
+  brokerSet?: string;
+  /** host:port list from the broker set; never empty for configure */
+  brokers: string[];
+  /** exactly what choria_provision#configure receives as `config` (all strings) */
+  configuration: Record<string, string>;
+  certificate: CertificateProfile;
+  /** target version for outcome "upgrade" */
+  upgradeVersion?: string;
+  upgradeRepository?: string;
+  actionPolicies: Record<string, string>;
+  opaPolicies: Record<string, string>;
+  policy: PolicyRef;
+  fired: FiredRule[];
+}
+
+export interface DecisionRecord {
+  identity: string;
+  /** ISO-8601 */
+  time: string;
+  outcome: Outcome | "error";
+  reason: string;
+  policy?: PolicyRef;
+  fired: Array<Pick<FiredRule, "name" | "ruleSet" | "why">>;
+  brokerSet?: string;
+  /** configuration with secret values redacted */
+  configuration?: Record<string, string>;
+  certificate?: { serial: string; fingerprint: string; notAfter: string };
+  /** milliseconds per step, e.g. { inventory: 3, gencsr: 40, policy: 0.2, sign: 5, configure: 3, restart: 2, total: 60 } */
+  durations: Record<string, number>;
+  error?: string;
+}
