@@ -1,2 +1,3 @@
 export * from "./inventory.js";
 export * from "./decision.js";
+export * from "./recorded.js";
