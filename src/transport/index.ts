@@ -1,0 +1,4 @@
+export * from "./connection.js";
+export * from "./errors.js";
+export * from "./rpc-client.js";
+export * from "./local-server.js";

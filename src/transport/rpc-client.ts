@@ -1,0 +1,231 @@
+/**
+ * Choria RPC client for the provisioning collective. One wildcard subscription on
+ * provisioning.reply.<md5(callerid)>.> carries every reply; a map from request id to
+ * waiter routes them, so thousands of concurrent directed requests cost no subscriptions.
+ * senderid and callerid stay constant for the client's life because the server's
+ * provisioning lock is keyed on them (§4.1).
+ */
+import type { NatsConnection, Subscription } from "nats";
+import {
+  DISCOVERY_PING_PAYLOAD,
+  PROVISIONING_COLLECTIVE,
+  ProtocolError,
+  agentFilter,
+  broadcastSubject,
+  decodeReply,
+  decodeRpcReply,
+  encodeRequest,
+  encodeRpcRequest,
+  nodeSubject,
+  replyPrefix,
+  type DecodedReply,
+  type Filter,
+  type RpcReplyBody,
+} from "../protocol/index.js";
+import { RpcCancelledError, RpcClosedError, RpcTimeoutError } from "./errors.js";
+
+export interface RpcClientOptions {
+  nc: NatsConnection;
+  /** our identity: envelope senderid and transport mc_sender */
+  identity: string;
+  /** default choria=<identity> */
+  callerid?: string;
+  collective?: string;
+  ttlSec?: number;
+  /** bad replies (hash mismatch, garbage) are dropped and reported here, for metrics */
+  onInvalidReply?: (err: ProtocolError | Error) => void;
+  /** replies from a node other than the one asked (a stray or spoofed reply) */
+  onUnexpectedReply?: (expected: string, got: string) => void;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface DiscoverOptions {
+  /** overall limit; default 2000 ms like Go */
+  timeoutMs?: number;
+  /** sliding window: stop this long after the last reply; default 300 ms */
+  quietMs?: number;
+  filter?: Filter;
+  signal?: AbortSignal;
+  /** called for each new identity as it arrives */
+  onNode?: (identity: string) => void;
+}
+
+interface Waiter {
+  reply: (r: DecodedReply) => void;
+  /** settles the pending call when the client closes, so no caller waits for its timeout */
+  close: () => void;
+}
+
+export class RpcClient {
+  readonly identity: string;
+  readonly callerid: string;
+  readonly collective: string;
+  private readonly nc: NatsConnection;
+  private readonly ttl: number;
+  private readonly waiters = new Map<string, Waiter>();
+  private sub?: Subscription;
+  private closed = false;
+  private readonly o: RpcClientOptions;
+
+  constructor(o: RpcClientOptions) {
+    this.o = o;
+    this.nc = o.nc;
+    this.identity = o.identity;
+    this.callerid = o.callerid ?? `choria=${o.identity}`;
+    this.collective = o.collective ?? PROVISIONING_COLLECTIVE;
+    this.ttl = o.ttlSec ?? 60;
+  }
+
+  /** number of requests waiting for replies */
+  get inFlight(): number {
+    return this.waiters.size;
+  }
+
+  start(): void {
+    if (this.sub) return;
+    this.sub = this.nc.subscribe(`${replyPrefix(this.callerid, this.collective)}.>`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const id = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
+        const waiter = this.waiters.get(id);
+        if (!waiter) return; // late reply for a finished request
+        let decoded: DecodedReply;
+        try {
+          decoded = decodeReply(msg.data);
+        } catch (e) {
+          this.o.onInvalidReply?.(e as Error);
+          return;
+        }
+        if (decoded.reply.envelope.requestid !== id) {
+          this.o.onInvalidReply?.(new ProtocolError("schema", "reply", `reply for ${decoded.reply.envelope.requestid} arrived on the subject of ${id}`));
+          return;
+        }
+        waiter.reply(decoded);
+      },
+    });
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new RpcClosedError();
+    if (!this.sub) this.start();
+  }
+
+  /**
+   * Directed request to one node (provisioning.node.<identity>). Resolves with the RPC reply
+   * body as soon as that node replies, whatever its statuscode; the caller decides what a
+   * non-zero status means.
+   */
+  call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data: Record<string, unknown> = {}, o: CallOptions = {}): Promise<RpcReplyBody<T>> {
+    this.ensureOpen();
+    const timeoutMs = o.timeoutMs ?? 10_000;
+    const enc = encodeRequest({
+      agent,
+      payload: encodeRpcRequest(agent, action, data),
+      callerid: this.callerid,
+      senderid: this.identity,
+      collective: this.collective,
+      ttl: this.ttl,
+      filter: agentFilter(agent),
+    });
+    return new Promise<RpcReplyBody<T>>((resolve, reject) => {
+      if (o.signal?.aborted) return reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(enc.requestId);
+        o.signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new RpcTimeoutError(identity, agent, action, timeoutMs));
+      }, timeoutMs);
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.set(enc.requestId, {
+        close: () => {
+          finish();
+          reject(new RpcClosedError());
+        },
+        reply: (r) => {
+        if (r.sender !== identity) {
+          this.o.onUnexpectedReply?.(identity, r.sender);
+          return;
+        }
+        finish();
+        try {
+          resolve(decodeRpcReply<T>(r.reply.message));
+        } catch (e) {
+          this.o.onInvalidReply?.(e as Error);
+          reject(e);
+        }
+      },
+      });
+      try {
+        this.nc.publish(nodeSubject(identity, this.collective), enc.bytes);
+      } catch (e) {
+        finish();
+        reject(e);
+      }
+    });
+  }
+
+  /**
+   * Broadcast discovery (§2.11): a ping on <collective>.broadcast.agent.discovery; identities
+   * come from each reply's mc_sender. Ends timeoutMs after start, or quietMs after the latest
+   * reply once replies have begun.
+   */
+  discover(o: DiscoverOptions = {}): Promise<string[]> {
+    this.ensureOpen();
+    const timeoutMs = o.timeoutMs ?? 2000;
+    const quietMs = o.quietMs ?? 300;
+    const enc = encodeRequest({
+      agent: "discovery",
+      payload: DISCOVERY_PING_PAYLOAD,
+      callerid: this.callerid,
+      senderid: this.identity,
+      collective: this.collective,
+      ttl: this.ttl,
+      filter: o.filter ?? agentFilter("choria_provision"),
+    });
+    const found = new Set<string>();
+    return new Promise<string[]>((resolve) => {
+      let quiet: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(overall);
+        if (quiet) clearTimeout(quiet);
+        this.waiters.delete(enc.requestId);
+        o.signal?.removeEventListener("abort", done);
+        resolve([...found]);
+      };
+      const overall = setTimeout(done, timeoutMs);
+      o.signal?.addEventListener("abort", done, { once: true });
+      this.waiters.set(enc.requestId, {
+        close: done,
+        reply: (r) => {
+        if (r.reply.message !== "pong") return;
+        if (!found.has(r.sender)) {
+          found.add(r.sender);
+          o.onNode?.(r.sender);
+        }
+        if (quiet) quiet.refresh();
+        else quiet = setTimeout(done, quietMs);
+      },
+      });
+      this.nc.publish(broadcastSubject("discovery", this.collective), enc.bytes);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sub?.unsubscribe();
+    for (const w of [...this.waiters.values()]) w.close();
+    this.waiters.clear();
+  }
+}

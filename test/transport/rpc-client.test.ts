@@ -1,0 +1,148 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import type { NatsConnection } from "nats";
+import {
+  StatusCode,
+  broadcastSubject,
+  decodeRequest,
+  decodeRpcRequest,
+  encodeReply,
+  encodeRpcReply,
+  nodeSubject,
+} from "../../src/protocol/index.js";
+import { RpcClient, RpcCancelledError, RpcClosedError, RpcTimeoutError, closeNats, connectNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+
+let srv: LocalNatsServer;
+before(async () => {
+  srv = await startNatsServer();
+});
+after(async () => {
+  await srv.stop();
+});
+
+/** A minimal in-test responder: answers discovery and rpcutil#inventory for one identity. */
+async function responder(identity: string, o: { tamper?: boolean; impersonate?: string; silent?: boolean } = {}) {
+  const nc = await connectNats({ servers: srv.url, name: identity });
+  const seen: string[] = [];
+  const handle = (data: Uint8Array) => {
+    const req = decodeRequest(data);
+    seen.push(req.request.envelope.agent);
+    if (o.silent || !req.replyTo) return;
+    const env = req.request.envelope;
+    const payload = env.agent === "discovery" ? "pong" : (() => {
+      const body = decodeRpcRequest(req.payload);
+      return encodeRpcReply({ action: body.action, statuscode: StatusCode.OK, statusmsg: "OK", data: { identity, echo: body.data } });
+    })();
+    let bytes = encodeReply({ requestId: env.requestid, agent: env.agent, senderid: o.impersonate ?? identity, payload });
+    if (o.tamper) {
+      const t = JSON.parse(Buffer.from(bytes).toString());
+      const s = JSON.parse(Buffer.from(t.data, "base64").toString());
+      s.hash = Buffer.alloc(32).toString("base64");
+      t.data = Buffer.from(JSON.stringify(s)).toString("base64");
+      bytes = Buffer.from(JSON.stringify(t));
+    }
+    nc.publish(req.replyTo, bytes);
+  };
+  nc.subscribe(broadcastSubject("discovery"), { callback: (_e, m) => handle(m.data) });
+  nc.subscribe(nodeSubject(identity), { callback: (_e, m) => handle(m.data) });
+  await nc.flush();
+  return { nc, seen };
+}
+
+async function client(extra: Partial<ConstructorParameters<typeof RpcClient>[0]> = {}) {
+  const nc = await connectNats({ servers: srv.url, name: "provisioner" });
+  const c = new RpcClient({ nc, identity: "provisioner.example.net", ...extra });
+  c.start();
+  await nc.flush();
+  return { nc, c };
+}
+
+test("broadcast discovery collects every responder and a directed RPC reaches exactly one", async () => {
+  const nodes = await Promise.all(["n1.example.net", "n2.example.net", "n3.example.net"].map((i) => responder(i)));
+  const { nc, c } = await client();
+  const seenLive: string[] = [];
+  const found = await c.discover({ timeoutMs: 3000, quietMs: 200, onNode: (i) => seenLive.push(i) });
+  assert.deepEqual(found.sort(), ["n1.example.net", "n2.example.net", "n3.example.net"]);
+  assert.deepEqual(seenLive.sort(), found.sort());
+
+  const r = await c.call<{ identity: string; echo: Record<string, unknown> }>("n2.example.net", "rpcutil", "inventory", { x: 1 }, { timeoutMs: 2000 });
+  assert.equal(r.statuscode, StatusCode.OK);
+  assert.equal(r.data.identity, "n2.example.net");
+  assert.deepEqual(r.data.echo, { x: 1 });
+  assert.deepEqual(nodes[0].seen, ["discovery"]);
+  assert.deepEqual(nodes[1].seen, ["discovery", "rpcutil"]);
+  assert.equal(c.inFlight, 0);
+  await c.close();
+  await closeNats(nc);
+  for (const n of nodes) await closeNats(n.nc);
+});
+
+test("a call to a node that does not answer times out with a typed error and leaves nothing behind", async () => {
+  const { nc, c } = await client();
+  await assert.rejects(c.call("ghost.example.net", "rpcutil", "inventory", {}, { timeoutMs: 150 }), RpcTimeoutError);
+  assert.equal(c.inFlight, 0);
+  await c.close();
+  await closeNats(nc);
+});
+
+test("calls can be cancelled, and closing the client settles pending calls", async () => {
+  const silent = await responder("quiet.example.net", { silent: true });
+  const { nc, c } = await client();
+  const ac = new AbortController();
+  const p = c.call("quiet.example.net", "rpcutil", "inventory", {}, { timeoutMs: 60_000, signal: ac.signal });
+  ac.abort();
+  await assert.rejects(p, RpcCancelledError);
+  const pending = c.call("quiet.example.net", "rpcutil", "inventory", {}, { timeoutMs: 60_000 });
+  await c.close();
+  await assert.rejects(pending, RpcClosedError);
+  await closeNats(nc);
+  await closeNats(silent.nc);
+});
+
+test("replies with a bad hash or from another identity are dropped and reported", async () => {
+  const bad = await responder("tamper.example.net", { tamper: true });
+  const liar = await responder("liar.example.net", { impersonate: "someone.else" });
+  const invalid: Error[] = [];
+  const unexpected: string[] = [];
+  const { nc, c } = await client({ onInvalidReply: (e) => invalid.push(e), onUnexpectedReply: (_exp, got) => unexpected.push(got) });
+  await assert.rejects(c.call("tamper.example.net", "rpcutil", "inventory", {}, { timeoutMs: 300 }), RpcTimeoutError);
+  assert.equal(invalid.length, 1);
+  assert.match(invalid[0].message, /hash/);
+  await assert.rejects(c.call("liar.example.net", "rpcutil", "inventory", {}, { timeoutMs: 300 }), RpcTimeoutError);
+  assert.deepEqual(unexpected, ["someone.else"]);
+  await c.close();
+  await closeNats(nc);
+  await closeNats(bad.nc);
+  await closeNats(liar.nc);
+});
+
+test("the connection survives a broker restart and RPC works again afterwards", async () => {
+  const own = await startNatsServer();
+  const statuses: string[] = [];
+  const nc: NatsConnection = await connectNats({ servers: own.url, reconnectWaitMs: 100, onStatus: (t) => statuses.push(t) });
+  const node = await connectNats({ servers: own.url, reconnectWaitMs: 100 });
+  const c = new RpcClient({ nc, identity: "provisioner.example.net" });
+  c.start();
+  node.subscribe(nodeSubject("n9.example.net"), {
+    callback: (_e, m) => {
+      const req = decodeRequest(m.data);
+      node.publish(req.replyTo!, encodeReply({ requestId: req.request.envelope.requestid, agent: "rpcutil", senderid: "n9.example.net", payload: encodeRpcReply({ action: "ping", statuscode: 0, statusmsg: "OK", data: {} }) }));
+    },
+  });
+  await node.flush();
+  assert.equal((await c.call("n9.example.net", "rpcutil", "ping", {}, { timeoutMs: 2000 })).statuscode, 0);
+  // listen for reconnection before the restart so the event cannot be missed (events, not sleeps)
+  const reconnected = async (conn: NatsConnection) => {
+    for await (const s of conn.status()) if (s.type === "reconnect") return;
+  };
+  const both = Promise.all([reconnected(nc), reconnected(node)]);
+  await own.restart();
+  await both;
+  await node.flush();
+  assert.equal((await c.call("n9.example.net", "rpcutil", "ping", {}, { timeoutMs: 2000 })).statuscode, 0);
+  assert.ok(statuses.includes("disconnect"));
+  await c.close();
+  await closeNats(nc);
+  await closeNats(node);
+  await own.stop();
+});
