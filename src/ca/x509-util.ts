@@ -1,0 +1,66 @@
+/** Small ASN.1/X.509 helpers shared by CSR inspection and certificate issuing. */
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
+import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
+
+export const OID = {
+  commonName: "2.5.4.3",
+  extensionRequest: "1.2.840.113549.1.9.14",
+  subjectAltName: "2.5.29.17",
+  subjectKeyIdentifier: "2.5.29.14",
+  authorityKeyIdentifier: "2.5.29.35",
+  basicConstraints: "2.5.29.19",
+  keyUsage: "2.5.29.15",
+  extKeyUsage: "2.5.29.37",
+  serverAuth: "1.3.6.1.5.5.7.3.1",
+  clientAuth: "1.3.6.1.5.5.7.3.2",
+  sha256WithRSA: "1.2.840.113549.1.1.11",
+  sha384WithRSA: "1.2.840.113549.1.1.12",
+  ecdsaWithSHA256: "1.2.840.10045.4.3.2",
+  ecdsaWithSHA384: "1.2.840.10045.4.3.3",
+} as const;
+
+/** Values of every subject attribute with the given type, as strings. */
+export function subjectValues(rdn: pkijs.RelativeDistinguishedNames, type: string): string[] {
+  return rdn.typesAndValues.filter((tv) => tv.type === type).map((tv) => String((tv.value as { valueBlock?: { value?: unknown } }).valueBlock?.value ?? ""));
+}
+
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
+export function keyIdentifier(spki: pkijs.PublicKeyInfo, sha1: (b: Uint8Array) => Uint8Array): Uint8Array {
+  return sha1(spki.subjectPublicKey.valueBlock.valueHexView);
+}
+
+export function isIpSan(s: string): boolean {
+  return isIP(s) !== 0;
+}
+
+export function ipBytes(s: string): Uint8Array {
+  return new Uint8Array(ipaddr.parse(s).toByteArray());
+}
+
+export function ipString(bytes: Uint8Array): string {
+  if (bytes.length !== 4 && bytes.length !== 16) return `ip:${Buffer.from(bytes).toString("hex")}`;
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
+}
+
+/** Parses DER strictly: trailing bytes after the outer element mean the input is not what it claims. */
+export function parseDer(der: Uint8Array): asn1js.AsnType {
+  const parsed = asn1js.fromBER(der);
+  if (parsed.offset === -1) throw new Error(`invalid DER: ${parsed.result.error || "decode failed"}`);
+  if (parsed.offset !== der.byteLength) throw new Error("trailing data after DER element");
+  return parsed.result;
+}
+
+/** DER encoding with an INTEGER helper that keeps serials positive and minimally encoded. */
+export function positiveSerial(random: Uint8Array): Uint8Array {
+  const s = new Uint8Array(random);
+  // clear the sign bit and make the first byte non-zero so DER needs no padding byte and
+  // every serial is exactly 16 bytes long
+  s[0] = (s[0]! & 0x7f) | 0x01;
+  return s;
+}
+
+export function toHex(b: Uint8Array | ArrayBuffer): string {
+  return Buffer.from(b instanceof ArrayBuffer ? new Uint8Array(b) : b).toString("hex");
+}
