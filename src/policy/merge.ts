@@ -1,0 +1,127 @@
+import type { CertificateProfile, Decision, Outcome } from "../types/index.js";
+import { DEFAULT_VALIDITY_DAYS, type CompiledPolicy, type CompiledRule, type CompiledThen } from "./model.js";
+import { TemplateError, type CompiledTemplate } from "./template.js";
+
+export type MergedDecision = Omit<Decision, "policy" | "fired">;
+
+export interface MergeResult {
+  decision: MergedDecision;
+  /** fired rules whose effects were applied, in merge order (winner first) */
+  applied: CompiledRule[];
+  /** fired rules left out because a higher-priority rule had `stop` */
+  stopped: CompiledRule[];
+  stoppedBy?: CompiledRule;
+}
+
+/**
+ * The merge order, documented in docs/policy-language.md:
+ *  1. fired rules are ordered by priority (high first); at equal priority the rule declared
+ *     later wins (policy rules come after included rule sets, so they override them);
+ *  2. a fired rule with `stop: true` drops every fired rule of lower priority;
+ *  3. every scalar (outcome, brokerSet, validity, upgrade) and every configuration /
+ *     action policy / OPA policy key takes the value of the first rule in that order that
+ *     sets it, then the policy `defaults`; certificate SANs are the union of all;
+ *  4. the safe defaults are applied last and cannot be overridden.
+ * Only winning values are rendered, so a template on an overridden value cannot defer a node.
+ */
+export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: Record<string, unknown>, identity: string): MergeResult {
+  const ordered = [...fired].sort((a, b) => b.priority - a.priority || b.index - a.index);
+  const stopRule = ordered.find((r) => r.stop);
+  const applied = stopRule ? ordered.filter((r) => r.priority >= stopRule.priority) : ordered;
+  const stopped = stopRule ? ordered.filter((r) => r.priority < stopRule.priority) : [];
+  const layers: Array<{ then: CompiledThen; name: string }> = [...applied.map((r) => ({ then: r.then, name: `rule ${r.name}` })), { then: policy.defaults, name: "defaults" }];
+
+  const result = (decision: MergedDecision): MergeResult => (stopRule ? { decision, applied, stopped, stoppedBy: stopRule } : { decision, applied, stopped });
+  try {
+    const outcomeLayer = layers.find((l) => l.then.outcome !== undefined);
+    const outcome: Outcome = outcomeLayer?.then.outcome ?? "configure";
+    const validityDays = layers.find((l) => l.then.validityDays !== undefined)?.then.validityDays ?? DEFAULT_VALIDITY_DAYS;
+    const render = (t: CompiledTemplate, where: string) => {
+      try {
+        return t.render(ctx);
+      } catch (e) {
+        if (e instanceof TemplateError) throw new TemplateError(`${where}: ${e.message}`);
+        throw e;
+      }
+    };
+    const reasonOf = (l: { then: CompiledThen; name: string } | undefined) => (l?.then.reason ? render(l.then.reason, `${l.name} reason`) : undefined);
+    const base = (o: Outcome, reason: string): MergedDecision => ({
+      outcome: o,
+      reason,
+      brokers: [],
+      configuration: {},
+      certificate: { validityDays, sans: [] },
+      actionPolicies: {},
+      opaPolicies: {},
+    });
+
+    if (outcome === "defer" || outcome === "shutdown") {
+      return result(base(outcome, reasonOf(outcomeLayer) ?? `${outcome} by ${outcomeLayer!.name}`));
+    }
+    if (outcome === "upgrade") {
+      const up = layers.find((l) => l.then.upgrade)!.then.upgrade!;
+      const d = base("upgrade", reasonOf(outcomeLayer) ?? `upgrade to ${up.version} by ${outcomeLayer!.name}`);
+      d.upgradeVersion = up.version;
+      if (up.repository) d.upgradeRepository = up.repository;
+      return result(d);
+    }
+
+    const brokerLayer = layers.find((l) => l.then.brokerSet !== undefined);
+    if (!brokerLayer) {
+      const names = applied.map((r) => r.name);
+      return result(base("defer", `no broker set chosen for this node (rules applied: ${names.length ? names.join(", ") : "none"}); a node is never configured without brokers`));
+    }
+    const brokerSet = brokerLayer.then.brokerSet!;
+    const brokers = policy.brokerSets[brokerSet] ?? [];
+    if (brokers.length === 0) return result(base("defer", `broker set "${brokerSet}" has no brokers`));
+
+    const configuration: Record<string, string> = {};
+    const actionPolicies: Record<string, string> = {};
+    const opaPolicies: Record<string, string> = {};
+    const sans: string[] = [];
+    for (const l of layers) {
+      for (const [k, t] of l.then.configuration) if (!(k in configuration)) configuration[k] = render(t, `${l.name} configuration ${k}`);
+      for (const [k, v] of l.then.actionPolicies) if (!(k in actionPolicies)) actionPolicies[k] = v;
+      for (const [k, v] of l.then.opaPolicies) if (!(k in opaPolicies)) opaPolicies[k] = v;
+      for (const t of l.then.sans) {
+        const s = render(t, `${l.name} certificate SAN`);
+        if (s !== identity && !sans.includes(s)) sans.push(s);
+      }
+    }
+    // the safe defaults: last, so no rule can remove them
+    configuration["plugin.choria.server.provision"] = "false";
+    configuration["identity"] = identity;
+    configuration["plugin.choria.middleware_hosts"] = brokers.join(",");
+
+    const certificate: CertificateProfile = { validityDays, sans };
+    const explicitReason = reasonOf(outcomeLayer);
+    return result({
+      outcome: "configure",
+      reason: explicitReason ?? `configure with broker set ${brokerSet} (chosen by ${brokerLayer.name})`,
+      brokerSet,
+      brokers: [...brokers],
+      configuration: sortKeys(configuration),
+      certificate,
+      actionPolicies,
+      opaPolicies,
+    });
+  } catch (e) {
+    if (!(e instanceof TemplateError)) throw e;
+    return result({
+      outcome: "defer",
+      reason: `cannot build the decision: ${e.message}`,
+      brokers: [],
+      configuration: {},
+      certificate: { validityDays: DEFAULT_VALIDITY_DAYS, sans: [] },
+      actionPolicies: {},
+      opaPolicies: {},
+    });
+  }
+}
+
+/** stable key order so printed decisions and diffs do not depend on rule order */
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(o).sort()) out[k] = o[k]!;
+  return out;
+}

@@ -1,0 +1,114 @@
+import type { TopLevelCondition } from "json-rules-engine";
+import type { Outcome } from "../types/index.js";
+import type { CompiledTemplate } from "./template.js";
+
+/** Document shapes as written in YAML (after schema validation). */
+export interface ConditionDoc {
+  all?: ConditionDoc[];
+  any?: ConditionDoc[];
+  not?: ConditionDoc;
+  fact?: string;
+  operator?: string;
+  value?: unknown;
+}
+
+export interface CertificateDoc {
+  validityDays?: number;
+  sans?: string[];
+}
+
+export interface ThenDoc {
+  outcome?: Outcome;
+  reason?: string;
+  brokerSet?: string;
+  configuration?: Record<string, string>;
+  certificate?: CertificateDoc;
+  upgrade?: { version: string; repository?: string };
+  actionPolicies?: Record<string, string>;
+  opaPolicies?: Record<string, string>;
+}
+
+export interface RuleDoc {
+  name: string;
+  description?: string;
+  priority?: number;
+  stop?: boolean;
+  conditions: ConditionDoc;
+  then: ThenDoc;
+}
+
+export interface PolicyDoc {
+  apiVersion: string;
+  kind: "Policy";
+  metadata: { name: string; version: string; description?: string };
+  include?: string[];
+  vars?: Record<string, string>;
+  brokerSets?: Record<string, string[]>;
+  defaults?: Omit<ThenDoc, "outcome" | "reason" | "upgrade">;
+  rules?: RuleDoc[];
+}
+
+export interface RuleSetDoc {
+  apiVersion: string;
+  kind: "RuleSet";
+  metadata: { name: string; version?: string; description?: string };
+  rules: RuleDoc[];
+}
+
+/** A condition after compilation: the user's dotted path kept for explanations. */
+export type CompiledCondition =
+  | { kind: "all" | "any"; children: CompiledCondition[] }
+  | { kind: "not"; child: CompiledCondition }
+  | { kind: "test"; fact: string; operator: string; value: unknown };
+
+/** What a rule (or the policy defaults) sets, with templates compiled. */
+export interface CompiledThen {
+  outcome?: Outcome;
+  reason?: CompiledTemplate;
+  brokerSet?: string;
+  configuration: Array<[string, CompiledTemplate]>;
+  validityDays?: number;
+  sans: CompiledTemplate[];
+  upgrade?: { version: string; repository?: string };
+  actionPolicies: Array<[string, string]>;
+  opaPolicies: Array<[string, string]>;
+}
+
+export interface CompiledRule {
+  /** declaration order across the whole set: included rule sets in include order, then the policy */
+  index: number;
+  name: string;
+  priority: number;
+  stop: boolean;
+  /** "" for rules written in the policy itself */
+  ruleSet: string;
+  /** file:line:col */
+  source: string;
+  condition: CompiledCondition;
+  /** json-rules-engine form: dotted paths split into fact + path */
+  engineConditions: TopLevelCondition;
+  then: CompiledThen;
+}
+
+export interface CompiledPolicy {
+  name: string;
+  version: string;
+  hash: string;
+  files: string[];
+  vars: Record<string, string>;
+  brokerSets: Record<string, string[]>;
+  defaults: CompiledThen;
+  rules: CompiledRule[];
+  /** fact roots any condition reads; only these are handed to the engine */
+  roots: string[];
+}
+
+export const DEFAULT_PRIORITY = 50;
+export const DEFAULT_VALIDITY_DAYS = 365;
+
+/** set by the provisioner on every configure decision; a policy may not set them */
+export const RESERVED_KEYS: Readonly<Record<string, string>> = {
+  "plugin.choria.server.provision": "always false, or the node would be provisioned forever",
+  identity: "always the node's identity",
+  "plugin.choria.middleware_hosts": "always the chosen broker set",
+};
