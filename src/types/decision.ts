@@ -63,7 +63,8 @@ export interface DecisionRecord {
   identity: string;
   /** ISO-8601 */
   time: string;
-  outcome: Outcome | "error";
+  /** refused: the CSR failed the CSR policy; error: a step failed (the node is found again later) */
+  outcome: Outcome | "error" | "refused";
   reason: string;
   policy?: PolicyRef;
   fired: Array<Pick<FiredRule, "name" | "ruleSet" | "why">>;

@@ -1,0 +1,3 @@
+export * from "./duration.js";
+export * from "./types.js";
+export * from "./load.js";

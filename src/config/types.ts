@@ -1,0 +1,36 @@
+/** The configuration file as written (schemas/provisioner-config.json). */
+export type Duration = string | number;
+
+export interface ConfigFile {
+  site?: string;
+  identity?: string;
+  broker?: string | string[];
+  broker_user?: string;
+  broker_password_env?: string;
+  broker_token_env?: string;
+  broker_creds?: string;
+  tls?: { ca?: string; cert?: string; key?: string; insecure?: boolean };
+  token_env?: string;
+  policies?: string;
+  rules?: string;
+  policy?: string;
+  test_on_reload?: boolean;
+  watch?: boolean;
+  workers?: number;
+  queue?: { max_size?: number; max_wait?: Duration };
+  discovery?: { interval?: Duration; timeout?: Duration; quiet?: Duration; at_start?: boolean };
+  intake?: { lifecycle_component?: string; registration?: boolean; legacy_registration?: boolean };
+  features?: { pki?: boolean; jwt?: boolean };
+  ca?: { type?: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args?: string[]; ca_file?: string; timeout?: Duration };
+  cert_deny_list?: string[];
+  restart_splay?: number;
+  hold_after_restart?: Duration;
+  upgrade_repository?: string;
+  rpc?: { inventory_timeout?: Duration; provision_timeout?: Duration; max_timeouts?: number; backoff_max?: Duration };
+  admin?: { listen?: string; token_env?: string };
+  audit?: { file?: string; subject?: string };
+  record?: string;
+  log?: { level?: string; file?: string };
+  leader_election?: boolean;
+  active_active?: boolean;
+}

@@ -1,0 +1,92 @@
+/**
+ * Metric definitions. The reference provisioner's names, types and `site` label are kept
+ * exactly (choria_provisioner_*, counters without a _total suffix) so its Grafana dashboard
+ * keeps working; the policy, reload, CSR and signing metrics are this project's own.
+ */
+import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from "prom-client";
+
+export interface Metrics {
+  registry: Registry;
+  site: string;
+  // reference provisioner names
+  paused: Gauge<"site">;
+  discovered: Counter<"site">;
+  eventDiscovered: Counter<"site">;
+  discoverCycles: Counter<"site">;
+  discoveryErrors: Counter<"site">;
+  provisionErrors: Counter<"site">;
+  provisioned: Counter<"site">;
+  busyWorkers: Gauge<"site">;
+  workQueueEntries: Gauge<"site">;
+  waitingNodes: Gauge<"site">;
+  rpcTime: Summary<"site" | "rpc">;
+  rpcErrors: Counter<"site" | "rpc">;
+  helperTime: Summary<"site">;
+  helperErrors: Counter<"site">;
+  helperShutdownRequests: Counter<"site">;
+  // this project
+  registrationDiscovered: Counter<"site">;
+  intakeErrors: Counter<"site" | "source" | "reason">;
+  queueRejected: Counter<"site" | "reason">;
+  policyEvaluations: Counter<"site" | "policy" | "version">;
+  decisions: Counter<"site" | "outcome" | "policy" | "version">;
+  policyEvalTime: Histogram<"site">;
+  policyReloads: Counter<"site" | "result">;
+  policyInfo: Gauge<"site" | "policy" | "version" | "hash">;
+  csrRefusals: Counter<"site" | "reason">;
+  signTime: Histogram<"site" | "signer">;
+  signErrors: Counter<"site" | "signer">;
+  nodeDuration: Histogram<"site" | "outcome">;
+  invalidReplies: Counter<"site">;
+  lockContention: Counter<"site">;
+  natsReconnects: Counter<"site">;
+  auditErrors: Counter<"site">;
+  role: Gauge<"site" | "role">;
+}
+
+export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "choria_provisioner_process_" });
+  const reg = [registry];
+  const counter = <L extends string>(name: string, help: string, labels: L[]) => new Counter<L>({ name, help, labelNames: labels, registers: reg });
+  const gauge = <L extends string>(name: string, help: string, labels: L[]) => new Gauge<L>({ name, help, labelNames: labels, registers: reg });
+  const s: ["site"] = ["site"];
+  const m: Metrics = {
+    registry,
+    site,
+    paused: gauge("choria_provisioner_paused", "Indicates if the provisioner is paused", s),
+    discovered: counter("choria_provisioner_discovered", "How many nodes were found through discovery", s),
+    eventDiscovered: counter("choria_provisioner_event_discovered", "How many nodes were found through receiving an event about them", s),
+    discoverCycles: counter("choria_provisioner_discover_cycles", "How many discovery cycles were ran", s),
+    discoveryErrors: counter("choria_provisioner_discovery_errors", "How many discovery related errors were encountered", s),
+    provisionErrors: counter("choria_provisioner_provision_errors", "How many provision related errors were encountered", s),
+    provisioned: counter("choria_provisioner_provisioned", "How many nodes were successfully provisioned", s),
+    busyWorkers: gauge("choria_provisioner_busy_workers", "How many workers are busy provisioning nodes", s),
+    workQueueEntries: gauge("choria_provisioner_work_queue_entries", "Number of nodes on the work queue waiting to be provisioned", s),
+    waitingNodes: gauge("choria_provisioner_waiting_nodes", "The number of nodes currently waiting to be provisioned", s),
+    rpcTime: new Summary({ name: "choria_provisioner_rpc_time", help: "How long it took to perform RPC requests", labelNames: ["site", "rpc"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
+    rpcErrors: counter("choria_provisioner_rpc_errors", "How many rpc related errors were encountered", ["site", "rpc"]),
+    helperTime: new Summary({ name: "choria_provisioner_helper_time", help: "How long it took to run the helper", labelNames: ["site"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
+    helperErrors: counter("choria_provisioner_helper_errors", "How many helper related errors were encountered", s),
+    helperShutdownRequests: counter("choria_provisioner_helper_shutdown_requests", "How many times the helper requested a node shutdown", s),
+    registrationDiscovered: counter("choria_provisioner_registration_discovered", "How many nodes were found through registration data", s),
+    intakeErrors: counter("choria_provisioner_intake_errors", "Bad messages received by intake, by source and reason", ["site", "source", "reason"]),
+    queueRejected: counter("choria_provisioner_queue_rejected", "Nodes not queued, by reason (full, held, stale)", ["site", "reason"]),
+    policyEvaluations: counter("choria_provisioner_policy_evaluations", "Policy evaluations", ["site", "policy", "version"]),
+    decisions: counter("choria_provisioner_decisions", "Decisions by outcome and policy version", ["site", "outcome", "policy", "version"]),
+    policyEvalTime: new Histogram({ name: "choria_provisioner_policy_eval_seconds", help: "Policy evaluation time", labelNames: ["site"], registers: reg, buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05] }),
+    policyReloads: counter("choria_provisioner_policy_reloads", "Policy reloads by result (ok, error)", ["site", "result"]),
+    policyInfo: gauge("choria_provisioner_policy_info", "The policy in force (value 1)", ["site", "policy", "version", "hash"]),
+    csrRefusals: counter("choria_provisioner_csr_refusals", "CSRs refused, by reason", ["site", "reason"]),
+    signTime: new Histogram({ name: "choria_provisioner_sign_seconds", help: "Certificate signing time", labelNames: ["site", "signer"], registers: reg, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5] }),
+    signErrors: counter("choria_provisioner_sign_errors", "Signing failures (CA unavailable, timeout)", ["site", "signer"]),
+    nodeDuration: new Histogram({ name: "choria_provisioner_node_seconds", help: "Time to process one node, by outcome", labelNames: ["site", "outcome"], registers: reg, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] }),
+    invalidReplies: counter("choria_provisioner_invalid_replies", "Replies dropped as invalid (bad hash, garbage, wrong sender)", s),
+    lockContention: counter("choria_provisioner_lock_contention", "Nodes whose provisioning lock was held by another provisioner", s),
+    natsReconnects: counter("choria_provisioner_nats_reconnects", "NATS reconnections", s),
+    auditErrors: counter("choria_provisioner_audit_errors", "Decision records that could not be written or published", s),
+    role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
+  };
+  m.paused.labels(site).set(0);
+  return m;
+}

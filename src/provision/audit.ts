@@ -1,0 +1,51 @@
+/**
+ * Decision audit: every DecisionRecord as one JSON line in a file (append-only, buffered by
+ * the stream) and optionally published on a NATS subject. A failure to write is counted and
+ * logged but never stops provisioning.
+ */
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { dirname } from "node:path";
+import type { DecisionRecord } from "../types/index.js";
+import { redactConfiguration } from "./redact.js";
+
+export interface AuditSink {
+  write(r: DecisionRecord): void;
+  close(): Promise<void>;
+}
+
+export interface AuditOptions {
+  file?: string;
+  /** publishes each record here when set */
+  publish?: (subject: string, data: string) => void;
+  subject?: string;
+  onError?: (e: Error) => void;
+}
+
+export function redactRecord(r: DecisionRecord): DecisionRecord {
+  return r.configuration ? { ...r, configuration: redactConfiguration(r.configuration) } : r;
+}
+
+export function createAuditSink(o: AuditOptions): AuditSink {
+  let stream: WriteStream | undefined;
+  if (o.file) {
+    mkdirSync(dirname(o.file), { recursive: true });
+    stream = createWriteStream(o.file, { flags: "a" });
+    stream.on("error", (e) => o.onError?.(e));
+  }
+  return {
+    write(r) {
+      const line = JSON.stringify(redactRecord(r));
+      if (stream) stream.write(line + "\n");
+      if (o.publish && o.subject) {
+        try {
+          o.publish(o.subject, line);
+        } catch (e) {
+          o.onError?.(e as Error);
+        }
+      }
+    },
+    close() {
+      return new Promise((resolve) => (stream ? stream.end(resolve) : resolve()));
+    },
+  };
+}

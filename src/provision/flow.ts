@@ -1,0 +1,197 @@
+/**
+ * The per-node provisioning flow: inventory -> CSR -> decision -> CSR policy + signing ->
+ * configure -> restart, ending in one DecisionRecord whatever happens. Nothing here throws
+ * for a misbehaving node: every failure becomes a record with a reason.
+ */
+import { inventoryFromRpcutil, type DecisionRecord, type Decision, type Inventory, type RpcutilInventoryData } from "../types/index.js";
+import type { CsrChecker, Decider, RpcCaller, SignedCertificateLike, SignerLike } from "./interfaces.js";
+import { isCaUnavailable } from "./interfaces.js";
+import { StepError, runStep, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
+
+export interface FlowOptions {
+  token: string;
+  pki: boolean;
+  restartSplay: number;
+  /** how long a restarted node is kept from being queued again: covers its splay */
+  holdAfterRestartMs: number;
+  steps: {
+    inventory: StepPolicy;
+    gencsr: StepPolicy;
+    configure: StepPolicy;
+    restart: StepPolicy;
+    shutdown: StepPolicy;
+    release_update: StepPolicy;
+  };
+  backoff: BackoffPolicy;
+  /** upgrade repository URL given to release_update when the policy names none */
+  upgradeRepository?: string;
+}
+
+export interface FlowDeps {
+  rpc: RpcCaller;
+  decider: Decider;
+  signer?: SignerLike;
+  csr: CsrChecker;
+  observer: FlowObserver;
+  /** called with each inventory seen, for --record */
+  onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
+}
+
+export interface FlowObserver extends StepObserver {
+  policyEvaluated(decision: Decision, seconds: number): void;
+  csrRefused(code: string): void;
+  signed(signer: string, seconds: number): void;
+  signFailed(signer: string): void;
+  lockHeld(): void;
+}
+
+export interface FlowResult {
+  record: DecisionRecord;
+  /** the node was configured and restarted */
+  provisioned: boolean;
+  holdMs: number;
+}
+
+interface GencsrReply {
+  csr: string;
+  public_key: string;
+  ssldir: string;
+}
+
+export function defaultFlowOptions(): FlowOptions {
+  const p = (tries: number, timeoutMs: number, maxTimeouts = 2): StepPolicy => ({ tries, timeoutMs, maxTimeouts });
+  return {
+    token: "",
+    pki: true,
+    restartSplay: 1,
+    holdAfterRestartMs: 10_000,
+    // rpcutil's DDL timeout is 2 s and choria_provision's 20 s; gencsr makes an RSA key on the node
+    steps: { inventory: p(5, 4000), gencsr: p(2, 22_000, 1), configure: p(5, 22_000), restart: p(3, 10_000), shutdown: p(3, 10_000), release_update: p(3, 22_000, 1) },
+    backoff: { baseMs: 250, maxMs: 5000 },
+  };
+}
+
+export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {
+  const t0 = performance.now();
+  const durations: Record<string, number> = {};
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
+    try {
+      return await fn();
+    } finally {
+      durations[name] = Math.round((performance.now() - s) * 1000) / 1000;
+    }
+  };
+  const record: DecisionRecord = { identity, time: new Date().toISOString(), outcome: "error", reason: "", fired: [], durations };
+  const finish = (r: Partial<DecisionRecord>, provisioned = false, holdMs = 0): FlowResult => {
+    Object.assign(record, r);
+    durations.total = Math.round((performance.now() - t0) * 1000) / 1000;
+    return { record, provisioned, holdMs };
+  };
+  const step = <T>(action: string, agent: string, data: Record<string, unknown>, p: StepPolicy) =>
+    timed(action, () => runStep<T>(deps.rpc, identity, agent, action, data, p, o.backoff, deps.observer, signal));
+  const tokenData = { token: o.token };
+
+  try {
+    const invReply = await step<RpcutilInventoryData>("inventory", "rpcutil", {}, o.steps.inventory);
+    const raw = invReply.data;
+
+    let gencsr: GencsrReply | undefined;
+    let inventory = inventoryFromRpcutil(identity, raw);
+    if (o.pki) {
+      const g = await step<GencsrReply>("gencsr", "choria_provision", { cn: identity, ...tokenData }, o.steps.gencsr);
+      gencsr = { csr: String(g.data.csr ?? ""), public_key: String(g.data.public_key ?? ""), ssldir: String(g.data.ssldir ?? "") };
+      const inspected = deps.csr.inspect(gencsr.csr);
+      if (!inspected.ok) {
+        deps.observer.csrRefused(inspected.code);
+        return finish({ outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` });
+      }
+      inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr });
+    }
+    deps.onInventory?.(identity, raw, inventory);
+
+    const decider = deps.decider;
+    const decision = await timed("policy", () => decider.decide({ inventory, rawInventory: raw as Record<string, unknown>, csr: gencsr }));
+    deps.observer.policyEvaluated(decision, (durations.policy ?? 0) / 1000);
+    Object.assign(record, {
+      policy: decision.policy,
+      fired: decision.fired.map((f) => ({ name: f.name, ruleSet: f.ruleSet, why: f.why })),
+      brokerSet: decision.brokerSet,
+    });
+
+    switch (decision.outcome) {
+      case "defer":
+        return finish({ outcome: "defer", reason: decision.reason });
+      case "shutdown":
+        await step("shutdown", "choria_provision", tokenData, o.steps.shutdown);
+        return finish({ outcome: "shutdown", reason: decision.reason });
+      case "upgrade": {
+        if (!inventory.upgradable) return finish({ outcome: "defer", reason: `policy asks for an upgrade to ${decision.upgradeVersion} but the node is not upgradable` });
+        if (decision.upgradeVersion && decision.upgradeVersion !== inventory.version) {
+          const repository = decision.upgradeRepository ?? o.upgradeRepository ?? "";
+          await step("release_update", "choria_provision", { repository, version: decision.upgradeVersion, ...tokenData }, o.steps.release_update);
+          // the node restarts in provisioning mode on the new version and announces itself again
+          return finish({ outcome: "upgrade", reason: decision.reason || `upgrading ${inventory.version} -> ${decision.upgradeVersion}` }, false, o.holdAfterRestartMs);
+        }
+        break;
+      }
+      case "configure":
+        break;
+    }
+
+    if (decision.brokers.length === 0 || decision.configuration["plugin.choria.server.provision"] !== "false") {
+      // the policy engine guarantees both; refuse rather than strand a node without brokers
+      return finish({ outcome: "defer", reason: "decision has no brokers or does not disable provisioning; not configuring" });
+    }
+
+    let signed: SignedCertificateLike | undefined;
+    if (o.pki && gencsr) {
+      const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans);
+      if (!checked.ok) {
+        deps.observer.csrRefused(checked.code);
+        return finish({ outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` });
+      }
+      if (!deps.signer) return finish({ outcome: "defer", reason: "PKI is on but no signer is configured" });
+      const signer = deps.signer;
+      try {
+        signed = await timed("sign", () => signer.sign({ identity, csrPem: gencsr!.csr, profile: decision.certificate }));
+        deps.observer.signed(signer.kind, (durations.sign ?? 0) / 1000);
+      } catch (e) {
+        deps.observer.signFailed(signer.kind);
+        const why = (e as Error).message;
+        if (isCaUnavailable(e)) return finish({ outcome: "defer", reason: `CA unavailable: ${why}` });
+        if ((e as { code?: string }).code) {
+          deps.observer.csrRefused(String((e as { code?: string }).code));
+          return finish({ outcome: "refused", reason: `CSR refused by signer: ${why}` });
+        }
+        return finish({ outcome: "defer", reason: `signing failed: ${why}` });
+      }
+      record.certificate = { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter };
+    }
+
+    // the Go provisioner always sends all ten keys, sorted, with "" or {} when unused
+    const configureData = {
+      action_policies: decision.actionPolicies,
+      ca: signed?.caPem ?? "",
+      certificate: signed?.certificatePem ?? "",
+      config: JSON.stringify(decision.configuration),
+      ecdh_public: "",
+      key: "",
+      opa_policies: decision.opaPolicies,
+      server_jwt: "",
+      ssldir: signed ? gencsr?.ssldir ?? "" : "",
+      token: o.token,
+    };
+    await step("configure", "choria_provision", configureData, o.steps.configure);
+    record.configuration = decision.configuration;
+    await step("restart", "choria_provision", { splay: o.restartSplay, ...tokenData }, o.steps.restart);
+    return finish({ outcome: "configure", reason: decision.reason }, true, o.holdAfterRestartMs);
+  } catch (e) {
+    if (e instanceof StepError) {
+      if (e.kind === "lock") deps.observer.lockHeld();
+      const why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
+      return finish({ outcome: "error", reason: why, error: e.message });
+    }
+    return finish({ outcome: "error", reason: `internal error: ${(e as Error).message}`, error: (e as Error).stack ?? String(e) });
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * The provisioner: intake -> queue -> async workers running the per-node flow -> audit.
+ * The only orchestrator; it owns no protocol, policy or CA logic itself.
+ */
+import { EventEmitter } from "node:events";
+import type { NatsConnection } from "nats";
+import type { Logger } from "pino";
+import type { Metrics } from "../metrics/metrics.js";
+import type { Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
+import type { AuditSink } from "./audit.js";
+import { provisionNode, type FlowObserver, type FlowOptions } from "./flow.js";
+import { Intake, type Discoverer, type IntakeOptions } from "./intake.js";
+import type { CsrChecker, RpcCaller, SignerLike } from "./interfaces.js";
+import type { PolicyManager } from "./policy-manager.js";
+import { WorkQueue, type IntakeSource } from "./queue.js";
+
+export interface ProvisionerOptions {
+  site: string;
+  identity: string;
+  workers: number;
+  queue: { maxSize: number; maxWaitMs: number };
+  flow: FlowOptions;
+  intake: IntakeOptions;
+}
+
+export interface ProvisionerDeps {
+  nc: NatsConnection;
+  rpc: RpcCaller & Discoverer;
+  policies: PolicyManager;
+  signer?: SignerLike;
+  csr: CsrChecker;
+  metrics: Metrics;
+  log: Logger;
+  audit: AuditSink;
+  onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
+}
+
+export interface ProvisionerStatus {
+  identity: string;
+  site: string;
+  role: string;
+  paused: boolean;
+  ready: boolean;
+  connected: boolean;
+  policy?: { name: string; version: string; hash: string };
+  lastReload?: unknown;
+  lastReloadError?: unknown;
+  queue: { queued: number; busy: number; held: number; dropped: number };
+  busyWorkers: number;
+  workers: number;
+  counts: Record<string, number>;
+  startedAt: string;
+}
+
+export declare interface Provisioner {
+  on(event: "record", listener: (r: DecisionRecord) => void): this;
+}
+
+export class Provisioner extends EventEmitter {
+  readonly queue: WorkQueue;
+  private readonly intake: Intake;
+  private paused = false;
+  private resumeWaiters: Array<() => void> = [];
+  private busy = 0;
+  private workers: Promise<void>[] = [];
+  private readonly inflight = new Map<string, AbortController>();
+  private readonly counts: Record<string, number> = {};
+  private readonly startedAt = new Date().toISOString();
+  /** set by HA: false while this instance is a standby */
+  private active = true;
+  role = "standalone";
+  private stopping = false;
+
+  constructor(
+    private readonly o: ProvisionerOptions,
+    private readonly d: ProvisionerDeps,
+  ) {
+    super();
+    this.queue = new WorkQueue(o.queue);
+    this.intake = new Intake(d.nc, d.rpc, {
+      offer: (id, src) => this.offer(id, src),
+      active: () => !this.paused && this.active && this.d.policies.loaded,
+      invalid: (source, reason, detail) => {
+        d.metrics.intakeErrors.labels(o.site, source, reason).inc();
+        d.log.warn({ source, reason }, detail);
+      },
+      discoveryCycle: (n) => {
+        d.metrics.discoverCycles.labels(o.site).inc();
+        d.log.debug({ found: n }, "discovery cycle");
+      },
+      discoveryError: (e) => {
+        d.metrics.discoveryErrors.labels(o.site).inc();
+        d.log.error({ err: e.message }, "discovery failed");
+      },
+    }, o.intake);
+  }
+
+  /** Offers a node for provisioning; returns what the queue did with it. */
+  offer(identity: string, source: IntakeSource): string {
+    const m = this.d.metrics;
+    const site = this.o.site;
+    if (!this.active) return "standby";
+    const r = this.queue.add(identity, source);
+    if (r === "queued") {
+      if (source === "event") m.eventDiscovered.labels(site).inc();
+      else if (source === "discovery") m.discovered.labels(site).inc();
+      else if (source === "registration") m.registrationDiscovered.labels(site).inc();
+      this.gauges();
+    } else if (r !== "duplicate") {
+      m.queueRejected.labels(site, r).inc();
+    }
+    return r;
+  }
+
+  private gauges(): void {
+    const m = this.d.metrics;
+    m.workQueueEntries.labels(this.o.site).set(this.queue.size);
+    m.waitingNodes.labels(this.o.site).set(this.queue.waiting);
+    m.busyWorkers.labels(this.o.site).set(this.busy);
+  }
+
+  start(): void {
+    this.intake.start();
+    for (let i = 0; i < this.o.workers; i++) this.workers.push(this.worker());
+  }
+
+  private observer(): FlowObserver {
+    const m = this.d.metrics;
+    const site = this.o.site;
+    return {
+      rpcTime: (rpc, s) => m.rpcTime.labels(site, rpc).observe(s),
+      rpcError: (rpc) => m.rpcErrors.labels(site, rpc).inc(),
+      policyEvaluated: (dec: Decision, s) => {
+        m.policyEvaluations.labels(site, dec.policy.name, dec.policy.version).inc();
+        m.decisions.labels(site, dec.outcome, dec.policy.name, dec.policy.version).inc();
+        m.policyEvalTime.labels(site).observe(s);
+      },
+      csrRefused: (code) => m.csrRefusals.labels(site, code).inc(),
+      signed: (signer, s) => m.signTime.labels(site, signer).observe(s),
+      signFailed: (signer) => m.signErrors.labels(site, signer).inc(),
+      lockHeld: () => m.lockContention.labels(site).inc(),
+    };
+  }
+
+  private async worker(): Promise<void> {
+    const obs = this.observer();
+    for (;;) {
+      if (this.paused) await new Promise<void>((r) => this.resumeWaiters.push(r));
+      if (this.stopping) return;
+      const item = await this.queue.take();
+      if (!item) return;
+      if (!this.d.policies.loaded) {
+        this.queue.done(item.identity);
+        continue;
+      }
+      this.busy++;
+      this.gauges();
+      const ac = new AbortController();
+      this.inflight.set(item.identity, ac);
+      try {
+        // the decider is taken once per node: a reload mid-flow does not change its decision
+        const decider = this.d.policies.current();
+        const res = await provisionNode(item.identity, { rpc: this.d.rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory }, this.o.flow, ac.signal);
+        const r = res.record;
+        r.durations.queued = item.waitedMs;
+        this.counts[r.outcome] = (this.counts[r.outcome] ?? 0) + 1;
+        const m = this.d.metrics;
+        m.nodeDuration.labels(this.o.site, r.outcome).observe((r.durations.total ?? 0) / 1000);
+        if (res.provisioned) m.provisioned.labels(this.o.site).inc();
+        if (r.outcome === "error" || r.outcome === "refused") m.provisionErrors.labels(this.o.site).inc();
+        try {
+          this.d.audit.write(r);
+        } catch (e) {
+          m.auditErrors.labels(this.o.site).inc();
+          this.d.log.error({ err: (e as Error).message }, "could not write decision record");
+        }
+        const level = r.outcome === "error" || r.outcome === "refused" ? "warn" : "info";
+        this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
+        this.queue.done(item.identity, res.holdMs);
+        this.emit("record", r);
+      } catch (e) {
+        // provisionNode does not throw; this guards the worker loop against our own bugs
+        this.d.log.error({ identity: item.identity, err: (e as Error).stack }, "worker failure");
+        this.queue.done(item.identity);
+      } finally {
+        this.inflight.delete(item.identity);
+        this.busy--;
+        this.gauges();
+      }
+    }
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.d.metrics.paused.labels(this.o.site).set(1);
+    this.d.log.warn("provisioning paused");
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.d.metrics.paused.labels(this.o.site).set(0);
+    for (const r of this.resumeWaiters.splice(0)) r();
+    this.d.log.warn("provisioning resumed");
+  }
+
+  /** HA: a standby neither takes intake nor runs discovery; losing leadership drops queued work. */
+  setActive(active: boolean, role: string): void {
+    this.active = active;
+    this.role = role;
+    if (!active) {
+      const n = this.queue.clear();
+      if (n) this.d.log.warn({ dropped: n }, "dropped queued nodes on losing the active role");
+    }
+    this.gauges();
+  }
+
+  discoverNow(): Promise<number> {
+    return this.intake.discoverNow();
+  }
+
+  status(): ProvisionerStatus {
+    const pm = this.d.policies;
+    const ref = pm.loaded ? pm.current().ref : undefined;
+    return {
+      identity: this.o.identity,
+      site: this.o.site,
+      role: this.role,
+      paused: this.paused,
+      ready: pm.loaded && !this.d.nc.isClosed() && this.active,
+      connected: !this.d.nc.isClosed(),
+      policy: ref,
+      lastReload: pm.lastReload,
+      lastReloadError: pm.lastError,
+      queue: { queued: this.queue.size, busy: this.queue.busy, held: this.queue.heldCount, dropped: this.queue.dropped },
+      busyWorkers: this.busy,
+      workers: this.o.workers,
+      counts: { ...this.counts },
+      startedAt: this.startedAt,
+    };
+  }
+
+  /** Graceful stop: no new intake, let in-flight nodes finish (up to drainMs), then cancel the rest. */
+  async stop(drainMs = 30_000): Promise<void> {
+    this.stopping = true;
+    await this.intake.stop();
+    this.queue.clear();
+    this.queue.close();
+    for (const r of this.resumeWaiters.splice(0)) r();
+    const all = Promise.all(this.workers);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), drainMs)))]);
+    clearTimeout(timer);
+    if (timedOut) {
+      for (const ac of this.inflight.values()) ac.abort();
+      await all;
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The one work queue every intake feeds: deduplicated by identity (a node queued or in
+ * progress is never queued again), bounded (a flood of events cannot exhaust memory),
+ * with a hold list for nodes that just restarted so they are not provisioned twice during
+ * their splay, and an age limit so a node that waited too long is dropped and found again.
+ */
+export type IntakeSource = "event" | "discovery" | "registration" | "manual";
+
+export type AddResult = "queued" | "duplicate" | "full" | "held";
+
+interface Entry {
+  identity: string;
+  source: IntakeSource;
+  at: number;
+}
+
+export interface WorkItem extends Entry {
+  /** ms the node waited in the queue */
+  waitedMs: number;
+}
+
+export interface QueueOptions {
+  maxSize: number;
+  /** entries older than this are dropped at take() time; they are found again by intake */
+  maxWaitMs: number;
+  now?: () => number;
+}
+
+export class WorkQueue {
+  private readonly items: Entry[] = [];
+  private head = 0;
+  /** queued or in progress */
+  private readonly known = new Map<string, "queued" | "busy">();
+  private readonly held = new Map<string, number>();
+  private readonly takers: Array<(e: Entry | undefined) => void> = [];
+  private readonly o: QueueOptions;
+  private readonly now: () => number;
+  private closed = false;
+  dropped = 0;
+
+  constructor(o: QueueOptions) {
+    this.o = o;
+    this.now = o.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  get busy(): number {
+    return this.known.size - this.size;
+  }
+
+  /** queued + in progress */
+  get waiting(): number {
+    return this.known.size;
+  }
+
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  has(identity: string): boolean {
+    return this.known.has(identity);
+  }
+
+  isHeld(identity: string): boolean {
+    const until = this.held.get(identity);
+    if (until === undefined) return false;
+    if (until <= this.now()) {
+      this.held.delete(identity);
+      return false;
+    }
+    return true;
+  }
+
+  add(identity: string, source: IntakeSource): AddResult {
+    if (this.known.has(identity)) return "duplicate";
+    if (this.isHeld(identity)) return "held";
+    if (this.size >= this.o.maxSize) return "full";
+    const e: Entry = { identity, source, at: this.now() };
+    const taker = this.takers.shift();
+    if (taker) {
+      this.known.set(identity, "busy");
+      taker(e);
+      return "queued";
+    }
+    this.known.set(identity, "queued");
+    this.items.push(e);
+    return "queued";
+  }
+
+  /** Resolves with the next fresh entry (marking it busy), or undefined once closed. */
+  async take(): Promise<WorkItem | undefined> {
+    for (;;) {
+      let e: Entry | undefined;
+      if (this.size > 0) {
+        e = this.items[this.head++];
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+          this.items.splice(0, this.head);
+          this.head = 0;
+        }
+        this.known.set(e.identity, "busy");
+      } else {
+        if (this.closed) return undefined;
+        e = await new Promise<Entry | undefined>((resolve) => this.takers.push(resolve));
+        if (!e) return undefined;
+      }
+      const waitedMs = this.now() - e.at;
+      if (waitedMs > this.o.maxWaitMs) {
+        this.known.delete(e.identity);
+        this.dropped++;
+        continue;
+      }
+      return { ...e, waitedMs };
+    }
+  }
+
+  /** The node is finished; holdMs keeps it from being queued again for that long. */
+  done(identity: string, holdMs = 0): void {
+    this.known.delete(identity);
+    if (holdMs > 0) this.held.set(identity, this.now() + holdMs);
+    if (this.held.size > 10_000) this.pruneHeld();
+  }
+
+  private pruneHeld(): void {
+    const now = this.now();
+    for (const [id, until] of this.held) if (until <= now) this.held.delete(id);
+  }
+
+  /** Drops everything queued (not in progress), e.g. when leadership is lost. */
+  clear(): number {
+    let n = 0;
+    for (let i = this.head; i < this.items.length; i++) {
+      const id = this.items[i].identity;
+      if (this.known.get(id) === "queued") {
+        this.known.delete(id);
+        n++;
+      }
+    }
+    this.items.length = 0;
+    this.head = 0;
+    return n;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.takers.splice(0)) t(undefined);
+  }
+}

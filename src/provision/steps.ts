@@ -1,0 +1,103 @@
+/**
+ * Running one RPC step of the per-node flow with the reference provisioner's semantics: a
+ * step succeeds only on a reply with statuscode 0; otherwise it is retried with jittered
+ * backoff up to its try count. Two cases end a step at once instead of retrying: the node's
+ * provisioning lock held by another provisioner, and a wrong token. Repeated timeouts end it
+ * early too, because a dead node must not hold a worker for a minute.
+ */
+import type { RpcReplyBody } from "../protocol/index.js";
+import type { RpcCaller } from "./interfaces.js";
+
+export class StepError extends Error {
+  readonly step: string;
+  /** lock: another provisioner holds the node's lock; token: our token is wrong; timeout; status; cancelled */
+  readonly kind: "lock" | "token" | "timeout" | "status" | "cancelled" | "transport";
+  constructor(step: string, kind: StepError["kind"], message: string) {
+    super(`${step}: ${message}`);
+    this.name = "StepError";
+    this.step = step;
+    this.kind = kind;
+  }
+}
+
+export interface StepPolicy {
+  tries: number;
+  timeoutMs: number;
+  /** give up after this many timeouts even if tries remain */
+  maxTimeouts: number;
+}
+
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+}
+
+export interface StepObserver {
+  rpcTime(rpc: string, seconds: number): void;
+  rpcError(rpc: string): void;
+}
+
+const LOCK_MESSAGE = "Could not obtain provisioning lock";
+const TOKEN_MESSAGE = "Incorrect provision token supplied";
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+export function backoffMs(attempt: number, b: BackoffPolicy): number {
+  const exp = Math.min(b.maxMs, b.baseMs * 2 ** attempt);
+  return Math.round(exp / 2 + Math.random() * (exp / 2));
+}
+
+export async function runStep<T>(
+  rpc: RpcCaller,
+  identity: string,
+  agent: string,
+  action: string,
+  data: Record<string, unknown>,
+  p: StepPolicy,
+  b: BackoffPolicy,
+  obs: StepObserver,
+  signal?: AbortSignal,
+): Promise<RpcReplyBody<T>> {
+  const label = `${agent}#${action}`;
+  let timeouts = 0;
+  let last = "";
+  for (let attempt = 0; attempt < p.tries; attempt++) {
+    if (signal?.aborted) throw new StepError(label, "cancelled", "cancelled");
+    if (attempt > 0) await sleep(backoffMs(attempt - 1, b), signal);
+    const started = performance.now();
+    try {
+      const r = await rpc.call<T>(identity, agent, action, data, { timeoutMs: p.timeoutMs, signal });
+      obs.rpcTime(label, (performance.now() - started) / 1000);
+      if (r.statuscode === 0) return r;
+      obs.rpcError(label);
+      last = `status ${r.statuscode}: ${r.statusmsg}`;
+      if (r.statusmsg.includes(LOCK_MESSAGE)) throw new StepError(label, "lock", r.statusmsg);
+      if (r.statusmsg.includes(TOKEN_MESSAGE)) throw new StepError(label, "token", r.statusmsg);
+    } catch (e) {
+      if (e instanceof StepError) throw e;
+      obs.rpcError(label);
+      const name = (e as Error).name;
+      if (name === "RpcCancelledError" || name === "RpcClosedError") throw new StepError(label, "cancelled", (e as Error).message);
+      if (name === "RpcTimeoutError") {
+        timeouts++;
+        last = `no reply within ${p.timeoutMs}ms`;
+        if (timeouts >= p.maxTimeouts) throw new StepError(label, "timeout", `${last} (${timeouts} times)`);
+        continue;
+      }
+      last = (e as Error).message;
+      if (attempt === p.tries - 1) throw new StepError(label, "transport", last);
+    }
+  }
+  throw new StepError(label, last.startsWith("no reply") ? "timeout" : "status", `failed after ${p.tries} tries, last: ${last}`);
+}
