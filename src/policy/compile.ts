@@ -10,7 +10,8 @@ type Path = Array<string | number>;
 
 export interface CompileContext {
   src: SourceFile;
-  vars: Record<string, string>;
+  /** undefined when compiling a rule set no policy includes: variable names cannot be checked */
+  vars?: Record<string, string>;
   /** undefined when compiling a rule set no policy includes: broker set names cannot be checked */
   brokerSets?: Record<string, string[]>;
   ruleSet: string;

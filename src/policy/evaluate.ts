@@ -62,7 +62,9 @@ export class Evaluator {
       const byResult = new Map(results.map((r) => [r.name, r]));
       const applied = new Set(merged.applied.map((r) => r.name));
       const stopped = new Set(merged.stopped.map((r) => r.name));
-      const rules: RuleTrace[] = this.policy.rules.map((rule) => {
+      // merge order, so the explanation reads top-down like the merge
+      const ordered = [...this.policy.rules].sort((a, b) => b.priority - a.priority || b.index - a.index);
+      const rules: RuleTrace[] = ordered.map((rule) => {
         const res = byResult.get(rule.name);
         const t: RuleTrace = {
           name: rule.name,

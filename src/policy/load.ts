@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { compileRule, compileThen, type CompileContext } from "./compile.js";
-import type { PolicyProblem } from "./errors.js";
+import { sortProblems, type PolicyProblem } from "./errors.js";
 import { policySetHash } from "./hash.js";
 import type { CompiledPolicy, CompiledRule, PolicyDoc, RuleSetDoc } from "./model.js";
 import { SourceFile } from "./positions.js";
@@ -41,6 +41,7 @@ export function loadPolicies(opts: LoadOptions): LoadedPolicies {
 
   if (!isDir(policiesDir)) {
     problems.push({ file: display(policiesDir), line: 1, col: 1, message: "policies directory not found" });
+    if (opts.rulesDir !== undefined && !isDir(opts.rulesDir)) problems.push({ file: display(opts.rulesDir), line: 1, col: 1, message: "rules directory not found" });
     return { policies: new Map(), problems };
   }
   if (opts.rulesDir !== undefined && !isDir(opts.rulesDir)) {
@@ -106,10 +107,10 @@ export function loadPolicies(opts: LoadOptions): LoadedPolicies {
   // rule sets no policy includes are still checked, so a typo cannot wait for the day they are used
   for (const [name, rs] of ruleSets) {
     if (included.has(name) || !rs.schemaOk) continue;
-    const ctx: CompileContext = { src: rs.src, vars: {}, ruleSet: name, problems, roots: new Set() };
+    const ctx: CompileContext = { src: rs.src, ruleSet: name, problems, roots: new Set() };
     checkRuleList(ctx, rs, 0, new Map(), problems);
   }
-  return { policies, problems };
+  return { policies, problems: sortProblems(problems) };
 }
 
 function compilePolicy(p: Parsed<PolicyDoc>, ruleSets: Map<string, Parsed<RuleSetDoc>>, problems: PolicyProblem[], included: Set<string>): CompiledPolicy | undefined {
@@ -168,13 +169,11 @@ function checkRuleList(ctx: CompileContext, parsed: Parsed<{ rules: RuleSetDoc["
     if (parsed.badRules.has(i)) return;
     const where = `${ctx.src.file}:${ctx.src.pos(["rules", i]).line}`;
     const prev = names.get(rule.name);
-    if (prev) {
-      problems.push(ctx.src.problem(["rules", i, "name"], `duplicate rule name, first defined at ${prev}`, rule.name));
-      return;
-    }
-    names.set(rule.name, where);
+    if (prev) problems.push(ctx.src.problem(["rules", i, "name"], `duplicate rule name, first defined at ${prev}`, rule.name));
+    else names.set(rule.name, where);
+    // a duplicate is still compiled so its other problems show up in the same run
     const c = compileRule(ctx, ["rules", i], rule, offset + out.length);
-    if (c) out.push(c);
+    if (c && !prev) out.push(c);
   });
   return out;
 }

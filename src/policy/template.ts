@@ -20,7 +20,7 @@ type Filter = (v: unknown, path: string) => unknown;
 
 const PLACEHOLDER = /\{\{(.*?)\}\}/g;
 
-export function compileTemplate(text: string, vars: Record<string, string>): { template?: CompiledTemplate; errors: string[] } {
+export function compileTemplate(text: string, vars: Record<string, string> | undefined): { template?: CompiledTemplate; errors: string[] } {
   const errors: string[] = [];
   const parts: Array<string | Render> = [];
   const paths: string[] = [];
@@ -55,7 +55,7 @@ export function compileTemplate(text: string, vars: Record<string, string>): { t
   };
 }
 
-function compileExpression(expr: string, vars: Record<string, string>, errors: string[]): { render: Render; path: string } | undefined {
+function compileExpression(expr: string, vars: Record<string, string> | undefined, errors: string[]): { render: Render; path: string } | undefined {
   const [head, ...filterTexts] = splitFilters(expr);
   const path = (head ?? "").trim();
   const pathErr = checkPath(path, TEMPLATE_ONLY_ROOTS);
@@ -63,7 +63,7 @@ function compileExpression(expr: string, vars: Record<string, string>, errors: s
     errors.push(`template {{${expr}}}: ${pathErr}`);
     return undefined;
   }
-  if (path.startsWith("vars.") && !Object.prototype.hasOwnProperty.call(vars, path.slice(5))) {
+  if (vars && path.startsWith("vars.") && !Object.prototype.hasOwnProperty.call(vars, path.slice(5))) {
     errors.push(`template {{${expr}}}: undefined variable "${path.slice(5)}" (declare it under vars:)`);
     return undefined;
   }
