@@ -1,0 +1,54 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfigFile, parseConfigText, parseDuration, resolveSettings } from "../../src/config/index.js";
+
+test("durations parse and bad ones are refused with the value named", () => {
+  assert.equal(parseDuration("500ms", 0), 500);
+  assert.equal(parseDuration("10s", 0), 10_000);
+  assert.equal(parseDuration("5m", 0), 300_000);
+  assert.equal(parseDuration(undefined, 42), 42);
+  assert.throws(() => parseDuration("ten", 0), /"ten"/);
+});
+
+test("schema problems are reported as file:line:col, every one of them", () => {
+  const text = "site: dc1\nworkers: 0\ndiscovery:\n  interval: soon\nbogus: 1\n";
+  assert.throws(
+    () => parseConfigText(text, "prov.yaml"),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      const lines = e.message.split("\n");
+      assert.ok(lines.some((l) => l.startsWith("prov.yaml:2:10: workers")), e.message);
+      assert.ok(lines.some((l) => l.startsWith("prov.yaml:4:13: discovery.interval")), e.message);
+      assert.ok(lines.some((l) => /bogus/.test(l)), e.message);
+      return true;
+    },
+  );
+});
+
+test("YAML syntax errors name the position", () => {
+  assert.throws(() => parseConfigText("site: [unclosed\n", "bad.yaml"), (e: unknown) => e instanceof ConfigError && /^bad\.yaml:\d+:\d+:/.test(e.message));
+});
+
+test("a missing file is a clear error", () => {
+  assert.throws(() => loadConfigFile("/nonexistent/prov.yaml"), /\/nonexistent\/prov\.yaml.*ENOENT/);
+});
+
+test("defaults, relative paths and secrets from the environment", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cp-cfg-"));
+  const f = join(dir, "prov.yaml");
+  writeFileSync(f, "broker: nats://127.0.0.1:4333\npolicies: ./pol\nca:\n  dir: ./ca\ndiscovery:\n  interval: 2m\n");
+  const s = resolveSettings(loadConfigFile(f), { CHORIA_PROVISIONER_TOKEN: "s3cret", CHORIA_PROVISIONER_ADMIN_TOKEN: "adm" });
+  assert.deepEqual(s.brokers, ["nats://127.0.0.1:4333"]);
+  assert.equal(s.policiesDir, join(dir, "pol"));
+  assert.equal(s.ca.dir, join(dir, "ca"));
+  assert.equal(s.ca.type, "builtin");
+  assert.equal(s.pki, true);
+  assert.equal(s.token, "s3cret");
+  assert.equal(s.adminToken, "adm");
+  assert.equal(s.discoveryIntervalMs, 120_000);
+  assert.equal(s.queueMaxWaitMs, 240_000, "queued nodes expire after two discovery intervals, like the reference");
+  assert.equal(s.adminListen, "127.0.0.1:0");
+});

@@ -1,0 +1,74 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { WorkQueue } from "../../src/provision/queue.js";
+
+function clock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+test("a node queued or in progress is never queued twice", async () => {
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 60_000 });
+  assert.equal(q.add("a", "event"), "queued");
+  assert.equal(q.add("a", "discovery"), "duplicate");
+  const item = await q.take();
+  assert.equal(item?.identity, "a");
+  assert.equal(q.add("a", "discovery"), "duplicate", "in progress counts as known");
+  q.done("a");
+  assert.equal(q.add("a", "discovery"), "queued");
+});
+
+test("the queue is bounded", () => {
+  const q = new WorkQueue({ maxSize: 2, maxWaitMs: 60_000 });
+  assert.equal(q.add("a", "event"), "queued");
+  assert.equal(q.add("b", "event"), "queued");
+  assert.equal(q.add("c", "event"), "full");
+  assert.equal(q.size, 2);
+});
+
+test("a restarted node is held for its splay and can be queued after", () => {
+  const c = clock();
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 60_000, now: c.now });
+  q.add("a", "event");
+  void q.take();
+  q.done("a", 5000);
+  assert.equal(q.add("a", "event"), "held");
+  c.advance(5001);
+  assert.equal(q.add("a", "event"), "queued");
+});
+
+test("a node that waited too long is dropped at take time and found again later", async () => {
+  const c = clock();
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 1000, now: c.now });
+  q.add("old", "discovery");
+  c.advance(2000);
+  q.add("new", "discovery");
+  const item = await q.take();
+  assert.equal(item?.identity, "new");
+  assert.equal(q.dropped, 1);
+  assert.equal(q.has("old"), false);
+  assert.equal(q.add("old", "discovery"), "queued");
+});
+
+test("waiting takers are handed new work directly, and close releases them", async () => {
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 60_000 });
+  const p1 = q.take();
+  const p2 = q.take();
+  q.add("x", "event");
+  assert.equal((await p1)?.identity, "x");
+  assert.equal(q.busy, 1);
+  q.close();
+  assert.equal(await p2, undefined);
+});
+
+test("clear drops queued entries but not those in progress", async () => {
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 60_000 });
+  q.add("a", "event");
+  q.add("b", "event");
+  q.add("c", "event");
+  await q.take();
+  assert.equal(q.clear(), 2);
+  assert.equal(q.size, 0);
+  assert.equal(q.has("a"), true);
+  assert.equal(q.add("b", "event"), "queued");
+});
