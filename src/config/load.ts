@@ -83,6 +83,7 @@ export function loadConfigFile(file: string): ConfigFile {
   cfg.policies = rel(cfg.policies);
   cfg.rules = rel(cfg.rules);
   cfg.record = rel(cfg.record);
+  if (cfg.helper && (cfg.helper.startsWith('./') || cfg.helper.startsWith('../'))) cfg.helper = rel(cfg.helper);
   if (cfg.ca) {
     cfg.ca.dir = rel(cfg.ca.dir);
     cfg.ca.ca_file = rel(cfg.ca.ca_file);
@@ -136,6 +137,9 @@ export interface Settings {
   recordDir?: string;
   logLevel: string;
   logFile?: string;
+  helper?: string;
+  helperArgs: string[];
+  helperTimeoutMs: number;
   leaderElection: boolean;
   activeActive: boolean;
 }
@@ -198,6 +202,9 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     recordDir: c.record,
     logLevel: c.log?.level ?? "info",
     logFile: c.log?.file,
+    helper: c.helper,
+    helperArgs: c.helper_args ?? [],
+    helperTimeoutMs: parseDuration(c.helper_timeout, 10_000),
     leaderElection: c.leader_election ?? false,
     activeActive: c.active_active ?? false,
   };

@@ -31,6 +31,9 @@ export interface ConfigFile {
   audit?: { file?: string; subject?: string };
   record?: string;
   log?: { level?: string; file?: string };
+  helper?: string;
+  helper_args?: string[];
+  helper_timeout?: Duration;
   leader_election?: boolean;
   active_active?: boolean;
 }

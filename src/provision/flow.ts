@@ -126,8 +126,8 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
         await step("shutdown", "choria_provision", tokenData, o.steps.shutdown);
         return finish({ outcome: "shutdown", reason: decision.reason });
       case "upgrade": {
-        if (!inventory.upgradable) return finish({ outcome: "defer", reason: `policy asks for an upgrade to ${decision.upgradeVersion} but the node is not upgradable` });
-        if (decision.upgradeVersion && decision.upgradeVersion !== inventory.version) {
+        // like the reference: upgrade only an upgradable node on another version, else configure it
+        if (inventory.upgradable && decision.upgradeVersion && decision.upgradeVersion !== inventory.version) {
           const repository = decision.upgradeRepository ?? o.upgradeRepository ?? "";
           await step("release_update", "choria_provision", { repository, version: decision.upgradeVersion, ...tokenData }, o.steps.release_update);
           // the node restarts in provisioning mode on the new version and announces itself again
@@ -145,7 +145,14 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     }
 
     let signed: SignedCertificateLike | undefined;
-    if (o.pki && gencsr) {
+    if (decision.suppliedTls) {
+      // a legacy helper signed the certificate itself
+      if (decision.suppliedTls.keyPem) {
+        // private keys only ever travel encrypted to the node's ECDH key (jwt feature); never in clear
+        return finish({ outcome: "defer", reason: "decision supplies a private key, which is only delivered encrypted with the jwt feature's ECDH exchange" });
+      }
+      signed = { certificatePem: decision.suppliedTls.certificatePem, caPem: decision.suppliedTls.caPem, serial: "", fingerprint: "", notAfter: "" };
+    } else if (o.pki && gencsr) {
       const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans);
       if (!checked.ok) {
         deps.observer.csrRefused(checked.code);
@@ -179,7 +186,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       key: "",
       opa_policies: decision.opaPolicies,
       server_jwt: "",
-      ssldir: signed ? gencsr?.ssldir ?? "" : "",
+      ssldir: signed ? decision.suppliedTls?.ssldir || gencsr?.ssldir || "" : "",
       token: o.token,
     };
     await step("configure", "choria_provision", configureData, o.steps.configure);

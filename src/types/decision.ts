@@ -57,6 +57,8 @@ export interface Decision {
   opaPolicies: Record<string, string>;
   policy: PolicyRef;
   fired: FiredRule[];
+  /** TLS material a legacy helper produced itself; when set the provisioner does not sign */
+  suppliedTls?: { certificatePem: string; caPem: string; ssldir?: string; keyPem?: string };
 }
 
 export interface DecisionRecord {

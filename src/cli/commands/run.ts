@@ -1,10 +1,99 @@
 import type { Command } from "commander";
+import { ConfigError, loadConfigFile, resolveSettings, type ConfigFile } from "../../config/index.js";
+import { startDaemon } from "../daemon.js";
+import { createLogger } from "../logger.js";
+
+interface RunFlags {
+  config?: string;
+  broker?: string;
+  policies?: string;
+  rules?: string;
+  policy?: string;
+  caDir?: string;
+  workers?: string;
+  site?: string;
+  identity?: string;
+  admin?: string;
+  audit?: string;
+  record?: string;
+  logLevel?: string;
+  pki: boolean;
+  discoveryInterval?: string;
+}
+
+function intFlag(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`), { exitCode: 2 });
+  return n;
+}
+
+/** Flags override the file; the merged document is what the schema describes. */
+export function applyFlags(cfg: ConfigFile, f: RunFlags): ConfigFile {
+  const c: ConfigFile = { ...cfg };
+  if (f.broker) c.broker = f.broker;
+  if (f.policies) c.policies = f.policies;
+  if (f.rules) c.rules = f.rules;
+  if (f.policy) c.policy = f.policy;
+  if (f.caDir) c.ca = { ...c.ca, type: "builtin", dir: f.caDir };
+  const w = intFlag(f.workers, "workers");
+  if (w) c.workers = w;
+  if (f.site) c.site = f.site;
+  if (f.identity) c.identity = f.identity;
+  if (f.admin) c.admin = { ...c.admin, listen: f.admin };
+  if (f.audit) c.audit = { ...c.audit, file: f.audit };
+  if (f.record) c.record = f.record;
+  if (f.logLevel) c.log = { ...c.log, level: f.logLevel };
+  if (!f.pki) c.features = { ...c.features, pki: false };
+  if (f.discoveryInterval) c.discovery = { ...c.discovery, interval: f.discoveryInterval };
+  return c;
+}
 
 export function register(program: Command): void {
   program
     .command("run")
-    .description("run (not implemented yet)")
-    .action(() => {
-      throw Object.assign(new Error("'run' is not implemented yet"), { exitCode: 2 });
+    .description("run the provisioner daemon")
+    .option("-c, --config <file>", "YAML configuration file (schemas/provisioner-config.json)")
+    .option("--broker <url>", "provisioning broker URL(s), comma separated")
+    .option("--policies <dir>", "policy directory")
+    .option("--rules <dir>", "rule set directory (default: rules/ beside the policies)")
+    .option("--policy <name>", "policy to run when the directory holds several")
+    .option("--ca-dir <dir>", "built-in CA directory (made by `ca init`)")
+    .option("--workers <n>", "nodes provisioned concurrently")
+    .option("--site <name>", "site label for metrics")
+    .option("--identity <name>", "provisioner identity")
+    .option("--admin <host:port>", "admin HTTP listen address (default 127.0.0.1:0)")
+    .option("--audit <file>", "decision audit log (JSON lines)")
+    .option("--record <dir>", "record every inventory seen as a policy test fixture")
+    .option("--log-level <level>", "trace|debug|info|warn|error")
+    .option("--discovery-interval <duration>", "discovery interval, e.g. 60s")
+    .option("--no-pki", "do not request CSRs or sign certificates")
+    .addHelpText("after", "\nSecrets come from the environment: CHORIA_PROVISIONER_TOKEN (provisioning token), CHORIA_PROVISIONER_ADMIN_TOKEN (pause/resume), CHORIA_PROVISIONER_BROKER_PASSWORD.\nSIGHUP reloads the policies; SIGINT/SIGTERM drain in-flight nodes and stop.")
+    .action(async (f: RunFlags) => {
+      let cfg: ConfigFile;
+      try {
+        cfg = applyFlags(f.config ? loadConfigFile(f.config) : {}, f);
+      } catch (e) {
+        if (e instanceof ConfigError) throw Object.assign(new Error(`invalid configuration:\n${e.message}`), { exitCode: 2 });
+        throw e;
+      }
+      const settings = resolveSettings(cfg);
+      const log = createLogger({ level: settings.logLevel, file: settings.logFile });
+      process.on("unhandledRejection", (r) => log.error({ err: String((r as Error)?.stack ?? r) }, "unhandled rejection"));
+      const d = await startDaemon(settings, { log });
+      process.stderr.write(`choria-provisioner: running as ${settings.identity}, admin ${d.admin.url}\n`);
+      process.on("SIGHUP", () => {
+        log.info("SIGHUP: reloading policies");
+        void d.reload();
+      });
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal: sig }, "stopping: draining in-flight nodes");
+        void d.stop().then(() => process.exit(0));
+      };
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
     });
 }

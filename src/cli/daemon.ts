@@ -1,0 +1,273 @@
+/**
+ * Wires the concrete parts into a running provisioner: NATS, RPC client, policies (with hot
+ * reload), CA, audit, recorder, admin endpoint. `run`, `demo`, `bench` and the integration
+ * tests all start the daemon through here, so they exercise the same assembly.
+ */
+import { dirname, resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import type { NatsConnection } from "nats";
+import { startAdminServer, type AdminServer } from "../admin/server.js";
+import { CsrRefusedError, checkCsr, createCfsslSigner, createExecSigner, inspectCsr, openBuiltinCa, type Signer } from "../ca/index.js";
+import type { Settings } from "../config/index.js";
+import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { loadPolicySet, type PolicySet } from "../policy/index.js";
+import { watchPolicyFiles, type PolicyWatcher } from "../policy/watcher.js";
+import { decisionFromHelper, helperRef, runLegacyHelper } from "../policy/legacy-helper.js";
+import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
+import { createAuditSink } from "../provision/audit.js";
+import { defaultFlowOptions, type FlowOptions } from "../provision/flow.js";
+import type { CsrChecker, Decider } from "../provision/interfaces.js";
+import { PolicyManager, type ReloadStatus } from "../provision/policy-manager.js";
+import { Provisioner } from "../provision/provisioner.js";
+import { createRecorder } from "../provision/recorder.js";
+import { RpcClient, closeNats, connectNats } from "../transport/index.js";
+import { createLogger } from "./logger.js";
+
+export const VERSION = "0.1.0";
+
+export interface DaemonHandle {
+  settings: Settings;
+  provisioner: Provisioner;
+  metrics: Metrics;
+  policies: PolicyManager;
+  admin: AdminServer;
+  nc: NatsConnection;
+  log: Logger;
+  reload(): Promise<ReloadStatus>;
+  stop(drainMs?: number): Promise<void>;
+}
+
+export interface DaemonOverrides {
+  log?: Logger;
+  /** replace parts of the flow options (tests shorten timeouts and backoff) */
+  flow?: Partial<FlowOptions>;
+  /** extra decider wrapper, e.g. the legacy helper */
+  decider?: (set: PolicySet) => Decider;
+}
+
+export function policyDecider(set: PolicySet): Decider {
+  return { ref: set.ref, decide: (ctx) => set.evaluate(ctx.inventory) };
+}
+
+/** Legacy mode: the reference's helper program decides, with its metrics. */
+export function helperDecider(s: Settings, metrics: Metrics): Decider {
+  const command = s.helper!;
+  const ref = helperRef(command);
+  return {
+    ref,
+    async decide(ctx) {
+      const started = performance.now();
+      try {
+        const out = await runLegacyHelper(command, s.helperArgs, { identity: ctx.inventory.identity, csr: ctx.csr ?? null, ed25519_pubkey: null, inventory: JSON.stringify(ctx.rawInventory), jwt: ctx.jwtClaims ?? null }, s.helperTimeoutMs);
+        metrics.helperTime.labels(s.site).observe((performance.now() - started) / 1000);
+        const d = decisionFromHelper(out, ref, ctx.inventory.identity);
+        if (d.outcome === "shutdown") metrics.helperShutdownRequests.labels(s.site).inc();
+        return d;
+      } catch (e) {
+        metrics.helperErrors.labels(s.site).inc();
+        return { outcome: "defer", reason: (e as Error).message, brokers: [], configuration: {}, certificate: { validityDays: 0, sans: [] }, actionPolicies: {}, opaPolicies: {}, policy: ref, fired: [] };
+      }
+    },
+  };
+}
+
+export function rulesDirFor(s: Pick<Settings, "rulesDir" | "policiesDir">): string {
+  return s.rulesDir ?? resolve(dirname(s.policiesDir), "rules");
+}
+
+export async function openSigner(s: Settings): Promise<Signer> {
+  const caPem = s.ca.caFile ? readFileSync(s.ca.caFile, "utf8") : undefined;
+  switch (s.ca.type) {
+    case "builtin": {
+      if (!s.ca.dir) throw new Error("PKI is on with the built-in CA but no CA directory is set (--ca-dir or ca.dir)");
+      if (!existsSync(s.ca.dir)) throw new Error(`CA directory ${s.ca.dir} does not exist; create one with: choria-provisioner ca init --dir ${s.ca.dir}`);
+      return openBuiltinCa(s.ca.dir, { workers: s.ca.workers });
+    }
+    case "cfssl":
+      if (!s.ca.url) throw new Error("ca.type cfssl needs ca.url");
+      return createCfsslSigner({ url: s.ca.url, profile: s.ca.profile, label: s.ca.label, timeoutMs: s.ca.timeoutMs, caPem });
+    case "exec":
+      if (!s.ca.command) throw new Error("ca.type exec needs ca.command");
+      return createExecSigner({ command: s.ca.command, args: s.ca.args, timeoutMs: s.ca.timeoutMs, caPem });
+  }
+}
+
+export function csrChecker(denyList?: string[]): CsrChecker {
+  const denyPatterns = denyList?.map((p) => new RegExp(p));
+  return {
+    inspect(pem) {
+      try {
+        return { ok: true, csr: inspectCsr(pem) };
+      } catch (e) {
+        if (e instanceof CsrRefusedError) return { ok: false, code: e.code, reason: e.message };
+        return { ok: false, code: "malformed", reason: (e as Error).message };
+      }
+    },
+    check(pem, identity, allowedSans) {
+      return checkCsr(pem, { identity, allowedSans, denyPatterns });
+    },
+  };
+}
+
+export function flowOptionsFrom(s: Settings, extra: Partial<FlowOptions> = {}): FlowOptions {
+  const f = defaultFlowOptions();
+  f.token = s.token;
+  f.pki = s.pki;
+  f.restartSplay = s.restartSplay;
+  f.holdAfterRestartMs = s.holdAfterRestartMs;
+  f.upgradeRepository = s.upgradeRepository;
+  f.backoff.maxMs = s.backoffMaxMs;
+  f.steps.inventory.timeoutMs = s.inventoryTimeoutMs;
+  for (const k of ["gencsr", "configure", "restart", "shutdown", "release_update"] as const) f.steps[k].timeoutMs = Math.min(f.steps[k].timeoutMs, s.provisionTimeoutMs);
+  for (const k of Object.keys(f.steps) as Array<keyof FlowOptions["steps"]>) f.steps[k].maxTimeouts = Math.min(f.steps[k].maxTimeouts, s.maxTimeouts);
+  return { ...f, ...extra, steps: { ...f.steps, ...(extra.steps ?? {}) }, backoff: { ...f.backoff, ...(extra.backoff ?? {}) } };
+}
+
+export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promise<DaemonHandle> {
+  const log = ov.log ?? createLogger({ level: s.logLevel, file: s.logFile });
+  const metrics = createMetrics(s.site);
+  const rulesDir = rulesDirFor(s);
+  const toDecider = ov.decider ?? policyDecider;
+
+  const load = s.helper
+    ? async () => helperDecider(s, metrics)
+    : async () => toDecider(await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy }));
+  const policies = new PolicyManager(load, {
+    reloaded: (ref) => {
+      metrics.policyReloads.labels(s.site, "ok").inc();
+      metrics.policyInfo.reset();
+      metrics.policyInfo.labels(s.site, ref.name, ref.version, ref.hash).set(1);
+      log.info({ policy: ref.name, version: ref.version, hash: ref.hash }, "policy loaded");
+    },
+    reloadFailed: (error, problems) => {
+      metrics.policyReloads.labels(s.site, "error").inc();
+      for (const p of problems) log.error(`${p.file}:${p.line}:${p.col}: ${p.rule ? p.rule + ": " : ""}${p.message}`);
+      log.error({ problems: problems.length }, `policy reload failed, keeping the version in force: ${error.split("\n")[0]}`);
+    },
+  });
+  const first = await policies.reload();
+  if (!first.ok) throw new Error(`cannot start: the policies in ${s.policiesDir} are invalid:\n${first.error}`);
+
+  const signer = s.pki ? await openSigner(s) : undefined;
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connectNats({
+      servers: s.brokers,
+      name: s.identity,
+      user: s.brokerUser,
+      pass: s.brokerPassword,
+      token: s.brokerToken,
+      credsFile: s.brokerCreds,
+      tls: s.tls ? { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key, insecure: s.tls.insecure } : undefined,
+      onStatus: (type, data) => {
+        if (type === "reconnect") metrics.natsReconnects.labels(s.site).inc();
+        if (type === "disconnect" || type === "reconnect" || type === "error") log.warn({ nats: type, server: typeof data === "string" ? data : undefined }, `NATS ${type}`);
+      },
+    });
+  } catch (e) {
+    await signer?.close();
+    throw new Error(`cannot connect to the broker ${s.brokers.join(",")}: ${(e as Error).message}`);
+  }
+  const rpc = new RpcClient({
+    nc,
+    identity: s.identity,
+    onInvalidReply: (e) => {
+      metrics.invalidReplies.labels(s.site).inc();
+      log.warn({ err: e.message }, "invalid reply dropped");
+    },
+    onUnexpectedReply: (expected, got) => {
+      metrics.invalidReplies.labels(s.site).inc();
+      log.warn({ expected, got }, "reply from an unexpected sender dropped");
+    },
+  });
+  rpc.start();
+
+  const conn = nc;
+  const audit = createAuditSink({
+    file: s.auditFile,
+    subject: s.auditSubject,
+    publish: s.auditSubject ? (subj, data) => conn.publish(subj, data) : undefined,
+    onError: (e) => {
+      metrics.auditErrors.labels(s.site).inc();
+      log.error({ err: e.message }, "audit write failed");
+    },
+  });
+
+  const provisioner = new Provisioner(
+    {
+      site: s.site,
+      identity: s.identity,
+      workers: s.workers,
+      queue: { maxSize: s.queueMaxSize, maxWaitMs: s.queueMaxWaitMs },
+      flow: flowOptionsFrom(s, ov.flow),
+      intake: {
+        lifecycleComponent: s.lifecycleComponent,
+        registration: s.registration,
+        legacyRegistration: s.legacyRegistration,
+        discoveryIntervalMs: s.discoveryIntervalMs,
+        discoveryTimeoutMs: s.discoveryTimeoutMs,
+        discoveryQuietMs: s.discoveryQuietMs,
+        discoverAtStart: s.discoverAtStart,
+      },
+    },
+    {
+      nc,
+      rpc,
+      policies,
+      signer,
+      csr: csrChecker(s.certDenyList),
+      metrics,
+      log,
+      audit,
+      onInventory: s.recordDir ? createRecorder(s.recordDir, (e) => log.warn({ err: e.message }, "could not record inventory")) : undefined,
+    },
+  );
+
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume() } });
+  } catch (e) {
+    await closeNats(nc);
+    await signer?.close();
+    throw new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`);
+  }
+
+  let watcher: PolicyWatcher | undefined;
+  if (s.watch && !s.helper) {
+    watcher = watchPolicyFiles([s.policiesDir, ...(existsSync(rulesDir) ? [rulesDir] : [])], (paths) => {
+      log.info({ changed: paths.length }, "policy files changed, reloading");
+      void policies.reload();
+    });
+    await watcher.ready;
+  }
+
+  provisioner.start();
+  nc.publish(lifecycleSubject("startup", "provisioner"), encodeLifecycle(newLifecycleEvent("startup", s.identity, "provisioner", { version: VERSION }), "choria"));
+  log.info({ identity: s.identity, brokers: s.brokers, admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off" }, "provisioner started");
+
+  let stopped = false;
+  return {
+    settings: s,
+    provisioner,
+    metrics,
+    policies,
+    admin,
+    nc,
+    log,
+    reload: () => policies.reload(),
+    async stop(drainMs = 30_000) {
+      if (stopped) return;
+      stopped = true;
+      await watcher?.close();
+      await provisioner.stop(drainMs);
+      await rpc.close();
+      await audit.close();
+      await admin.close();
+      await closeNats(conn);
+      await signer?.close();
+      log.info("provisioner stopped");
+      log.flush?.();
+    },
+  };
+}
