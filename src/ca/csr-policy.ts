@@ -49,7 +49,7 @@ export function checkCsr(csrPem: string, policy: CsrPolicy): CsrCheckResult {
 function enforce(csrPem: string, policy: CsrPolicy): CsrSummary {
   const parsed = parseCsr(csrPem, { maxBytes: policy.maxBytes });
   const csr = parsed.summary;
-  checkKey(csr);
+  assertKeyAcceptable(csr);
 
   const names = [...parsed.cns, ...csr.sans];
   const deny = policy.denyPatterns ?? DEFAULT_DENY_PATTERNS;
@@ -68,7 +68,8 @@ function enforce(csrPem: string, policy: CsrPolicy): CsrSummary {
   return csr;
 }
 
-function checkKey(csr: CsrSummary): void {
+/** Key strength rule alone, for signers that re-check a CSR the daemon already vetted. */
+export function assertKeyAcceptable(csr: CsrSummary): void {
   switch (csr.keyType) {
     case "rsa":
       if (csr.keyBits < RSA_MIN_BITS) throw new CsrRefusedError("weak_key", `RSA key of ${csr.keyBits} bits is below the minimum of ${RSA_MIN_BITS}`);

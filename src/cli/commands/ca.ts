@@ -1,10 +1,84 @@
-import type { Command } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { checkCsr, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function fail(message: string, exitCode: number): never {
+  throw Object.assign(new Error(message), { exitCode });
+}
+
+function readCsr(file: string): string {
+  try {
+    return readFileSync(file === "-" ? 0 : file, "utf8");
+  } catch (e) {
+    fail(`cannot read CSR ${file}: ${(e as Error).message}`, 2);
+  }
+}
 
 export function register(program: Command): void {
-  program
-    .command("ca")
-    .description("ca (not implemented yet)")
-    .action(() => {
-      throw Object.assign(new Error("'ca' is not implemented yet"), { exitCode: 2 });
+  const ca = program.command("ca").description("built-in certificate authority: create it, sign CSRs by hand, inspect CSRs");
+
+  ca.command("init")
+    .description("create a CA key (mode 0600) and self-signed CA certificate in DIR")
+    .requiredOption("--dir <dir>", "CA directory")
+    .addOption(new Option("--key <type>", "CA key type").choices(["rsa", "ecdsa"]).default("ecdsa"))
+    .option("--cn <name>", "CA certificate common name", "Choria Provisioner CA")
+    .option("--days <n>", "CA certificate validity in days", positiveInt, 3650)
+    .option("--force", "replace an existing CA (every certificate it issued stops being trusted)", false)
+    .action(async (o: { dir: string; key: "rsa" | "ecdsa"; cn: string; days: number; force: boolean }) => {
+      const r = await initBuiltinCa(o.dir, { key: o.key, commonName: o.cn, validityDays: o.days, force: o.force });
+      process.stdout.write(`CA certificate: ${r.certPath}\nCA key:         ${r.keyPath} (mode 0600)\n`);
+    });
+
+  ca.command("sign")
+    .description("check a CSR against the CSR policy and sign it with the built-in CA; prints the certificate PEM")
+    .requiredOption("--dir <dir>", "CA directory")
+    .requiredOption("--csr <file>", "CSR PEM file ('-' for stdin)")
+    .requiredOption("--identity <name>", "node identity; must equal the CSR's CN")
+    .option("--san <name>", "extra SAN to grant (repeatable; IP addresses become IP SANs)", collect, [] as string[])
+    .option("--days <n>", "certificate validity in days", positiveInt, 365)
+    .option("--chain", "print the CA certificate after the leaf", false)
+    .action(async (o: { dir: string; csr: string; identity: string; san: string[]; days: number; chain: boolean }) => {
+      const csrPem = readCsr(o.csr);
+      const check = checkCsr(csrPem, { identity: o.identity, allowedSans: o.san });
+      if (!check.ok) fail(`CSR refused (${check.code}): ${check.reason}`, 1);
+      const signer = await openBuiltinCa(o.dir, { workers: 1 });
+      try {
+        const cert = await signer.sign({ identity: o.identity, csrPem, profile: { validityDays: o.days, sans: o.san } });
+        process.stdout.write(cert.certificatePem + (o.chain ? cert.caPem : ""));
+        process.stderr.write(`serial ${cert.serial} sha256 ${cert.fingerprint} notAfter ${cert.notAfter}\n`);
+      } finally {
+        await signer.close();
+      }
+    });
+
+  ca.command("inspect")
+    .description("print what a CSR asks for as JSON; with --identity also run the CSR policy")
+    .requiredOption("--csr <file>", "CSR PEM file ('-' for stdin)")
+    .option("--identity <name>", "node identity to check the CSR against")
+    .option("--san <name>", "extra SAN the policy would grant (repeatable)", collect, [] as string[])
+    .action((o: { csr: string; identity?: string; san: string[] }) => {
+      const csrPem = readCsr(o.csr);
+      if (o.identity === undefined) {
+        try {
+          process.stdout.write(JSON.stringify(inspectCsr(csrPem), null, 2) + "\n");
+        } catch (e) {
+          if (e instanceof CsrRefusedError) fail(`CSR refused (${e.code}): ${e.message}`, 1);
+          throw e;
+        }
+        return;
+      }
+      const r = checkCsr(csrPem, { identity: o.identity, allowedSans: o.san });
+      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      if (!r.ok) process.exitCode = 1;
     });
 }

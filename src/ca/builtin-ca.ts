@@ -1,0 +1,116 @@
+/**
+ * The built-in CA: a key and self-signed certificate in a directory, and a worker pool that
+ * issues leaf certificates from them. The key never leaves this process (workers get it by
+ * structured clone of its DER) and a key file others can read is refused outright.
+ */
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createCaCertificate } from "./issue.js";
+import { encodePem } from "./pem.js";
+import { SignPool } from "./pool.js";
+import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
+
+export const CA_CERT_FILE = "ca.pem";
+export const CA_KEY_FILE = "ca-key.pem";
+
+export interface InitCaOptions {
+  key?: "rsa" | "ecdsa";
+  commonName?: string;
+  validityDays?: number;
+  force?: boolean;
+}
+
+export interface BuiltinCa extends Signer {
+  readonly caCertificatePem: string;
+  /** worker thread ids, for diagnostics and tests */
+  threadIds(): number[];
+  /** certificates issued per worker thread id */
+  stats(): Record<number, number>;
+}
+
+export async function initBuiltinCa(dir: string, opts: InitCaOptions = {}): Promise<{ certPath: string; keyPath: string }> {
+  const certPath = join(dir, CA_CERT_FILE);
+  const keyPath = join(dir, CA_KEY_FILE);
+  if (!opts.force && (existsSync(certPath) || existsSync(keyPath))) {
+    throw new Error(`a CA already exists in ${dir} (${existsSync(keyPath) ? keyPath : certPath}); use force to replace it`);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const kind = opts.key ?? "ecdsa";
+  if (kind !== "rsa" && kind !== "ecdsa") throw new Error(`CA key type must be rsa or ecdsa, got ${String(kind)}`);
+  const { privateKey } = kind === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const cert = createCaCertificate(privateKey, { commonName: opts.commonName ?? "Choria Provisioner CA", validityDays: opts.validityDays ?? 3650 });
+
+  const keyPem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+  writeAtomically(keyPath, keyPem, 0o600);
+  writeAtomically(certPath, cert.pem, 0o644);
+  return { certPath, keyPath };
+}
+
+// The temporary file is created 0600 with O_EXCL, so the key is never briefly world-readable
+// and a crash leaves the old CA intact rather than a half-written one.
+function writeAtomically(path: string, content: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, content, { mode, flag: "wx" });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+/** Throws unless the key file is a regular file with no group/other permission bits. */
+export function assertPrivateKeyFile(path: string): void {
+  const st = statSync(path);
+  if (!st.isFile()) throw new Error(`CA key ${path} is not a regular file`);
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(`CA key ${path} has mode 0${mode.toString(8)}: it must not be accessible by group or others (run: chmod 600 ${path})`);
+  }
+}
+
+export interface LoadedCa {
+  key: KeyObject;
+  certPem: string;
+  certDer: Uint8Array;
+}
+
+export function loadCa(dir: string): LoadedCa {
+  const certPath = join(dir, CA_CERT_FILE);
+  const keyPath = join(dir, CA_KEY_FILE);
+  if (!existsSync(keyPath)) throw new Error(`no CA key at ${keyPath}; create one with: choria-provisioner ca init --dir ${dir}`);
+  assertPrivateKeyFile(keyPath);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(keyPath));
+  } catch (e) {
+    throw new Error(`CA key ${keyPath} could not be read: ${(e as Error).message}`);
+  }
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(certPath));
+  } catch (e) {
+    throw new Error(`CA certificate ${certPath} could not be read: ${(e as Error).message}`);
+  }
+  const certSpki = cert.publicKey.export({ format: "der", type: "spki" });
+  const keySpki = createPublicKey(key).export({ format: "der", type: "spki" });
+  if (!certSpki.equals(keySpki)) throw new Error(`CA certificate ${certPath} does not belong to the key ${keyPath}`);
+  if (!cert.ca) throw new Error(`CA certificate ${certPath} is not a CA certificate (basicConstraints CA:TRUE missing)`);
+  if (new Date(cert.validTo) <= new Date()) throw new Error(`CA certificate ${certPath} expired on ${new Date(cert.validTo).toISOString()}`);
+  return { key, certDer: new Uint8Array(cert.raw), certPem: encodePem("CERTIFICATE", cert.raw) };
+}
+
+export async function openBuiltinCa(dir: string, opts: { workers?: number } = {}): Promise<BuiltinCa> {
+  const ca = loadCa(dir);
+  const pool = await SignPool.start({ caKeyDer: new Uint8Array(ca.key.export({ format: "der", type: "pkcs8" })), caCertDer: ca.certDer }, { size: opts.workers });
+  return {
+    kind: "builtin",
+    caCertificatePem: ca.certPem,
+    threadIds: () => pool.threadIds(),
+    stats: () => pool.stats(),
+    async sign(req: SignRequest): Promise<SignedCertificate> {
+      if (!req.identity) throw new Error("sign request needs an identity");
+      const r = await pool.run({ identity: req.identity, csrPem: req.csrPem, profile: { validityDays: req.profile.validityDays, sans: [...(req.profile.sans ?? [])] } });
+      return { certificatePem: r.certificatePem, caPem: ca.certPem, serial: r.serial, fingerprint: r.fingerprint, notAfter: r.notAfter };
+    },
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * Builds X.509 certificates with pkijs and signs the TBS bytes with node:crypto: a KeyObject
+ * imported once per thread signs synchronously, which is far cheaper per certificate than
+ * WebCrypto's promise round trip and key re-import.
+ */
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
+import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
+import type { CertificateProfile } from "../types/index.js";
+import type { ParsedCsr } from "./csr-inspect.js";
+import { encodePem } from "./pem.js";
+import { OID, ipBytes, isIpSan, parseDer, positiveSerial, toHex } from "./x509-util.js";
+
+/** Backdating absorbs clock skew between the provisioner and nodes. */
+export const BACKDATE_MS = 5 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface IssuedCertificate {
+  der: Uint8Array;
+  pem: string;
+  serial: string;
+  fingerprint: string;
+  notAfter: string;
+}
+
+interface SigningAlgorithm {
+  hash: string;
+  id: pkijs.AlgorithmIdentifier;
+}
+
+function sha1(b: Uint8Array): Uint8Array {
+  return createHash("sha1").update(b).digest();
+}
+
+export function signingAlgorithmFor(key: KeyObject): SigningAlgorithm {
+  if (key.asymmetricKeyType === "rsa") {
+    return { hash: "sha256", id: new pkijs.AlgorithmIdentifier({ algorithmId: OID.sha256WithRSA, algorithmParams: new asn1js.Null() }) };
+  }
+  if (key.asymmetricKeyType === "ec") {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (curve === "prime256v1") return { hash: "sha256", id: new pkijs.AlgorithmIdentifier({ algorithmId: OID.ecdsaWithSHA256 }) };
+    if (curve === "secp384r1") return { hash: "sha384", id: new pkijs.AlgorithmIdentifier({ algorithmId: OID.ecdsaWithSHA384 }) };
+    throw new Error(`CA key curve ${curve} is not supported (P-256 or P-384)`);
+  }
+  throw new Error(`CA key type ${key.asymmetricKeyType} is not supported (RSA or ECDSA)`);
+}
+
+function extension(extnID: string, critical: boolean, value: asn1js.AsnType | pkijs.PkiObject): pkijs.Extension {
+  const schema = value instanceof pkijs.PkiObject ? value.toSchema() : value;
+  return new pkijs.Extension({ extnID, critical, extnValue: schema.toBER(false) });
+}
+
+function keyUsage(bits: number, unusedBits: number): asn1js.BitString {
+  return new asn1js.BitString({ valueHex: new Uint8Array([bits]).buffer, unusedBits });
+}
+
+// UTCTime cannot express 2050 and later (RFC 5280 §4.1.2.5).
+function x509Time(d: Date): pkijs.Time {
+  return new pkijs.Time({ type: d.getUTCFullYear() >= 2050 ? pkijs.TimeType.GeneralizedTime : pkijs.TimeType.UTCTime, value: d });
+}
+
+function finish(cert: pkijs.Certificate, key: KeyObject, alg: SigningAlgorithm): Uint8Array {
+  cert.signature = alg.id;
+  cert.signatureAlgorithm = alg.id;
+  const tbs = new Uint8Array(cert.encodeTBS().toBER(false));
+  cert.tbsView = tbs;
+  cert.signatureValue = new asn1js.BitString({ valueHex: sign(alg.hash, tbs, key) });
+  return new Uint8Array(cert.toSchema(false).toBER(false));
+}
+
+function issued(der: Uint8Array, serial: Uint8Array, notAfter: Date): IssuedCertificate {
+  return { der, pem: encodePem("CERTIFICATE", der), serial: toHex(serial), fingerprint: createHash("sha256").update(der).digest("hex"), notAfter: notAfter.toISOString() };
+}
+
+/** Self-signed CA certificate: basicConstraints CA (path length 0: it only issues leaves), keyCertSign+cRLSign, SKI=AKI. */
+export function createCaCertificate(key: KeyObject, opts: { commonName: string; validityDays: number; now?: Date }): IssuedCertificate {
+  const now = opts.now ?? new Date();
+  const spkiDer = createPublicKey(key).export({ format: "der", type: "spki" });
+  const spki = new pkijs.PublicKeyInfo({ schema: parseDer(new Uint8Array(spkiDer)) });
+  const ski = sha1(spki.subjectPublicKey.valueBlock.valueHexView);
+  const serial = positiveSerial(randomBytes(16));
+  const name = new pkijs.RelativeDistinguishedNames({
+    typesAndValues: [new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: opts.commonName }) })],
+  });
+  const notAfter = new Date(now.getTime() + opts.validityDays * DAY_MS);
+  const cert = new pkijs.Certificate({
+    version: 2,
+    serialNumber: new asn1js.Integer({ valueHex: serial }),
+    issuer: name,
+    subject: name,
+    notBefore: x509Time(new Date(now.getTime() - BACKDATE_MS)),
+    notAfter: x509Time(notAfter),
+    subjectPublicKeyInfo: spki,
+    extensions: [
+      extension(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: true, pathLenConstraint: 0 })),
+      extension(OID.keyUsage, true, keyUsage(0x06, 1)), // keyCertSign(5), cRLSign(6)
+      extension(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ski })),
+      extension(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: ski }) })),
+    ],
+  });
+  return issued(finish(cert, key, signingAlgorithmFor(key)), serial, notAfter);
+}
+
+/**
+ * Issues leaf certificates for one CA. Everything that does not depend on the node is
+ * prepared once: the parsed issuer name, signing algorithm and the constant extensions.
+ */
+export class LeafIssuer {
+  private readonly alg: SigningAlgorithm;
+  private readonly issuer: pkijs.RelativeDistinguishedNames;
+  private readonly caNotAfter: Date;
+  private readonly fixedExtensions: pkijs.Extension[];
+
+  constructor(
+    private readonly key: KeyObject,
+    caCertDer: Uint8Array,
+  ) {
+    const ca = new pkijs.Certificate({ schema: parseDer(caCertDer) });
+    this.alg = signingAlgorithmFor(key);
+    this.issuer = ca.subject;
+    this.caNotAfter = ca.notAfter.value;
+    const skiExt = ca.extensions?.find((e) => e.extnID === OID.subjectKeyIdentifier);
+    const caSki = skiExt ? (skiExt.parsedValue as asn1js.OctetString).valueBlock.valueHexView : sha1(ca.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
+    this.fixedExtensions = [
+      extension(OID.basicConstraints, true, new asn1js.Sequence()),
+      extension(OID.keyUsage, true, keyUsage(0xa0, 5)), // digitalSignature(0), keyEncipherment(2)
+      extension(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [OID.serverAuth, OID.clientAuth] })),
+      extension(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: caSki }) })),
+    ];
+  }
+
+  issue(csr: ParsedCsr, identity: string, profile: CertificateProfile, now = new Date()): IssuedCertificate {
+    if (!identity) throw new Error("identity is required");
+    const days = profile.validityDays;
+    if (!Number.isFinite(days) || days <= 0) throw new Error(`certificate validityDays must be a positive number, got ${days}`);
+    const serial = positiveSerial(randomBytes(16));
+    let notAfter = new Date(now.getTime() + days * DAY_MS);
+    // a leaf outliving its CA fails verification after the CA expires anyway; say so honestly
+    if (notAfter > this.caNotAfter) notAfter = this.caNotAfter;
+    const cert = new pkijs.Certificate({
+      version: 2,
+      serialNumber: new asn1js.Integer({ valueHex: serial }),
+      issuer: this.issuer,
+      subject: new pkijs.RelativeDistinguishedNames({
+        typesAndValues: [new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: identity }) })],
+      }),
+      notBefore: x509Time(new Date(now.getTime() - BACKDATE_MS)),
+      notAfter: x509Time(notAfter),
+      subjectPublicKeyInfo: csr.spki,
+      extensions: [
+        ...this.fixedExtensions,
+        extension(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: sha1(csr.spki.subjectPublicKey.valueBlock.valueHexView) })),
+        extension(OID.subjectAltName, false, new pkijs.AltName({ altNames: sanNames(identity, profile.sans ?? []) })),
+      ],
+    });
+    return issued(finish(cert, this.key, this.alg), serial, notAfter);
+  }
+}
+
+function sanNames(identity: string, extra: string[]): pkijs.GeneralName[] {
+  const seen = new Set<string>();
+  const out: pkijs.GeneralName[] = [];
+  for (const raw of [identity, ...extra]) {
+    const s = String(raw).trim();
+    if (s === "") throw new Error("empty SAN in certificate profile");
+    const k = s.toLowerCase();
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(isIpSan(s) ? new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ipBytes(s) }) }) : new pkijs.GeneralName({ type: 2, value: s }));
+  }
+  return out;
+}

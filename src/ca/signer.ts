@@ -1,0 +1,26 @@
+import type { CertificateProfile } from "../types/index.js";
+
+export interface SignRequest {
+  identity: string;
+  csrPem: string;
+  /** validityDays and the SANs granted beyond the identity */
+  profile: CertificateProfile;
+}
+
+export interface SignedCertificate {
+  certificatePem: string;
+  /** the chain sent to the node as configure.ca */
+  caPem: string;
+  /** lowercase hex */
+  serial: string;
+  /** sha256 of the certificate DER, lowercase hex */
+  fingerprint: string;
+  /** ISO-8601 */
+  notAfter: string;
+}
+
+export interface Signer {
+  readonly kind: string;
+  sign(req: SignRequest): Promise<SignedCertificate>;
+  close(): Promise<void>;
+}
