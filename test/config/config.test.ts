@@ -52,3 +52,10 @@ test("defaults, relative paths and secrets from the environment", () => {
   assert.equal(s.queueMaxWaitMs, 240_000, "queued nodes expire after two discovery intervals, like the reference");
   assert.equal(s.adminListen, "127.0.0.1:0");
 });
+
+test("the shipped example production configuration is valid", () => {
+  const s = resolveSettings(loadConfigFile(new URL("../../contrib/provisioner.yaml", import.meta.url).pathname), {});
+  assert.equal(s.site, "ams1");
+  assert.equal(s.brokers.length, 2);
+  assert.equal(s.leaderElection, true);
+});

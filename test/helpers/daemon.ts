@@ -1,0 +1,70 @@
+/** Starts the real daemon assembly (cli/daemon.ts) with test-friendly timings. */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { initBuiltinCa } from "../../src/ca/index.js";
+import { resolveSettings, type ConfigFile } from "../../src/config/index.js";
+import { startDaemon, type DaemonHandle } from "../../src/cli/daemon.js";
+import type { FlowOptions } from "../../src/provision/flow.js";
+import type { DecisionRecord } from "../../src/types/index.js";
+
+export const REPO = new URL("../../", import.meta.url).pathname;
+
+export async function makeCa(key: "ecdsa" | "rsa" = "ecdsa"): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "cp-ca-"));
+  await initBuiltinCa(dir, { key });
+  return dir;
+}
+
+export interface TestDaemon extends DaemonHandle {
+  records: DecisionRecord[];
+  /** resolves once `pred` holds over the records seen so far (event driven) */
+  waitFor(pred: (records: DecisionRecord[]) => boolean, timeoutMs: number, what?: string): Promise<DecisionRecord[]>;
+}
+
+export async function startTestDaemon(broker: string, cfg: ConfigFile = {}, flow: Partial<FlowOptions> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
+  const settings = resolveSettings(
+    {
+      broker,
+      identity: "provisioner.test",
+      policies: join(REPO, "policies"),
+      workers: 50,
+      discovery: { interval: "2s", timeout: "1500ms", quiet: "300ms", at_start: true },
+      hold_after_restart: "3s",
+      rpc: { inventory_timeout: "1500ms", provision_timeout: "3s", max_timeouts: 2, backoff_max: "200ms" },
+      watch: false,
+      ...cfg,
+    },
+    env,
+  );
+  const d = await startDaemon(settings, { log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), flow: { backoff: { baseMs: 20, maxMs: 200 }, ...flow } });
+  const records: DecisionRecord[] = [];
+  const waiters = new Set<() => void>();
+  d.provisioner.on("record", (r) => {
+    records.push(r);
+    for (const w of [...waiters]) w();
+  });
+  return Object.assign(d, {
+    records,
+    waitFor(pred: (r: DecisionRecord[]) => boolean, timeoutMs: number, what = "condition") {
+      return new Promise<DecisionRecord[]>((resolve, reject) => {
+        const check = () => {
+          if (pred(records)) {
+            clearTimeout(t);
+            waiters.delete(check);
+            resolve(records);
+          }
+        };
+        const t = setTimeout(() => {
+          waiters.delete(check);
+          const by: Record<string, number> = {};
+          for (const r of records) by[r.outcome] = (by[r.outcome] ?? 0) + 1;
+          reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; records so far: ${JSON.stringify(by)}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+  });
+}
