@@ -1,4 +1,3 @@
-import type { TopLevelCondition } from "json-rules-engine";
 import type { PolicyProblem } from "./errors.js";
 import { OPERATORS } from "./operators.js";
 import { checkPath, splitPath } from "./paths.js";
@@ -45,7 +44,6 @@ export function compileRule(ctx: CompileContext, path: Path, rule: RuleDoc, inde
     ruleSet: ctx.ruleSet,
     source: `${ctx.src.file}:${line}:${col}`,
     condition,
-    engineConditions: toEngine(condition) as TopLevelCondition,
     then,
   };
 }
@@ -117,21 +115,6 @@ function compileTest(ctx: CompileContext, path: Path, c: ConditionDoc, report: (
     }
   }
   return ok ? { kind: "test", fact: fact!, operator: c.operator, value: c.value } : undefined;
-}
-
-function toEngine(c: CompiledCondition): unknown {
-  switch (c.kind) {
-    case "all":
-      return { all: c.children.map(toEngine) };
-    case "any":
-      return { any: c.children.map(toEngine) };
-    case "not":
-      return { not: toEngine(c.child) };
-    case "test": {
-      const { root, rest } = splitPath(c.fact);
-      return rest ? { fact: root, path: rest, operator: c.operator, value: c.value } : { fact: root, operator: c.operator, value: c.value };
-    }
-  }
 }
 
 /** compiles a rule's `then` or the policy's `defaults` */

@@ -4,6 +4,7 @@ import { traceCondition, toFiredRule, type Explanation, type RuleTrace } from ".
 import { mergeRules } from "./merge.js";
 import { DEFAULT_VALIDITY_DAYS, type CompiledPolicy, type CompiledRule } from "./model.js";
 import { EnginePool } from "./pool.js";
+import { engineRules, ValueTable } from "./engine-rules.js";
 
 /**
  * Runs a compiled policy against inventories. The same instance serves the daemon, `policy
@@ -15,7 +16,8 @@ export class Evaluator {
 
   constructor(readonly policy: CompiledPolicy) {
     this.byName = new Map(policy.rules.map((r) => [r.name, r]));
-    this.pool = new EnginePool(policy.rules.map((r) => ({ name: r.name, conditions: r.engineConditions, event: { type: "matched" } })));
+    const values = new ValueTable();
+    this.pool = new EnginePool(engineRules(policy.rules, values), values);
   }
 
   async evaluate(inv: Inventory, opts: { explain?: boolean } = {}): Promise<Decision> {
@@ -35,14 +37,14 @@ export class Evaluator {
     const bad = checkInventory(inv);
     if (bad) return { decision: this.defer(`invalid inventory: ${bad}`), rules: [] };
     let results: RuleResult[];
-    const engine = this.pool.acquire();
+    const engine = await this.pool.acquire();
     try {
       const facts: Record<string, unknown> = {};
       for (const root of this.policy.roots) facts[root] = (inv as unknown as Record<string, unknown>)[root];
       const r = await engine.run(facts);
       results = r.results.concat(r.failureResults);
     } catch (e) {
-      // a failed run may leave the engine in a half-run state: do not return it to the pool
+      this.pool.discard();
       return { decision: this.defer(`policy evaluation failed: ${(e as Error)?.message ?? String(e)}`), rules: [] };
     }
     this.pool.release(engine);

@@ -1,4 +1,3 @@
-import type { TopLevelCondition } from "json-rules-engine";
 import type { Outcome } from "../types/index.js";
 import type { CompiledTemplate } from "./template.js";
 
@@ -85,8 +84,6 @@ export interface CompiledRule {
   /** file:line:col */
   source: string;
   condition: CompiledCondition;
-  /** json-rules-engine form: dotted paths split into fact + path */
-  engineConditions: TopLevelCondition;
   then: CompiledThen;
 }
 

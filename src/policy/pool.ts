@@ -1,38 +1,65 @@
 import { Engine, type RuleProperties } from "json-rules-engine";
+import type { ValueTable } from "./engine-rules.js";
 import { CUSTOM_OPERATORS } from "./operators.js";
 import { resolvePath } from "./paths.js";
 
 /**
- * json-rules-engine's Engine.run is not re-entrant (upstream issue #303: a run keeps its
- * status and rule results on the engine), so every evaluation borrows an engine of its own.
- * Engines are reused because building one (rules, conditions, operators) costs more than a run.
+ * json-rules-engine's Engine.run is not re-entrant (upstream issue #303: the run status lives
+ * on the engine, so the first concurrent run to finish makes the others skip rules), so every
+ * evaluation borrows an engine of its own. Engines are reused because building one costs
+ * far more than a run, and their number is capped: evaluation is CPU work on one thread, so
+ * more engines than that would only add memory, and a burst of thousands of nodes must not
+ * build thousands of engines.
  */
 export class EnginePool {
   private readonly idle: Engine[] = [];
+  private readonly waiting: Array<(e: Engine) => void> = [];
   private created = 0;
 
   constructor(
     private readonly rules: RuleProperties[],
-    private readonly maxIdle = 64,
+    private readonly values?: ValueTable,
+    private readonly maxEngines = 32,
   ) {}
 
-  acquire(): Engine {
-    return this.idle.pop() ?? this.make();
+  /** an idle engine, a new one while under the cap, else the next one released */
+  acquire(): Engine | Promise<Engine> {
+    const e = this.idle.pop();
+    if (e) return e;
+    if (this.created < this.maxEngines) return this.make();
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   release(engine: Engine): void {
-    if (this.idle.length < this.maxIdle) this.idle.push(engine);
+    const next = this.waiting.shift();
+    if (next) next(engine);
+    else this.idle.push(engine);
   }
 
-  stats(): { created: number; idle: number } {
-    return { created: this.created, idle: this.idle.length };
+  /** an engine whose run failed may be half-run: replace it rather than reuse it */
+  discard(): void {
+    this.created--;
+    const next = this.waiting.shift();
+    if (next) next(this.make());
+  }
+
+  stats(): { created: number; idle: number; waiting: number } {
+    return { created: this.created, idle: this.idle.length, waiting: this.waiting.length };
   }
 
   private make(): Engine {
     this.created++;
-    // allowUndefinedFacts: a fact root missing from an odd inventory reads as undefined, not a rejected run
+    // allowUndefinedFacts: a root missing from an odd inventory reads as undefined, not a rejected run
     const engine = new Engine([], { allowUndefinedFacts: true, pathResolver: resolvePath });
-    for (const op of CUSTOM_OPERATORS) engine.addOperator(op.name, (a: unknown, b: unknown) => op.evaluate!(a, b));
+    const values = this.values;
+    if (values) {
+      for (const op of CUSTOM_OPERATORS) engine.addOperator(op.name, (a: unknown, b: unknown) => op.evaluate!(a, values.resolve(b)));
+      // list values arrive as tokens; in/notIn become Set lookups
+      engine.addOperator("in", (a: unknown, b: unknown) => values.set(b)?.has(a) ?? false);
+      engine.addOperator("notIn", (a: unknown, b: unknown) => !(values.set(b)?.has(a) ?? false));
+    } else {
+      for (const op of CUSTOM_OPERATORS) engine.addOperator(op.name, (a: unknown, b: unknown) => op.evaluate!(a, b));
+    }
     for (const r of this.rules) engine.addRule(r);
     return engine;
   }

@@ -76,10 +76,10 @@ describe("concurrent evaluations", () => {
     const lost = sharedRuns.filter((r) => r.events.length !== 2).length;
     assert.ok(lost > 0, "a shared engine loses rules in concurrent runs");
 
-    const pool = new EnginePool(rules);
+    const pool = new EnginePool(rules, undefined, 64);
     const pooled = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
-        const e = pool.acquire();
+        const e = await pool.acquire();
         try {
           return await e.run({ delay: slowFact(i) });
         } finally {
@@ -89,5 +89,22 @@ describe("concurrent evaluations", () => {
     );
     assert.deepEqual(pooled.map((r) => r.events.length), Array(20).fill(2));
     assert.equal(pool.stats().created, 20, "one engine per concurrent run");
+  });
+
+  it("caps the number of engines: a burst waits for a free engine instead of building thousands", async () => {
+    const rules = [{ name: "r", conditions: { all: [{ fact: "x", operator: "equal", value: 1 }] }, event: { type: "hit" } }];
+    const pool = new EnginePool(rules, undefined, 4);
+    const runs = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const e = await pool.acquire();
+        try {
+          return (await e.run({ x: i % 2 })).events.length;
+        } finally {
+          pool.release(e);
+        }
+      }),
+    );
+    assert.deepEqual(runs, Array.from({ length: 100 }, (_, i) => i % 2));
+    assert.deepEqual(pool.stats(), { created: 4, idle: 4, waiting: 0 });
   });
 });
