@@ -1,0 +1,339 @@
+/**
+ * A fleet of simulated provisioning-mode Choria servers in one process. Nodes are
+ * multiplexed over a few NATS connections: each connection carries one queue-grouped
+ * provisioning.node.> wildcard (every directed request arrives once, on any connection, and is
+ * routed by identity) plus the broadcast agent subjects (each connection answers for its own
+ * share of nodes). No per-node subscriptions, so 100k nodes cost a few hundred MB at most.
+ */
+import { randomBytes } from "node:crypto";
+import type { EventEmitter } from "node:events";
+import type { NatsConnection, Subscription } from "nats";
+import {
+  LEGACY_REGISTRATION_SUBJECT,
+  REGISTRATION_SUBJECT,
+  broadcastSubject,
+  encodeLifecycle,
+  encodeRegistration,
+  lifecycleSubject,
+  newLifecycleEvent,
+  nodeSubject,
+} from "../protocol/index.js";
+import { closeNats, connectNats } from "../transport/connection.js";
+import { leavesProvisioning } from "./agents/choria-provision.js";
+import { Dispatcher } from "./dispatcher.js";
+import { factsResolver, identityOf, upgradableOf, versionOf, type Facts, type FactsInput } from "./facts.js";
+import { assignFaults, faultSet, hasFault, type FaultOptions } from "./faults.js";
+import { KeyPool } from "./keypool.js";
+import { Mode, SimNode } from "./node.js";
+import { hash32, rngFor } from "./prng.js";
+import { writeRecords } from "./record.js";
+import { FleetStats, type FleetReport } from "./report.js";
+import { LOADED_AGENTS, type SimRuntime } from "./runtime.js";
+
+export interface FleetOptions {
+  /** NATS URL(s), comma separated */
+  servers: string;
+  nodes: number;
+  /** provisioning token; when set, choria_provision requests must carry exactly this */
+  token?: string;
+  seed?: number;
+  facts?: FactsInput;
+  /** NATS connections to spread the fleet over; default 1 per 12,500 nodes, at most 8 */
+  connections?: number;
+  lifecycleFormat?: "cloudevent" | "choria";
+  /** publish file_content registration data: first after 1–4 s, then every intervalMs (default 120 s) */
+  registration?: boolean | { intervalMs: number };
+  /** also publish registration on the pre-2021 choria.provisioning_data subject */
+  legacyRegistration?: boolean;
+  /** real wait between a restart/shutdown reply and its effect; default Go's splay in seconds */
+  restartDelayMs?: number;
+  /** spread startup events over this long; default 0 up to 1000 nodes, else nodes/10 ms */
+  startupRampMs?: number;
+  faults?: FaultOptions;
+  /** write each node's RecordedInventory here at start */
+  recordDir?: string;
+  /** every node reports this version instead of the seeded mix */
+  version?: string;
+  /** every node allows release_update (or none does) instead of the seeded mix */
+  upgradable?: boolean;
+  /** raw provisioning.jwt contents returned by the jwt action; absent: "Provisioning JWT file does not exist" */
+  provisioningJwt?: string;
+  keyPoolSize?: number;
+  /** false: do not cache pool keys on disk */
+  keyCacheDir?: string | false;
+  /** identity domain, default example.net */
+  domain?: string;
+}
+
+export interface Fleet {
+  identities: string[];
+  faultsOf(identity: string): Set<string>;
+  report(): FleetReport;
+  /** "configured", "restarted" (left provisioning mode), "shutdown", "died", "startup" with the identity; "violation" with {identity, kind, detail}; "update" on any change */
+  events: EventEmitter;
+  /** resolves once pred(report) holds, evaluated on every fleet change; rejects after timeoutMs */
+  waitFor(pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport>;
+  republishStartup(identity?: string): void;
+  /** all startup events have been published */
+  startupComplete: Promise<void>;
+  keyPool: { size: number; generated: number; generatedMs: number };
+  stop(): Promise<void>;
+}
+
+interface Shard {
+  nc: NatsConnection;
+  nodes: SimNode[];
+  server: string;
+  subs: Subscription[];
+}
+
+const NODE_PREFIX = nodeSubject("");
+
+export async function startFleet(o: FleetOptions): Promise<Fleet> {
+  if (!Number.isInteger(o.nodes) || o.nodes < 1) throw new RangeError(`nodes must be a positive integer, got ${o.nodes}`);
+  const seed = o.seed ?? 1;
+  const nShards = Math.max(1, Math.min(o.nodes, o.connections ?? Math.min(8, Math.ceil(o.nodes / 12_500))));
+  const format = o.lifecycleFormat ?? "cloudevent";
+  const faults = o.faults ?? {};
+  const keysP = KeyPool.create({ size: o.keyPoolSize, cacheDir: o.keyCacheDir });
+
+  const nodes: SimNode[] = [];
+  const byIdentity = new Map<string, SimNode>();
+  for (let i = 0; i < o.nodes; i++) {
+    const identity = identityOf(i, o.domain);
+    const node = new SimNode({
+      index: i,
+      identity,
+      shard: i % nShards,
+      keyIndex: hash32(`${seed}/key/${identity}`),
+      faults: assignFaults(seed, identity, faults),
+      version: o.version ?? versionOf(seed, identity),
+      upgradable: o.upgradable ?? upgradableOf(seed, identity),
+    });
+    nodes.push(node);
+    byIdentity.set(identity, node);
+  }
+  const stats = new FleetStats(seed, nodes);
+  const resolveFacts = factsResolver(seed, o.facts);
+
+  const servers = o.servers.split(",").map((s) => s.trim()).filter(Boolean);
+  const [keys, ncs] = await Promise.all([
+    keysP,
+    Promise.all(Array.from({ length: nShards }, (_, i) => connectNats({ servers, name: `choria-sim-${i}` }))),
+  ]);
+  const shards: Shard[] = ncs.map((nc) => ({ nc, nodes: [], server: `nats://${nc.getServer()}`, subs: [] }));
+  for (const n of nodes) shards[n.shard].nodes.push(n);
+
+  const timers = new Set<NodeJS.Timeout>();
+  let stopped = false;
+  const later = (ms: number, fn: () => void): void => {
+    if (stopped) return;
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!stopped) fn();
+    }, ms);
+    timers.add(t);
+  };
+
+  const regInterval = typeof o.registration === "object" ? o.registration.intervalMs : 120_000;
+  const regOn = !!o.registration || !!o.legacyRegistration;
+  const scheduleFirstRegistration = (n: SimNode): void => {
+    if (regOn) n.regNextAt = Date.now() + 1000 + Math.floor(rngFor(seed, `reg:${n.startups}`, n.identity)() * 3000);
+  };
+
+  const publish = (node: SimNode, subject: string, bytes: Uint8Array | string): void => {
+    const nc = shards[node.shard].nc;
+    if (!nc.isClosed()) nc.publish(subject, bytes);
+  };
+
+  const rt: SimRuntime = {
+    seed,
+    token: o.token,
+    provisioningJwt: o.provisioningJwt,
+    keys,
+    stats,
+    nodes,
+    restartDelayMs: o.restartDelayMs,
+    factsOf: (node: SimNode): Facts => resolveFacts(node.identity, node.index),
+    lifecycle(node, type, component, extra) {
+      const e = newLifecycleEvent(type, node.identity, component, type === "startup" ? { version: node.version } : extra);
+      publish(node, lifecycleSubject(type, component), encodeLifecycle(e, format));
+      stats.totals.lifecycleEvents++;
+      if (type === "startup") stats.totals.startupEvents++;
+    },
+    restart(node, delayMs, ro = {}) {
+      node.restartCount++;
+      stats.totals.restarts++;
+      stats.transition(node, Mode.Restarting);
+      rt.lifecycle(node, "shutdown", "provision_mode_server");
+      later(delayMs, () => {
+        if (node.mode !== Mode.Restarting) return;
+        // a fresh process: no lock, no ECDH key, nothing queued on the agent mutex
+        node.lockBy = undefined;
+        node.lockUntil = 0;
+        node.ecdhPrivate = undefined;
+        node.provisionTail = undefined;
+        const faulty = hasFault(node.faults, "come_back_unprovisioned") && node.restartCount === 1 && node.configuredThisBoot;
+        if (ro.forceProvisioning || faulty || !leavesProvisioning(node.configuredThisBoot ? node.configuration : undefined)) {
+          if (faulty) stats.totals.cameBackUnprovisioned++;
+          node.configuredThisBoot = false;
+          stats.transition(node, Mode.Provisioning);
+          startNode(node);
+        } else {
+          stats.transition(node, Mode.Server);
+          rt.lifecycle(node, "startup", "server");
+          stats.events.emit("restarted", node.identity);
+        }
+      });
+    },
+    shutdown(node, delayMs) {
+      stats.transition(node, Mode.ShuttingDown);
+      later(delayMs, () => {
+        if (node.mode !== Mode.ShuttingDown) return;
+        rt.lifecycle(node, "shutdown", "provision_mode_server");
+        stats.transition(node, Mode.Shutdown);
+        stats.events.emit("shutdown", node.identity);
+      });
+    },
+    kill(node) {
+      if (node.mode === Mode.Dead) return;
+      stats.transition(node, Mode.Dead);
+      stats.events.emit("died", node.identity);
+    },
+  };
+
+  function startNode(node: SimNode): void {
+    node.startups++;
+    scheduleFirstRegistration(node);
+    rt.lifecycle(node, "startup", "provision_mode_server");
+    stats.events.emit("startup", node.identity);
+    stats.changed();
+  }
+
+  const dispatcher = new Dispatcher(
+    rt,
+    { publish: (node, subject, bytes) => publish(node, subject, bytes), connectedServer: (node) => shards[node.shard].server },
+    byIdentity,
+    { latencyMs: faults.latencyMs, dropProbability: faults.dropProbability },
+  );
+
+  // every connection joins the same queue group, so each directed request is handled once
+  const queue = `choria-sim-${randomBytes(6).toString("hex")}`;
+  shards.forEach((shard, i) => {
+    shard.subs.push(
+      shard.nc.subscribe(`${NODE_PREFIX}>`, {
+        queue,
+        callback: (err, msg) => {
+          if (!err) dispatcher.directed(msg.subject.slice(NODE_PREFIX.length), msg.data);
+        },
+      }),
+    );
+    for (const agent of LOADED_AGENTS) {
+      shard.subs.push(
+        shard.nc.subscribe(broadcastSubject(agent), {
+          callback: (err, msg) => {
+            if (!err) dispatcher.broadcast(shard.nodes, msg.data, i === 0);
+          },
+        }),
+      );
+    }
+  });
+  await Promise.all(shards.map((s) => s.nc.flush()));
+
+  // every node is "subscribed" now; startup events follow, spread over the ramp
+  stats.totals.inProvisioningMode = nodes.length;
+  const ramp = o.startupRampMs ?? (nodes.length <= 1000 ? 0 : Math.round(nodes.length / 10));
+  const startupComplete = new Promise<void>((resolve) => {
+    const ticks = Math.max(1, Math.ceil(ramp / 20));
+    const perTick = Math.ceil(nodes.length / ticks);
+    let next = 0;
+    const tick = (): void => {
+      if (stopped) return resolve();
+      const end = Math.min(nodes.length, next + perTick);
+      for (; next < end; next++) if (nodes[next].mode === Mode.Provisioning) startNode(nodes[next]);
+      if (next >= nodes.length) return resolve();
+      if (ramp > 0) later(20, tick);
+      else setImmediate(tick);
+    };
+    tick();
+  });
+
+  let regTimer: NodeJS.Timeout | undefined;
+  if (regOn) {
+    const mtime = Math.floor(Date.now() / 1000);
+    regTimer = setInterval(() => {
+      const now = Date.now();
+      for (const n of nodes) {
+        if (n.regNextAt === 0 || n.regNextAt > now || n.mode !== Mode.Provisioning) continue;
+        const bytes = encodeRegistration({
+          identity: n.identity,
+          file: "/etc/choria/metadata.json",
+          content: JSON.stringify({ identity: n.identity, ...rt.factsOf(n) }),
+          mtime,
+          updated: false,
+          connectedServer: shards[n.shard].server,
+        });
+        if (o.registration) publish(n, REGISTRATION_SUBJECT, bytes);
+        if (o.legacyRegistration) publish(n, LEGACY_REGISTRATION_SUBJECT, bytes);
+        n.regCount++;
+        stats.totals.registrations++;
+        n.regNextAt = now + regInterval;
+      }
+      stats.changed();
+    }, 250);
+  }
+
+  if (o.recordDir) await writeRecords(rt, o.recordDir, nodes);
+
+  const fleet: Fleet = {
+    identities: nodes.map((n) => n.identity),
+    faultsOf: (identity) => {
+      const n = byIdentity.get(identity);
+      if (!n) throw new Error(`no simulated node ${identity}`);
+      return faultSet(n.faults);
+    },
+    report: () => stats.report(),
+    events: stats.events,
+    startupComplete,
+    keyPool: { size: keys.size, generated: keys.generated, generatedMs: keys.generatedMs },
+    waitFor(pred, timeoutMs) {
+      return new Promise<FleetReport>((resolve, reject) => {
+        const check = (): boolean => {
+          const r = stats.report();
+          if (!pred(r)) return false;
+          cleanup();
+          resolve(r);
+          return true;
+        };
+        const onUpdate = (): void => void check();
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`waitFor timed out after ${timeoutMs}ms; totals: ${JSON.stringify(stats.totals)}`));
+        }, timeoutMs);
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          stats.events.off("update", onUpdate);
+        };
+        stats.events.on("update", onUpdate);
+        check();
+      });
+    },
+    republishStartup(identity) {
+      const targets = identity ? [byIdentity.get(identity)] : nodes;
+      for (const n of targets) {
+        if (!n) throw new Error(`no simulated node ${identity}`);
+        if (n.mode === Mode.Provisioning) rt.lifecycle(n, "startup", "provision_mode_server");
+      }
+      stats.changed();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (regTimer) clearInterval(regTimer);
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      await Promise.all(shards.map((s) => closeNats(s.nc)));
+    },
+  };
+  return fleet;
+}
