@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { jsonErrorOffset, lineCol } from "./json-position.js";
 import { inventoryFromRpcutil, type CsrSummary, type Inventory, type RecordedInventory, type RpcutilInventoryData } from "../types/index.js";
 
 /** a bad inventory file: the message names the file and, for JSON errors, line:col */
@@ -53,20 +54,16 @@ export function inventoryFromJson(data: unknown, path: string, identity?: string
   return inventoryFromRpcutil(id, o as RpcutilInventoryData);
 }
 
-/** JSON.parse with the error position turned into line:col */
+/** JSON.parse with the error position as line:col */
 export function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
     const msg = (e as Error).message;
-    const m = /at position (\d+)/.exec(msg);
-    if (m) {
-      const pos = Number(m[1]);
-      const before = text.slice(0, pos);
-      const line = before.split("\n").length;
-      const col = pos - before.lastIndexOf("\n");
-      throw new InventoryFileError(`${path}:${line}:${col}: invalid JSON: ${msg.replace(/ in JSON at position \d+.*$/, "")}`);
-    }
-    throw new InventoryFileError(`${path}: invalid JSON: ${msg}`);
+    const at = jsonErrorOffset(text);
+    if (at === undefined) throw new InventoryFileError(`${path}: invalid JSON: ${msg}`);
+    const { line, col } = lineCol(text, at);
+    const near = at >= text.length ? "unexpected end of input" : `unexpected ${JSON.stringify(text.slice(at, at + 12).split("\n")[0])}`;
+    throw new InventoryFileError(`${path}:${line}:${col}: invalid JSON: ${near}`);
   }
 }

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Ajv } from "ajv";
+import { inventoryFromFile, InventoryFileError } from "../../src/policy/index.js";
+
+const SPEC = "/work/shared/spec/examples";
+const FIXTURES = "test/fixtures/inventories";
+const tmp = mkdtempSync(join(tmpdir(), "inv-"));
+
+describe("inventory files", () => {
+  it("reads rpcutil#inventory data as a node returns it, identity from the flag or the file name", () => {
+    const inv = inventoryFromFile(`${SPEC}/rpcutil-inventory.provisioning-mode.data.json`, "n1.example.net");
+    assert.equal(inv.identity, "n1.example.net");
+    assert.equal(inv.version, "0.99.0.20221129");
+    assert.equal(inv.upgradable, true);
+    assert.equal(inv.mainCollective, "provisioning");
+    assert.deepEqual(inv.agents, ["choria_provision", "choria_util", "discovery", "rpcutil"]);
+    const file = join(tmp, "web9.example.net.json");
+    writeFileSync(file, readFileSync(`${SPEC}/rpcutil-inventory.provisioning-mode.data.json`));
+    assert.equal(inventoryFromFile(file).identity, "web9.example.net");
+  });
+
+  it("reads RecordedInventory fixtures with csr and jwt", () => {
+    const inv = inventoryFromFile(`${FIXTURES}/web1.example.net.json`);
+    assert.equal(inv.identity, "web1.example.net");
+    assert.equal(inv.facts.dc, "ams1");
+    assert.equal(inv.csr?.cn, "web1.example.net");
+    assert.equal(inv.jwt?.purpose, "choria_provisioning");
+    assert.equal(inventoryFromFile(`${FIXTURES}/web1.example.net.json`, "other").identity, "other");
+  });
+
+  it("reads the legacy helper input and drops the provisioning token", () => {
+    const inv = inventoryFromFile(`${SPEC}/provisioner-helper-input.json`);
+    assert.equal(inv.identity, "24bd22cdb279.choria.local");
+    assert.equal(inv.version, "0.99.0.20221129");
+    assert.equal(inv.jwt?.chu, "nats://broker.choria.local:4222");
+    assert.equal(inv.jwt?.cht, undefined);
+  });
+
+  it("gives clear errors: missing file, bad JSON with line:col, unrecognised shape", () => {
+    assert.throws(() => inventoryFromFile(join(tmp, "missing.json")), (e: unknown) => e instanceof InventoryFileError && /missing\.json: file not found/.test(e.message));
+    const bad = join(tmp, "bad.json");
+    writeFileSync(bad, '{\n  "agents": ["rpcutil",\n  oops]\n}\n');
+    assert.throws(() => inventoryFromFile(bad), (e: unknown) => e instanceof Error && e.message.includes("bad.json:3:3: invalid JSON"));
+    writeFileSync(bad, '{"agents": []');
+    assert.throws(() => inventoryFromFile(bad), /bad\.json:1:14: invalid JSON: unexpected end of input/);
+    writeFileSync(bad, '{"hello": "world"}');
+    assert.throws(() => inventoryFromFile(bad), /neither a RecordedInventory nor rpcutil#inventory data/);
+  });
+
+  it("every fixture is valid against the RecordedInventory schema", async () => {
+    const { readdirSync } = await import("node:fs");
+    const ajv = new Ajv({ strict: false, validateFormats: false });
+    const validate = ajv.compile(JSON.parse(readFileSync("schemas/recorded-inventory.schema.json", "utf8")));
+    for (const f of readdirSync(FIXTURES).filter((x) => x.endsWith(".json"))) {
+      assert.ok(validate(JSON.parse(readFileSync(join(FIXTURES, f), "utf8"))), `${f}: ${JSON.stringify(validate.errors)}`);
+    }
+  });
+});
