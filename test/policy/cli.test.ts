@@ -25,7 +25,7 @@ describe("policy CLI", () => {
     const lines = r.out.trim().split("\n");
     assert.equal(lines.length, 2);
     assert.match(lines[0]!, /p\.yaml:8:52: r1: unknown operator "regex"/);
-    assert.match(lines[1]!, /p\.yaml:9:25: r1: undefined broker set "nope"/);
+    assert.match(lines[1]!, /p\.yaml:9:24: r1: undefined broker set "nope"/);
   });
 
   it("eval: prints the decision, as text, json and with --explain", () => {
