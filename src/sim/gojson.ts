@@ -25,7 +25,8 @@ function jsonKind(v: unknown): string {
 }
 
 function fieldError(s: GoStruct, field: string, type: GoType, v: unknown): GoJsonError {
-  const kind = typeof v === "number" ? `number ${String(v)}` : jsonKind(v);
+  // Go names the literal only when a number fails to fit a numeric field
+  const kind = typeof v === "number" && type === "int" ? `number ${String(v)}` : jsonKind(v);
   return new GoJsonError(`json: cannot unmarshal ${kind} into Go struct field ${s.name}.${field} of type ${type}`);
 }
 

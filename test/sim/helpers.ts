@@ -1,3 +1,4 @@
+import "reflect-metadata";
 /**
  * Test-side provisioner pieces for driving the simulator: a throwaway CA that signs the
  * CSRs nodes return, and raw request builders for what a well-behaved client never sends.
@@ -7,18 +8,18 @@ import * as x509 from "@peculiar/x509";
 import type { NatsConnection } from "nats";
 import { DISCOVERY_PING_PAYLOAD, agentFilter, encodeRequest, encodeRpcRequest, nodeSubject, replySubject, decodeReply, decodeRpcReply, type Filter, type RpcReplyBody } from "../../src/protocol/index.js";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const RSA = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 } as const;
 
 export interface TestCa {
   cert: x509.X509Certificate;
   pem: string;
-  keys: CryptoKeyPair;
+  keys: webcrypto.CryptoKeyPair;
 }
 
 export async function makeCa(name = "CN=Sim Test CA"): Promise<TestCa> {
-  const keys = (await webcrypto.subtle.generateKey(RSA, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(RSA, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: "01",
     name,
@@ -34,7 +35,7 @@ export async function makeCa(name = "CN=Sim Test CA"): Promise<TestCa> {
 let serial = 100;
 
 /** Signs for `publicKey` (default: the CSR's) with `cn` and a DNS SAN of the same name. */
-export async function signCsr(ca: TestCa, csrPem: string, o: { cn?: string; publicKey?: x509.PublicKey | CryptoKey; notAfter?: Date } = {}): Promise<string> {
+export async function signCsr(ca: TestCa, csrPem: string, o: { cn?: string; publicKey?: x509.PublicKey | webcrypto.CryptoKey; notAfter?: Date } = {}): Promise<string> {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   const cn = o.cn ?? /CN=([^,]+)/.exec(csr.subject)?.[1] ?? "unknown";
   const cert = await x509.X509CertificateGenerator.create({
@@ -149,3 +150,52 @@ export async function publishAndCollect(nc: NatsConnection, subject: string, req
 }
 
 export { nodeSubject };
+
+import { decodeLifecycle, type DecodedLifecycle } from "../../src/protocol/index.js";
+import { EventEmitter, once } from "node:events";
+
+export interface SeenEvent extends DecodedLifecycle {
+  subject: string;
+  raw: Record<string, unknown>;
+}
+
+/** Collects lifecycle events; `next` waits for a matching one (already seen or future), no polling. */
+export class LifecycleLog {
+  readonly seen: SeenEvent[] = [];
+  private readonly em = new EventEmitter();
+  constructor(nc: NatsConnection) {
+    this.em.setMaxListeners(0);
+    nc.subscribe("choria.lifecycle.event.>", {
+      callback: (_e, m) => {
+        const d = decodeLifecycle(m.data);
+        const ev: SeenEvent = { ...d, subject: m.subject, raw: JSON.parse(Buffer.from(m.data).toString()) as Record<string, unknown> };
+        this.seen.push(ev);
+        this.em.emit("event", ev);
+      },
+    });
+  }
+
+  count(pred: (e: SeenEvent) => boolean): number {
+    return this.seen.filter(pred).length;
+  }
+
+  /** resolves when `n` events matching pred have been seen in total */
+  async next(pred: (e: SeenEvent) => boolean, timeoutMs = 5000, n = 1): Promise<SeenEvent> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      for (;;) {
+        const hits = this.seen.filter(pred);
+        if (hits.length >= n) return hits[n - 1];
+        await once(this.em, "event", { signal: ac.signal });
+      }
+    } catch (e) {
+      if (ac.signal.aborted) throw new Error(`no lifecycle event matched within ${timeoutMs}ms; seen: ${this.seen.map((s) => s.subject + ":" + s.event.identity).join(", ")}`);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export const ev = (type: string, identity: string, component = "provision_mode_server") => (e: SeenEvent) => e.type === type && e.event.identity === identity && e.event.component === component;
