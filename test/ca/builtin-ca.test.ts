@@ -120,7 +120,8 @@ for (const key of ["ecdsa", "rsa"] as const) {
       const aki = ext(cert, x509.AuthorityKeyIdentifierExtension).keyId;
       assert.equal(aki, ext(caCert, x509.SubjectKeyIdentifierExtension).keyId);
       assert.match(ext(cert, x509.SubjectKeyIdentifierExtension).keyId, /^[0-9a-f]{40}$/);
-      assert.match(r.serial, /^[1-7][0-9a-f]{31}$/);
+      // 16 bytes, sign bit clear, first byte non-zero: positive and minimally DER-encoded
+      assert.match(r.serial, /^(0[1-9a-f]|[1-7][0-9a-f])[0-9a-f]{30}$/);
       assert.equal(cert.serialNumber.toLowerCase(), r.serial);
       // notBefore is backdated for clock skew, notAfter follows the profile
       assert.ok(cert.notBefore.getTime() <= t0 - 4 * 60_000 && cert.notBefore.getTime() >= t0 - 6 * 60_000, `notBefore ${cert.notBefore.toISOString()}`);
