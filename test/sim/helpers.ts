@@ -96,6 +96,8 @@ export interface RawRequest {
   callerid?: string;
   senderid?: string;
   replyTo?: string;
+  /** leave the reply-to header out entirely */
+  noReplyTo?: boolean;
 }
 
 /** Hand-built request bytes, bypassing the client's own sanity checks. */
@@ -117,8 +119,9 @@ export function rawRequest(r: RawRequest): { bytes: Uint8Array; requestId: strin
     replyTo,
   });
   let bytes = enc.bytes;
-  if (r.ttl !== undefined || (r.requestId && r.requestId.length !== 32)) {
-    const t = JSON.parse(Buffer.from(enc.bytes).toString()) as { data: string };
+  if (r.ttl !== undefined || (r.requestId && r.requestId.length !== 32) || r.noReplyTo) {
+    const t = JSON.parse(Buffer.from(enc.bytes).toString()) as { data: string; headers: Record<string, unknown> };
+    if (r.noReplyTo) delete t.headers["reply-to"];
     const sec = JSON.parse(Buffer.from(t.data, "base64").toString()) as { message: string };
     const req = JSON.parse(sec.message) as { envelope: { ttl: number; requestid: string } };
     if (r.ttl !== undefined) req.envelope.ttl = r.ttl;
