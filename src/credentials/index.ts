@@ -1,0 +1,5 @@
+export * from "./errors.js";
+export * from "./ksuid.js";
+export * from "./keys.js";
+export * from "./jws.js";
+export * from "./provisioning-jwt.js";
