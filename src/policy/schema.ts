@@ -42,13 +42,18 @@ function getValidator(kind: SchemaKind): ValidateFunction {
 export function validateSchema(kind: SchemaKind, src: SourceFile, ruleOf: (path: string[]) => string | undefined = () => undefined): { problems: PolicyProblem[]; paths: string[][] } {
   const validate = getValidator(kind);
   if (validate(src.data)) return { problems: [], paths: [] };
-  const errors = dedupe(validate.errors ?? []);
+  // "property name must be valid" only repeats the more precise error ajv gives just before it
+  const errors = dedupe((validate.errors ?? []).filter((e) => e.keyword !== "propertyNames"));
   const paths = errors.map((e) => pointerToPath(e.instancePath));
   const problems = errors.map((e) => {
     const path = pointerToPath(e.instancePath);
     if (e.keyword === "additionalProperties") {
       const extra = (e.params as { additionalProperty: string }).additionalProperty;
       return src.problem([...path, extra], `unknown field "${extra}"${hint(kind, path, extra)}`, ruleOf(path), { key: true });
+    }
+    const propertyName = (e as ErrorObject & { propertyName?: string }).propertyName;
+    if (propertyName !== undefined) {
+      return src.problem([...path, propertyName], `${describe(path)}: key "${propertyName}" ${messageOf(e)}${e.keyword === "pattern" && path[path.length - 1] === "actionPolicies" ? " (action policy files are named <agent>.policy)" : e.keyword === "pattern" && path[path.length - 1] === "opaPolicies" ? " (OPA policy files are named <agent>.rego or default.rego)" : ""}`, ruleOf(path), { key: true });
     }
     if (e.keyword === "required") {
       const missing = (e.params as { missingProperty: string }).missingProperty;

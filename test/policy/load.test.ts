@@ -172,4 +172,12 @@ defaults:
     writeFileSync(join(d.rulesDir, "shared.yaml"), rs("y"));
     assert.notEqual((await loadPolicySet({ policiesDir: d.policiesDir })).ref.hash, h1);
   });
+
+  it("requires action policy files to end in .policy and OPA files in .rego", () => {
+    const problems = problemsOf({
+      "policies/p.yaml": HEADER + `defaults:\n  actionPolicies:\n    rpcutil: x\n    ok.policy: y\n  opaPolicies:\n    default.opa: z\n`,
+    });
+    assert.deepEqual(problems.map((p) => [p.line, p.col]), [[8, 5], [11, 5]]);
+    assert.match(problems[0]!.message, /key "rpcutil"/);
+  });
 });

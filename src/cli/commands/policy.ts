@@ -2,6 +2,15 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { checkPolicies, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
 import { renderDecision } from "../../policy/render.js";
+import { runPolicyTests } from "../../policy/testing.js";
+import { reportJson, reportJunit, reportTap, reportText } from "../../policy/report.js";
+import { diffPolicies } from "../../policy/diff.js";
+
+function percent(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw Object.assign(new Error(`--threshold must be a number from 0 to 100, got ${v}`), { exitCode: 2 });
+  return n;
+}
 
 interface DirOptions {
   policies: string;
@@ -72,5 +81,61 @@ export function register(program: Command): void {
       }
       const d = await ps.evaluate(inv);
       process.stdout.write(o.format === "json" ? JSON.stringify(d, null, 2) + "\n" : renderDecision(inv.identity, d) + "\n");
+    });
+
+  policy
+    .command("test")
+    .description("run PolicyTest cases: exit 0 all pass, 1 failures (or coverage below --threshold), 2 broken policies or tests")
+    .argument("[dir]", "directory (searched recursively) or file holding PolicyTest documents", "policies")
+    .option("--policies <dir>", "policies directory for test files that do not name one", "policies")
+    .option("--rules <dir>", "rules directory for test files that do not name one")
+    .addOption(new Option("--format <format>", "output format").choices(["text", "json", "junit", "tap"]).default("text"))
+    .option("--coverage", "list rules and conditions no case exercised, and fact paths no recorded inventory resolved", false)
+    .option("--threshold <percent>", "with --coverage: fail below this coverage", percent)
+    .option("--update", "write the current decisions into the test files as expectations", false)
+    .action(async (dir: string, o: { policies: string; rules?: string; format: "text" | "json" | "junit" | "tap"; coverage: boolean; threshold?: number; update: boolean }) => {
+      const coverage = o.coverage || o.threshold !== undefined;
+      const run = await runPolicyTests({ dir, policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), coverage, update: o.update });
+      const report = { text: reportText, json: reportJson, junit: reportJunit, tap: reportTap }[o.format];
+      process.stdout.write(report(run));
+      if (run.problems.length) process.exitCode = 2;
+      else if (run.results.some((r) => !r.passed) && !o.update) process.exitCode = 1;
+      else if (o.threshold !== undefined && run.coverage && run.coverage.percent < o.threshold) {
+        process.stderr.write(`coverage ${run.coverage.percent}% is below the threshold ${o.threshold}%\n`);
+        process.exitCode = 1;
+      }
+      if (o.update) process.stderr.write(`updated expectations of ${run.results.length} case(s)\n`);
+    });
+
+  dirOptions(policy.command("diff"))
+    .description("evaluate recorded inventories with two versions of the policies and list every node whose decision changes")
+    .requiredOption("--from <ref>", "git ref of the old policies")
+    .option("--to <ref>", "git ref of the new policies, or 'worktree'", "worktree")
+    .requiredOption("--inventories <dir>", "directory of recorded inventories (*.json)")
+    .addOption(new Option("--format <format>", "output format").choices(["text", "json"]).default("text"))
+    .option("--exit-code", "exit 1 when any decision changes", false)
+    .action(async (o: DirOptions & { from: string; to: string; inventories: string; format: "text" | "json"; exitCode: boolean }) => {
+      let r;
+      try {
+        r = await diffPolicies({ from: o.from, to: o.to, inventoriesDir: o.inventories, policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), ...(o.policy ? { policy: o.policy } : {}) });
+      } catch (e) {
+        if (e instanceof PolicyLoadError) {
+          for (const p of e.problems) process.stderr.write(formatProblem(p) + "\n");
+          fail("policy set is not valid", 2);
+        }
+        if (e instanceof InventoryFileError) fail(e.message, 2);
+        fail((e as Error).message, 2);
+      }
+      if (o.format === "json") process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      else {
+        const out = [`from ${r.from.name} ${r.from.version} ${r.from.hash}`, `to   ${r.to.name} ${r.to.version} ${r.to.hash}`];
+        for (const n of r.changed) {
+          out.push(`${n.identity}: ${n.from === n.to ? n.from : `${n.from} -> ${n.to}`}`);
+          for (const c of n.changes) out.push(`  ${c.key}: ${c.from === undefined ? "(unset)" : JSON.stringify(c.from)} -> ${c.to === undefined ? "(unset)" : JSON.stringify(c.to)}`);
+        }
+        out.push(`${r.changed.length} of ${r.nodes} nodes change`);
+        process.stdout.write(out.join("\n") + "\n");
+      }
+      if (o.exitCode && r.changed.length) process.exitCode = 1;
     });
 }
