@@ -3,3 +3,4 @@ export * from "./ksuid.js";
 export * from "./keys.js";
 export * from "./jws.js";
 export * from "./provisioning-jwt.js";
+export * from "./key-transport.js";
