@@ -8,6 +8,7 @@ import * as pkijs from "pkijs";
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
 import type { CertificateProfile } from "../types/index.js";
 import type { ParsedCsr } from "./csr-inspect.js";
+import { TAG, ascii, concat, derTime, tlv, utf8 } from "./der.js";
 import { encodePem } from "./pem.js";
 import { OID, ipBytes, isIpSan, parseDer, positiveSerial, toHex } from "./x509-util.js";
 
@@ -101,15 +102,26 @@ export function createCaCertificate(key: KeyObject, opts: { commonName: string; 
   return issued(finish(cert, key, signingAlgorithmFor(key)), serial, notAfter);
 }
 
+const VERSION_3 = Uint8Array.of(0xa0, 0x03, 0x02, 0x01, 0x02);
+
+function oidDer(oid: string): Uint8Array {
+  return new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
+}
+
 /**
- * Issues leaf certificates for one CA. Everything that does not depend on the node is
- * prepared once: the parsed issuer name, signing algorithm and the constant extensions.
+ * Issues leaf certificates for one CA. pkijs prepares every part that does not depend on the
+ * node once (issuer name, algorithm identifier, constant extensions); each leaf is then spliced
+ * together with the small DER writer and signed. See der.ts for why.
  */
 export class LeafIssuer {
   private readonly alg: SigningAlgorithm;
-  private readonly issuer: pkijs.RelativeDistinguishedNames;
+  private readonly algDer: Uint8Array;
+  private readonly issuerDer: Uint8Array;
   private readonly caNotAfter: Date;
-  private readonly fixedExtensions: pkijs.Extension[];
+  private readonly fixedExtensionsDer: Uint8Array;
+  private readonly cnOid = oidDer(OID.commonName);
+  private readonly skiOid = oidDer(OID.subjectKeyIdentifier);
+  private readonly sanOid = oidDer(OID.subjectAltName);
 
   constructor(
     private readonly key: KeyObject,
@@ -117,56 +129,71 @@ export class LeafIssuer {
   ) {
     const ca = new pkijs.Certificate({ schema: parseDer(caCertDer) });
     this.alg = signingAlgorithmFor(key);
-    this.issuer = ca.subject;
+    this.algDer = new Uint8Array(this.alg.id.toSchema().toBER(false));
+    // the CA's subject exactly as encoded in its certificate, so chain building matches bytes
+    this.issuerDer = ca.subject.valueBeforeDecode?.byteLength ? new Uint8Array(ca.subject.valueBeforeDecode) : new Uint8Array(ca.subject.toSchema().toBER(false));
     this.caNotAfter = ca.notAfter.value;
     const skiExt = ca.extensions?.find((e) => e.extnID === OID.subjectKeyIdentifier);
     const caSki = skiExt ? (skiExt.parsedValue as asn1js.OctetString).valueBlock.valueHexView : sha1(ca.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
-    this.fixedExtensions = [
+    const fixed = [
       extension(OID.basicConstraints, true, new asn1js.Sequence()),
       extension(OID.keyUsage, true, keyUsage(0xa0, 5)), // digitalSignature(0), keyEncipherment(2)
       extension(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [OID.serverAuth, OID.clientAuth] })),
       extension(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: caSki }) })),
     ];
+    this.fixedExtensionsDer = concat(fixed.map((e) => new Uint8Array(e.toSchema().toBER(false))));
   }
 
-  issue(csr: ParsedCsr, identity: string, profile: CertificateProfile, now = new Date()): IssuedCertificate {
+  issue(csr: ParsedCsr, identity: string, profile: CertificateProfile, at = new Date()): IssuedCertificate {
     if (!identity) throw new Error("identity is required");
     const days = profile.validityDays;
     if (!Number.isFinite(days) || days <= 0) throw new Error(`certificate validityDays must be a positive number, got ${days}`);
-    const serial = positiveSerial(randomBytes(16));
-    let notAfter = new Date(now.getTime() + days * DAY_MS);
+    // certificates carry whole seconds; report what the certificate says
+    const now = Math.floor(at.getTime() / 1000) * 1000;
+    let notAfter = new Date(now + Math.round(days * DAY_MS));
     // a leaf outliving its CA fails verification after the CA expires anyway; say so honestly
-    if (notAfter > this.caNotAfter) notAfter = this.caNotAfter;
-    const cert = new pkijs.Certificate({
-      version: 2,
-      serialNumber: new asn1js.Integer({ valueHex: serial }),
-      issuer: this.issuer,
-      subject: new pkijs.RelativeDistinguishedNames({
-        typesAndValues: [new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: identity }) })],
-      }),
-      notBefore: x509Time(new Date(now.getTime() - BACKDATE_MS)),
-      notAfter: x509Time(notAfter),
-      subjectPublicKeyInfo: csr.spki,
-      extensions: [
-        ...this.fixedExtensions,
-        extension(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: sha1(csr.spki.subjectPublicKey.valueBlock.valueHexView) })),
-        extension(OID.subjectAltName, false, new pkijs.AltName({ altNames: sanNames(identity, profile.sans ?? []) })),
-      ],
-    });
-    return issued(finish(cert, this.key, this.alg), serial, notAfter);
+    if (notAfter > this.caNotAfter) notAfter = new Date(Math.floor(this.caNotAfter.getTime() / 1000) * 1000);
+    const serial = positiveSerial(randomBytes(16));
+    const ski = sha1(csr.spki.subjectPublicKey.valueBlock.valueHexView);
+    const tbs = tlv(
+      TAG.sequence,
+      VERSION_3,
+      tlv(TAG.integer, serial),
+      this.algDer,
+      this.issuerDer,
+      tlv(TAG.sequence, derTime(new Date(now - BACKDATE_MS)), derTime(notAfter)),
+      tlv(TAG.sequence, tlv(TAG.set, tlv(TAG.sequence, this.cnOid, tlv(TAG.utf8String, utf8(identity))))),
+      csr.spkiDer,
+      tlv(
+        TAG.context3,
+        tlv(
+          TAG.sequence,
+          this.fixedExtensionsDer,
+          tlv(TAG.sequence, this.skiOid, tlv(TAG.octetString, tlv(TAG.octetString, ski))),
+          tlv(TAG.sequence, this.sanOid, tlv(TAG.octetString, tlv(TAG.sequence, ...sanNames(identity, profile.sans ?? [])))),
+        ),
+      ),
+    );
+    const der = tlv(TAG.sequence, tbs, this.algDer, tlv(TAG.bitString, Uint8Array.of(0), sign(this.alg.hash, tbs, this.key)));
+    return issued(der, serial, notAfter);
   }
 }
 
-function sanNames(identity: string, extra: string[]): pkijs.GeneralName[] {
+// DNS names are IA5String: printable ASCII only, no spaces (RFC 5280 §4.2.1.6).
+const DNS_NAME = /^[\x21-\x7e]+$/;
+
+function sanNames(identity: string, extra: string[]): Uint8Array[] {
   const seen = new Set<string>();
-  const out: pkijs.GeneralName[] = [];
+  const out: Uint8Array[] = [];
   for (const raw of [identity, ...extra]) {
     const s = String(raw).trim();
     if (s === "") throw new Error("empty SAN in certificate profile");
     const k = s.toLowerCase();
     if (seen.has(k)) continue;
     seen.add(k);
-    out.push(isIpSan(s) ? new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ipBytes(s) }) }) : new pkijs.GeneralName({ type: 2, value: s }));
+    if (isIpSan(s)) out.push(tlv(TAG.ipAddress, ipBytes(s)));
+    else if (DNS_NAME.test(s)) out.push(tlv(TAG.dnsName, ascii(s)));
+    else throw new Error(`SAN "${s}" is neither an IP address nor a valid DNS name`);
   }
   return out;
 }
