@@ -83,17 +83,11 @@ export function register(program: Command): void {
       };
       const started = performance.now();
       const fleet = await startFleet(o);
-      process.stderr.write(`sim: ${o.nodes} nodes listening on ${o.servers} after ${Math.round(performance.now() - started)} ms (key pool ${fleet.keyPool.size}, ${fleet.keyPool.generated} generated)\n`);
-
-      const progress = opts.progress || process.stderr.isTTY ? setInterval(() => process.stderr.write(`sim: ${summary(fleet.report())}\n`), 1000) : undefined;
-
-      await new Promise<void>((resolve) => {
-        const done = (): boolean => {
-          const t = fleet.report().totals;
-          return t.provisioned + t.shutdown + t.dead === t.nodes;
-        };
+      // handlers go in before the "listening" line: whoever reads it may signal at once
+      const stopped = new Promise<void>((resolve) => {
         const onUpdate = (): void => {
-          if (done()) finish();
+          const t = fleet.report().totals;
+          if (t.provisioned + t.shutdown + t.dead === t.nodes) finish();
         };
         const finish = (): void => {
           process.off("SIGINT", finish);
@@ -108,6 +102,9 @@ export function register(program: Command): void {
           onUpdate();
         }
       });
+      const progress = opts.progress || process.stderr.isTTY ? setInterval(() => process.stderr.write(`sim: ${summary(fleet.report())}\n`), 1000) : undefined;
+      process.stderr.write(`sim: ${o.nodes} nodes listening on ${o.servers} after ${Math.round(performance.now() - started)} ms (key pool ${fleet.keyPool.size}, ${fleet.keyPool.generated} generated)\n`);
+      await stopped;
       if (progress) clearInterval(progress);
       const report = fleet.report();
       await fleet.stop();
