@@ -8,6 +8,9 @@ import type { CsrChecker, Decider, RpcCaller, SignedCertificateLike, SignerLike 
 import { isCaUnavailable } from "./interfaces.js";
 import { StepError, runStep, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
 
+/** a node told to shut down exits up to 9 s after its reply (choria_provision#shutdown) */
+export const SHUTDOWN_DELAY_MAX_MS = 10_000;
+
 export interface FlowOptions {
   token: string;
   pki: boolean;
@@ -124,7 +127,8 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
         return finish({ outcome: "defer", reason: decision.reason });
       case "shutdown":
         await step("shutdown", "choria_provision", tokenData, o.steps.shutdown);
-        return finish({ outcome: "shutdown", reason: decision.reason });
+        // the node exits 0–9 s after replying and still answers discovery until then
+        return finish({ outcome: "shutdown", reason: decision.reason }, false, o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS);
       case "upgrade": {
         // like the reference: upgrade only an upgradable node on another version, else configure it
         if (inventory.upgradable && decision.upgradeVersion && decision.upgradeVersion !== inventory.version) {

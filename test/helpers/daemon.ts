@@ -60,7 +60,8 @@ export async function startTestDaemon(broker: string, cfg: ConfigFile = {}, flow
           waiters.delete(check);
           const by: Record<string, number> = {};
           for (const r of records) by[r.outcome] = (by[r.outcome] ?? 0) + 1;
-          reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; records so far: ${JSON.stringify(by)}`));
+          const errors = records.filter((r) => r.outcome === "error").slice(-5).map((r) => `${r.identity}: ${r.reason}`);
+          reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; records so far: ${JSON.stringify(by)}; last errors: ${errors.join("; ")}`));
         }, timeoutMs);
         waiters.add(check);
         check();
