@@ -93,6 +93,6 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   const metrics = await (await fetch(`${daemon.admin.url}/metrics`)).text();
   const provisioned = Number(/^choria_provisioner_provisioned\{site="default"\} (\d+)/m.exec(metrics)?.[1]);
   assert.equal(provisioned, outcomes.configure);
-  const status = await (await fetch(`${daemon.admin.url}/status`)).json();
+  const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string } };
   assert.equal(status.policy.hash, policy.ref.hash);
 });
