@@ -42,3 +42,11 @@ export class KeyTransportError extends Error {
     this.code = code;
   }
 }
+
+/** The inputs for a server JWT (identity, gen25519 key, helper server_claims) are unusable. */
+export class ServerJwtError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ServerJwtError";
+  }
+}
