@@ -1,0 +1,355 @@
+/**
+ * Leader election on a JetStream KV key, compatible with the reference (go-choria
+ * providers/election/streams as used by the Go provisioner): bucket CHORIA_LEADER_ELECTION,
+ * key `provisioner`, value = the candidate's name, the bucket's TTL bounds how long a dead
+ * leader blocks the key (nats-server 2.9 has no per-key TTL), candidates `create` the key,
+ * the leader `update`s it with the revision of its last write every 0.75 x TTL.
+ *
+ * Beyond the reference, so failover is quick and the leader is never stale:
+ *  - every candidate watches the key: a delete (clean shutdown of the leader) triggers a
+ *    campaign at once, and a leader's write tells candidates when its key would expire, so
+ *    they campaign right after that instead of up to one interval later;
+ *  - the leader holds a local lease: if it has not renewed within TTL (measured from before
+ *    its last successful write, so the lease always ends before the key can expire on the
+ *    server) it stands down by itself, e.g. while NATS is away;
+ *  - a leader that sees the key deleted or rewritten by someone else stands down at once;
+ *  - a transient error (timeout, broker restarting) is retried until the lease runs out,
+ *    instead of giving up leadership on the first failed renewal;
+ *  - a candidate that finds its own (stale) name in the key re-takes it with a revision check
+ *    rather than waiting a TTL for its own key to expire.
+ * After winning, a candidate waits `standDownMs` before acting, so a deposed leader that
+ * missed the change has time to notice (the reference waits one campaign interval).
+ */
+import { EventEmitter } from "node:events";
+import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
+import { errorText, isWrongRevision, openBucket, silentLogger, type HaLogger } from "./kv.js";
+
+export const ELECTION_BUCKET = "CHORIA_LEADER_ELECTION";
+export const ELECTION_KEY = "provisioner";
+/** the Choria broker's default TTL for CHORIA_LEADER_ELECTION */
+export const DEFAULT_ELECTION_TTL_MS = 60_000;
+/** we allow shorter TTLs than the reference's 5 s so tests can fail over quickly */
+export const MIN_ELECTION_TTL_MS = 1000;
+
+export type ElectorState = "stopped" | "candidate" | "elected" | "leader";
+
+export interface ElectorOptions {
+  nc: NatsConnection;
+  /** unique per running instance; written as the key's value */
+  name: string;
+  bucket?: string;
+  key?: string;
+  apiPrefix?: string;
+  /** TTL when the bucket has to be created; an existing bucket keeps its own */
+  ttlMs?: number;
+  replicas?: number;
+  /** wait between winning the key and acting as leader; default min(1 s, campaign interval) */
+  standDownMs?: number;
+  /** the first campaign waits a random 0..splayMs; default min(5 s, TTL/4) like the reference's startup splay */
+  splayMs?: number;
+  log?: HaLogger;
+}
+
+export interface LeadershipChange {
+  leader: boolean;
+  reason: string;
+}
+
+export declare interface Elector {
+  on(event: "change", listener: (c: LeadershipChange) => void): this;
+}
+
+export class Elector extends EventEmitter {
+  readonly name: string;
+  readonly bucket: string;
+  readonly key: string;
+  readonly ttlMs: number;
+  /** how often the leader renews; 0.75 x TTL as in the reference */
+  readonly intervalMs: number;
+  readonly standDownMs: number;
+  private readonly splayMs: number;
+  private readonly log: HaLogger;
+  private readonly kv: KV;
+
+  private _state: ElectorState = "stopped";
+  /** revision of our last successful write while elected/leader */
+  private rev = 0;
+  /** monotonic ms after which we no longer trust that the key is ours */
+  private leaseEnd = 0;
+  private timer?: NodeJS.Timeout;
+  private leaseTimer?: NodeJS.Timeout;
+  private standDownTimer?: NodeJS.Timeout;
+  private watcher?: QueuedIterator<KvEntry>;
+  private watching?: Promise<void>;
+  /** the campaign in flight; campaigns never overlap */
+  private running?: Promise<void>;
+  private rerun = false;
+  /** wall-clock ms at which the key last written by someone else would expire, from the watch */
+  private otherExpiresAt = 0;
+  /** last value seen in the key (for status and logs) */
+  leaderName?: string;
+
+  private constructor(o: ElectorOptions, kv: KV, ttlMs: number) {
+    super();
+    this.name = o.name;
+    this.bucket = o.bucket ?? ELECTION_BUCKET;
+    this.key = o.key ?? ELECTION_KEY;
+    this.kv = kv;
+    this.ttlMs = ttlMs;
+    this.intervalMs = Math.round(ttlMs * 0.75);
+    this.standDownMs = o.standDownMs ?? Math.min(1000, this.intervalMs);
+    this.splayMs = o.splayMs ?? Math.min(5000, Math.round(ttlMs / 4));
+    this.log = o.log ?? silentLogger;
+  }
+
+  /** Opens the bucket and checks its TTL; does not campaign yet. */
+  static async open(o: ElectorOptions): Promise<Elector> {
+    const bucket = o.bucket ?? ELECTION_BUCKET;
+    const ttl = o.ttlMs ?? DEFAULT_ELECTION_TTL_MS;
+    // KV requests must answer well inside the TTL, or a slow request could outlive the lease
+    const { kv, ttlMs } = await openBucket(o.nc, bucket, { ttlMs: ttl, replicas: o.replicas, apiPrefix: o.apiPrefix, timeoutMs: Math.max(500, Math.min(5000, Math.round(ttl / 3))) });
+    if (ttlMs <= 0) throw new Error(`KV bucket ${bucket} has no TTL: a crashed leader would hold the election forever; recreate it with a TTL (e.g. nats kv add ${bucket} --ttl 60s)`);
+    if (ttlMs < MIN_ELECTION_TTL_MS) throw new Error(`KV bucket ${bucket} TTL ${ttlMs}ms is below the minimum ${MIN_ELECTION_TTL_MS}ms`);
+    if (ttlMs > 3_600_000) throw new Error(`KV bucket ${bucket} TTL ${ttlMs}ms is above 1 hour`);
+    return new Elector(o, kv, ttlMs);
+  }
+
+  get state(): ElectorState {
+    return this._state;
+  }
+
+  /** true only once the stand-down wait after winning has passed */
+  get isLeader(): boolean {
+    return this._state === "leader";
+  }
+
+  start(): void {
+    if (this._state !== "stopped") return;
+    this._state = "candidate";
+    this.ensureWatch();
+    this.schedule(Math.floor(Math.random() * (this.splayMs + 1)));
+  }
+
+  /**
+   * Stops campaigning. A leader deletes the key (only if it still holds our revision) so a
+   * standby takes over at once instead of a TTL later.
+   */
+  async stop(): Promise<void> {
+    if (this._state === "stopped") return;
+    const wasLeader = this._state === "leader";
+    this._state = "stopped";
+    this.clearTimers();
+    this.watcher?.stop();
+    // a campaign in flight could still win; wait for it so the delete below sees its revision
+    await this.running;
+    await this.watching;
+    const rev = this.rev;
+    if (rev > 0) {
+      try {
+        await this.kv.delete(this.key, { previousSeq: rev });
+        this.log.info({ election: this.key }, "resigned leadership: deleted the election key");
+      } catch (e) {
+        // wrong revision: someone else holds it already; anything else: it expires after the TTL
+        this.log.warn({ election: this.key, err: errorText(e) }, "could not delete the election key on resigning");
+      }
+    }
+    this.rev = 0;
+    if (wasLeader) this.emit("change", { leader: false, reason: "stopped" } satisfies LeadershipChange);
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.timer);
+    clearTimeout(this.leaseTimer);
+    clearTimeout(this.standDownTimer);
+    this.timer = this.leaseTimer = this.standDownTimer = undefined;
+  }
+
+  private schedule(ms: number): void {
+    if (this._state === "stopped") return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.campaign(), Math.max(0, ms));
+  }
+
+  /** Runs one campaign step now; if one is in flight, runs another right after it. */
+  private campaign(): void {
+    if (this._state === "stopped") return;
+    if (this.running) {
+      this.rerun = true;
+      return;
+    }
+    this.running = this.step()
+      .catch((e) => this.log.error({ err: errorText(e) }, "election step failed"))
+      .finally(() => {
+        this.running = undefined;
+        if (this.rerun && this._state !== "stopped") {
+          this.rerun = false;
+          this.campaign();
+        }
+      });
+  }
+
+  private async step(): Promise<void> {
+    this.ensureWatch();
+    if (this._state === "candidate") await this.tryCreate();
+    else if (this._state === "elected" || this._state === "leader") await this.renew();
+  }
+
+  private async tryCreate(): Promise<void> {
+    const sent = performance.now();
+    try {
+      const rev = await this.kv.create(this.key, this.name);
+      if (this._state !== "candidate") {
+        this.rev = rev; // stopped meanwhile: stop() deletes the key with this revision
+        return;
+      }
+      this.won(rev, sent, "created the election key");
+      return;
+    } catch (e) {
+      if (this._state !== "candidate") return;
+      if (!isWrongRevision(e)) {
+        this.log.debug({ err: errorText(e) }, "campaign failed, retrying");
+        this.schedule(Math.min(this.intervalMs, 1000));
+        return;
+      }
+    }
+    // the key exists: if it carries our own name (we lost our lease while NATS was away but
+    // the key survived) take it back with a revision check rather than wait for it to expire
+    try {
+      const cur = await this.kv.get(this.key);
+      if (cur && cur.operation === "PUT" && cur.string() === this.name) {
+        const sent2 = performance.now();
+        const rev = await this.kv.update(this.key, this.name, cur.revision);
+        if (this._state !== "candidate") {
+          this.rev = rev;
+          return;
+        }
+        this.won(rev, sent2, "re-took our own election key");
+        return;
+      }
+      if (cur?.operation === "PUT") this.seen(cur);
+    } catch (e) {
+      this.log.debug({ err: errorText(e) }, "could not read the election key");
+    }
+    this.schedule(this.nextCandidateDelay());
+  }
+
+  /** Candidates retry right after the holder's key would expire, at the latest every interval. */
+  private nextCandidateDelay(): number {
+    if (this.otherExpiresAt === 0) return this.intervalMs;
+    const untilExpiry = this.otherExpiresAt - Date.now() + 100;
+    // clocks of broker and client may differ: never spin faster than every 100 ms
+    return Math.max(100, Math.min(this.intervalMs, untilExpiry));
+  }
+
+  private won(rev: number, sent: number, how: string): void {
+    this.rev = rev;
+    this._state = "elected";
+    this.otherExpiresAt = 0;
+    this.leaderName = this.name;
+    this.extendLease(sent);
+    this.log.info({ election: this.key, revision: rev, standDownMs: this.standDownMs }, `${how}; acting as leader after the stand-down wait`);
+    this.schedule(this.intervalMs);
+    this.standDownTimer = setTimeout(() => {
+      if (this._state !== "elected") return;
+      this._state = "leader";
+      this.emit("change", { leader: true, reason: how } satisfies LeadershipChange);
+    }, this.standDownMs);
+  }
+
+  private async renew(): Promise<void> {
+    const sent = performance.now();
+    try {
+      const rev = await this.kv.update(this.key, this.name, this.rev);
+      if (this._state !== "elected" && this._state !== "leader") return;
+      this.rev = rev;
+      this.extendLease(sent);
+      this.schedule(this.intervalMs);
+    } catch (e) {
+      if (this._state !== "elected" && this._state !== "leader") return;
+      if (isWrongRevision(e)) return this.lose("the election key was changed by someone else");
+      if (performance.now() >= this.leaseEnd) return this.lose(`could not renew within the TTL (${this.ttlMs}ms): ${errorText(e)}`);
+      // not a definite loss: retry while the lease lasts; the lease timer ends it otherwise
+      this.log.warn({ err: errorText(e) }, "could not renew leadership, retrying");
+      this.schedule(Math.min(500, Math.max(50, this.leaseEnd - performance.now() - 50)));
+    }
+  }
+
+  private extendLease(sentAt: number): void {
+    // measured from before the write: the server stamped it later, so our lease ends first
+    this.leaseEnd = sentAt + this.ttlMs - Math.min(250, this.ttlMs / 10);
+    this.armLease();
+  }
+
+  private armLease(): void {
+    clearTimeout(this.leaseTimer);
+    // +1: timers and performance.now() may disagree by a fraction of a millisecond
+    this.leaseTimer = setTimeout(() => {
+      if (this._state !== "elected" && this._state !== "leader") return;
+      if (performance.now() >= this.leaseEnd) this.lose(`could not renew within the TTL (${this.ttlMs}ms)`);
+      else this.armLease();
+    }, Math.max(0, this.leaseEnd - performance.now()) + 1);
+  }
+
+  private lose(reason: string): void {
+    const wasLeader = this._state === "leader";
+    this._state = "candidate";
+    this.rev = 0;
+    clearTimeout(this.leaseTimer);
+    clearTimeout(this.standDownTimer);
+    this.log.warn({ election: this.key, reason }, "lost leadership");
+    if (wasLeader) this.emit("change", { leader: false, reason } satisfies LeadershipChange);
+    this.schedule(this.nextCandidateDelay());
+  }
+
+  /** remembers when someone else's write would expire */
+  private seen(e: KvEntry): void {
+    const value = e.string();
+    if (value !== this.leaderName) this.log.info({ election: this.key, leader: value }, "observed election leader");
+    this.leaderName = value;
+    this.otherExpiresAt = e.created.getTime() + this.ttlMs;
+  }
+
+  /** (Re)starts the key watch; campaigns re-check it, so a watch lost to a broker restart comes back. */
+  private ensureWatch(): void {
+    if (this.watching || this._state === "stopped") return;
+    this.watching = (async () => {
+      try {
+        const w = await this.kv.watch({ key: this.key });
+        if (this._state === "stopped") {
+          w.stop();
+          return;
+        }
+        this.watcher = w;
+        for await (const e of w) this.onEntry(e);
+      } catch (e) {
+        this.log.debug({ err: errorText(e) }, "election key watch ended");
+      } finally {
+        this.watcher = undefined;
+        this.watching = undefined;
+      }
+    })();
+  }
+
+  private onEntry(e: KvEntry): void {
+    if (this._state === "stopped") return;
+    const ours = e.operation === "PUT" && e.string() === this.name;
+    if (this._state === "elected" || this._state === "leader") {
+      // older entries (the write we replaced) say nothing; a newer one not by us means we lost
+      if (e.revision > this.rev && !ours) {
+        this.lose(e.operation === "PUT" ? `the election key was taken by ${e.string()}` : "the election key was deleted");
+      }
+      return;
+    }
+    if (e.operation !== "PUT") {
+      // the leader resigned (or an operator forced an election): campaign now
+      this.otherExpiresAt = 0;
+      this.leaderName = undefined;
+      this.schedule(0);
+      return;
+    }
+    if (!ours) {
+      this.seen(e);
+      this.schedule(this.nextCandidateDelay());
+    }
+  }
+}

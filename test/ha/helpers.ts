@@ -1,0 +1,154 @@
+/**
+ * Test pieces for HA: a leadership monitor that records every change and the most leaders
+ * ever active at once, a TCP proxy that can cut one client off the broker (a real network
+ * partition), and a child process running an elector so it can be SIGKILLed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { createInterface } from "node:readline";
+import { connect as natsConnect, type NatsConnection } from "nats";
+import { Elector, openBucket } from "../../src/ha/index.js";
+import { freePort } from "../../src/transport/local-server.js";
+
+export const HERE = new URL(".", import.meta.url).pathname;
+
+/** Creates the bucket with a short TTL before any instance opens it (instances keep an existing bucket's TTL). */
+export async function makeBucket(url: string, bucket: string, ttlMs: number): Promise<void> {
+  const nc = await natsConnect({ servers: url });
+  try {
+    const { ttlMs: got } = await openBucket(nc, bucket, { ttlMs });
+    if (got !== ttlMs) throw new Error(`bucket ${bucket} exists with TTL ${got}ms, wanted ${ttlMs}ms`);
+  } finally {
+    await nc.close();
+  }
+}
+
+export interface LeaderEvent {
+  who: string;
+  leader: boolean;
+  at: number;
+  reason: string;
+}
+
+/** Tracks leadership across instances, event driven. */
+export class LeaderMonitor {
+  readonly events: LeaderEvent[] = [];
+  readonly leaders = new Set<string>();
+  maxConcurrent = 0;
+  private waiters = new Set<() => void>();
+
+  record(who: string, leader: boolean, reason = ""): void {
+    if (leader) this.leaders.add(who);
+    else this.leaders.delete(who);
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.leaders.size);
+    this.events.push({ who, leader, at: performance.now(), reason });
+    for (const w of [...this.waiters]) w();
+  }
+
+  watch(who: string, e: Elector): void {
+    e.on("change", (c) => this.record(who, c.leader, c.reason));
+  }
+
+  /** resolves with the time (performance.now) at which pred first held, checked on every change */
+  waitFor(pred: (m: LeaderMonitor) => boolean, timeoutMs: number, what: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pred(this)) return;
+        clearTimeout(t);
+        this.waiters.delete(check);
+        resolve(performance.now());
+      };
+      const t = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; events: ${JSON.stringify(this.events.map((e) => [e.who, e.leader, e.reason]))}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+}
+
+/** A TCP proxy in front of the broker; cut() drops its connections and refuses new ones until heal(). */
+export interface Partition {
+  url: string;
+  cut(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export async function startProxy(targetPort: number): Promise<Partition> {
+  const port = await freePort();
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server: Server = createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = connect(targetPort, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    heal() {
+      open = true;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        open = false;
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+export interface ChildElector {
+  child: ChildProcess;
+  name: Promise<string>;
+  /** resolves when the child reports it became leader */
+  leader: Promise<number>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Runs test/ha/elector-child.ts in its own process (so it can die without cleaning up). */
+export function spawnElectorChild(url: string, args: { bucket: string; identity: string; splayMs?: number }): ChildElector {
+  const child = spawn(process.execPath, ["--import", "tsx", `${HERE}elector-child.ts`, url, args.bucket, args.identity, String(args.splayMs ?? 0)], { stdio: ["ignore", "pipe", "inherit"] });
+  let nameR!: (n: string) => void;
+  let leaderR!: (t: number) => void;
+  const name = new Promise<string>((r) => (nameR = r));
+  const leader = new Promise<number>((r) => (leaderR = r));
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const m = JSON.parse(line) as { name?: string; leader?: boolean };
+    if (m.name) nameR(m.name);
+    if (m.leader) leaderR(performance.now());
+  });
+  return {
+    child,
+    name,
+    leader,
+    kill: (signal = "SIGKILL") =>
+      new Promise<void>((r) => {
+        if (child.exitCode !== null || child.signalCode !== null) return r();
+        child.once("exit", () => r());
+        child.kill(signal);
+      }),
+  };
+}
+
+export async function connectTo(url: string): Promise<NatsConnection> {
+  // test clients reconnect fast so a broker restart does not dominate the timings
+  return natsConnect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 100, reconnectJitter: 50 });
+}
