@@ -300,7 +300,16 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       return new Promise<FleetReport>((resolve, reject) => {
         const check = (): boolean => {
           const r = stats.report();
-          if (!pred(r)) return false;
+          let hit: boolean;
+          try {
+            hit = pred(r);
+          } catch (e) {
+            // a throwing predicate must not escape into the emitter of whatever changed the fleet
+            cleanup();
+            reject(e as Error);
+            return true;
+          }
+          if (!hit) return false;
           cleanup();
           resolve(r);
           return true;
