@@ -20,7 +20,13 @@ export function newKsuid(at: Date = new Date()): string {
   const buf = Buffer.alloc(20);
   buf.writeUInt32BE(secs, 0);
   randomBytes(16).copy(buf, 4);
-  let n = BigInt(`0x${buf.toString("hex")}`);
+  return ksuidFromBytes(buf);
+}
+
+/** The 27-character base62 form of a raw 20-byte KSUID. */
+export function ksuidFromBytes(raw: Uint8Array): string {
+  if (raw.length !== 20) throw new RangeError("a KSUID is 20 bytes");
+  let n = BigInt(`0x${Buffer.from(raw).toString("hex")}`);
   let out = "";
   while (n > 0n) {
     out = ALPHABET[Number(n % 62n)] + out;

@@ -9,3 +9,7 @@ export * from "./v1.js";
 export * from "./rpc.js";
 export * from "./lifecycle.js";
 export * from "./registration.js";
+export * from "./v2-ids.js";
+export * from "./v2-types.js";
+export * from "./v2-validate.js";
+export * from "./v2.js";

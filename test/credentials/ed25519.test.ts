@@ -201,3 +201,15 @@ test("chain tokens that cannot produce a valid chain are refused", () => {
   assert.throws(attempt(ok.token, edPair().seedHex, ok.chain.seedHex), /chain issuer's ed25519 key/);
   assert.throws(attempt("not.a.jwt"), CredentialConfigError);
 });
+
+test("credential KSUIDs use the same format as protocol v2 ids (reference vector and cross-parse)", async () => {
+  const { ksuidFromBytes, newKsuid } = await import("../../src/credentials/index.js");
+  const { ksuidSeconds, encodeKsuid } = await import("../../src/protocol/index.js");
+  assert.equal(ksuidFromBytes(Buffer.from("0669F7EFB5A1CD34B5F99D1154FB6853345C9735", "hex")), "0ujtsYcgvSTl8PAuAdqWYSMnLOv");
+  assert.equal(ksuidTime("0ujtsYcgvSTl8PAuAdqWYSMnLOv")!.getTime(), (107608047 + 1_400_000_000) * 1000);
+  const raw = Buffer.from(Array.from({ length: 20 }, (_, i) => i * 13));
+  assert.equal(ksuidFromBytes(raw), encodeKsuid(raw));
+  const at = new Date(1_800_000_000_000);
+  assert.equal(ksuidSeconds(newKsuid(at)), 1_800_000_000);
+  assert.throws(() => newKsuid(new Date(0)), RangeError);
+});
