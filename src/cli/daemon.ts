@@ -21,6 +21,7 @@ import type { CsrChecker, Decider } from "../provision/interfaces.js";
 import { PolicyManager, type ReloadStatus } from "../provision/policy-manager.js";
 import { Provisioner } from "../provision/provisioner.js";
 import { createRecorder } from "../provision/recorder.js";
+import { openHa, type Ha } from "../ha/index.js";
 import { RpcClient, closeNats, connectNats } from "../transport/index.js";
 import { createLogger } from "./logger.js";
 
@@ -116,6 +117,7 @@ export function flowOptionsFrom(s: Settings, extra: Partial<FlowOptions> = {}): 
   f.pki = s.pki;
   f.restartSplay = s.restartSplay;
   f.holdAfterRestartMs = s.holdAfterRestartMs;
+  f.holdAfterRefusalMs = s.holdAfterRefusalMs;
   f.upgradeRepository = s.upgradeRepository;
   f.backoff.maxMs = s.backoffMaxMs;
   f.steps.inventory.timeoutMs = s.inventoryTimeoutMs;
@@ -194,6 +196,29 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     },
   });
 
+  // HA needs JetStream: open its buckets before anything else depends on them
+  let ha: Ha | undefined;
+  if (s.leaderElection || s.activeActive) {
+    if (s.leaderElection && s.activeActive) log.warn("both leader_election and active_active are set: running active-active");
+    try {
+      ha = await openHa({
+        nc,
+        mode: s.activeActive ? "active-active" : "leader",
+        identity: s.identity,
+        log,
+        onRole: (role, prev) => {
+          metrics.role.labels(s.site, prev).set(0);
+          metrics.role.labels(s.site, role).set(1);
+        },
+      });
+    } catch (e) {
+      await rpc.close();
+      await closeNats(nc);
+      await signer?.close();
+      throw new Error(`cannot start ${s.activeActive ? "active-active mode" : "leader election"} (needs JetStream on the broker): ${(e as Error).message}`);
+    }
+  } else metrics.role.labels(s.site, "standalone").set(1);
+
   const provisioner = new Provisioner(
     {
       site: s.site,
@@ -221,6 +246,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       log,
       audit,
       onInventory: s.recordDir ? createRecorder(s.recordDir, (e) => log.warn({ err: e.message }, "could not record inventory")) : undefined,
+      claims: ha?.claims,
     },
   );
 
@@ -242,6 +268,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     await watcher.ready;
   }
 
+  // in leader mode this makes the provisioner a standby before its intake and discovery start
+  await ha?.start(provisioner);
   provisioner.start();
   nc.publish(lifecycleSubject("startup", "provisioner"), encodeLifecycle(newLifecycleEvent("startup", s.identity, "provisioner", { version: VERSION }), "choria"));
   log.info({ identity: s.identity, brokers: s.brokers, admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off" }, "provisioner started");
@@ -261,6 +289,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       stopped = true;
       await watcher?.close();
       await provisioner.stop(drainMs);
+      // after the drain: a successor must not pick up nodes we were still finishing
+      await ha?.stop();
       await rpc.close();
       await audit.close();
       await admin.close();

@@ -125,6 +125,7 @@ export interface Settings {
   certDenyList?: string[];
   restartSplay: number;
   holdAfterRestartMs: number;
+  holdAfterRefusalMs: number;
   upgradeRepository?: string;
   inventoryTimeoutMs: number;
   provisionTimeoutMs: number;
@@ -190,6 +191,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     certDenyList: c.cert_deny_list,
     restartSplay: c.restart_splay ?? 1,
     holdAfterRestartMs: parseDuration(c.hold_after_restart, 10_000),
+    holdAfterRefusalMs: parseDuration(c.hold_after_refusal, 300_000),
     upgradeRepository: c.upgrade_repository,
     inventoryTimeoutMs: parseDuration(c.rpc?.inventory_timeout, 4000),
     provisionTimeoutMs: parseDuration(c.rpc?.provision_timeout, 22_000),

@@ -25,6 +25,7 @@ export interface ConfigFile {
   cert_deny_list?: string[];
   restart_splay?: number;
   hold_after_restart?: Duration;
+  hold_after_refusal?: Duration;
   upgrade_repository?: string;
   rpc?: { inventory_timeout?: Duration; provision_timeout?: Duration; max_timeouts?: number; backoff_max?: Duration };
   admin?: { listen?: string; token_env?: string };

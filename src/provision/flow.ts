@@ -17,6 +17,8 @@ export interface FlowOptions {
   restartSplay: number;
   /** how long a restarted node is kept from being queued again: covers its splay */
   holdAfterRestartMs: number;
+  /** a node whose CSR was refused asks again with the same CSR; do not re-examine it every cycle */
+  holdAfterRefusalMs: number;
   steps: {
     inventory: StepPolicy;
     gencsr: StepPolicy;
@@ -68,6 +70,7 @@ export function defaultFlowOptions(): FlowOptions {
     pki: true,
     restartSplay: 1,
     holdAfterRestartMs: 10_000,
+    holdAfterRefusalMs: 300_000,
     // rpcutil's DDL timeout is 2 s and choria_provision's 20 s; gencsr makes an RSA key on the node
     steps: { inventory: p(5, 4000), gencsr: p(2, 22_000, 1), configure: p(5, 22_000), restart: p(3, 10_000), shutdown: p(3, 10_000), release_update: p(3, 22_000, 1) },
     backoff: { baseMs: 250, maxMs: 5000 },
@@ -107,7 +110,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       const inspected = deps.csr.inspect(gencsr.csr);
       if (!inspected.ok) {
         deps.observer.csrRefused(inspected.code);
-        return finish({ outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` });
+        return finish({ outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` }, false, o.holdAfterRefusalMs);
       }
       inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr });
     }
@@ -160,7 +163,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans);
       if (!checked.ok) {
         deps.observer.csrRefused(checked.code);
-        return finish({ outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` });
+        return finish({ outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` }, false, o.holdAfterRefusalMs);
       }
       if (!deps.signer) return finish({ outcome: "defer", reason: "PKI is on but no signer is configured" });
       const signer = deps.signer;
@@ -201,7 +204,12 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     if (e instanceof StepError) {
       if (e.kind === "lock") deps.observer.lockHeld();
       const why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
-      return finish({ outcome: "error", reason: why, error: e.message });
+      // an unanswered restart or shutdown most likely took effect: keep the node from being
+      // provisioned again while it restarts or exits; if it did not, it is found again after
+      let hold = 0;
+      if (e.step === "choria_provision#restart") hold = o.holdAfterRestartMs;
+      if (e.step === "choria_provision#shutdown") hold = o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS;
+      return finish({ outcome: "error", reason: why, error: e.message }, false, hold);
     }
     return finish({ outcome: "error", reason: `internal error: ${(e as Error).message}`, error: (e as Error).stack ?? String(e) });
   }
