@@ -33,6 +33,11 @@ export interface ProvisionerDeps {
   log: Logger;
   audit: AuditSink;
   onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
+  /**
+   * Active-active HA (ha/claims.ts): a worker provisions a node only after claim() says this
+   * instance holds it, and calls release() with the record's outcome when the node is done.
+   */
+  claims?: { claim(identity: string): Promise<boolean>; release(identity: string, outcome: string): Promise<void> };
 }
 
 export interface ProvisionerStatus {
@@ -153,6 +158,12 @@ export class Provisioner extends EventEmitter {
         this.queue.done(item.identity);
         continue;
       }
+      // another instance holds the node: drop it; discovery finds it again if that instance dies
+      if (this.d.claims && !(await this.d.claims.claim(item.identity))) {
+        this.queue.done(item.identity);
+        continue;
+      }
+      let outcome = "error";
       this.busy++;
       this.gauges();
       const ac = new AbortController();
@@ -162,6 +173,7 @@ export class Provisioner extends EventEmitter {
         const decider = this.d.policies.current();
         const res = await provisionNode(item.identity, { rpc: this.d.rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory }, this.o.flow, ac.signal);
         const r = res.record;
+        outcome = r.outcome;
         r.durations.queued = item.waitedMs;
         this.counts[r.outcome] = (this.counts[r.outcome] ?? 0) + 1;
         const m = this.d.metrics;
@@ -186,6 +198,7 @@ export class Provisioner extends EventEmitter {
         this.inflight.delete(item.identity);
         this.busy--;
         this.gauges();
+        await this.d.claims?.release(item.identity, outcome).catch((e: Error) => this.d.log.warn({ identity: item.identity, err: e.message }, "could not release node claim"));
       }
     }
   }

@@ -152,3 +152,93 @@ export async function connectTo(url: string): Promise<NatsConnection> {
   // test clients reconnect fast so a broker restart does not dominate the timings
   return natsConnect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 100, reconnectJitter: 50 });
 }
+
+export interface DaemonChild {
+  child: ChildProcess;
+  label: string;
+  ready: Promise<{ pid: number; admin: string }>;
+  role: string;
+  /** identity -> outcomes this instance recorded, in order */
+  records: Map<string, string[]>;
+  exited: Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Tracks a set of daemon children: roles and records arrive as events on `changed`. */
+export class DaemonGroup {
+  readonly members: DaemonChild[] = [];
+  private waiters = new Set<() => void>();
+
+  spawn(url: string, cfg: object, label: string): DaemonChild {
+    const child = spawn(process.execPath, ["--import", "tsx", `${HERE}daemon-child.ts`, url, JSON.stringify(cfg)], { stdio: ["ignore", "pipe", "inherit"] });
+    let readyR!: (v: { pid: number; admin: string }) => void;
+    const m: DaemonChild = {
+      child,
+      label,
+      ready: new Promise((r) => (readyR = r)),
+      role: "starting",
+      records: new Map(),
+      exited: new Promise<void>((r) => child.once("exit", () => r())),
+      kill: (signal = "SIGKILL") => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        return m.exited;
+      },
+    };
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      let msg: { ready?: boolean; pid: number; admin: string; role?: string; rec?: string; o?: string };
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return; // stray output
+      }
+      if (msg.role) m.role = msg.role;
+      if (msg.ready) readyR({ pid: msg.pid, admin: msg.admin });
+      if (msg.rec && msg.o) {
+        const l = m.records.get(msg.rec) ?? [];
+        l.push(msg.o);
+        m.records.set(msg.rec, l);
+      }
+      this.changed();
+    });
+    void m.exited.then(() => {
+      m.role = "dead";
+      this.changed();
+    });
+    this.members.push(m);
+    return m;
+  }
+
+  private changed(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  withRole(role: string): DaemonChild[] {
+    return this.members.filter((m) => m.role === role);
+  }
+
+  /** every record of every instance (dead ones included: they printed before dying) */
+  outcomes(identity: string): string[] {
+    return this.members.flatMap((m) => m.records.get(identity) ?? []);
+  }
+
+  waitFor(pred: (g: DaemonGroup) => boolean, timeoutMs: number, what: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pred(this)) return;
+        clearTimeout(t);
+        this.waiters.delete(check);
+        resolve(performance.now());
+      };
+      const t = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; roles: ${this.members.map((m) => `${m.label}=${m.role}`).join(" ")}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.kill("SIGTERM")));
+  }
+}
