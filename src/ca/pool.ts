@@ -48,6 +48,7 @@ export class SignPool {
   private flushScheduled = false;
   private closed = false;
   private broken: Error | undefined;
+  private readonly respawning = new Set<Promise<void>>();
   private idleWaiters: Array<() => void> = [];
   private readonly signedPerThread = new Map<number, number>();
 
@@ -95,9 +96,12 @@ export class SignPool {
   /** Finishes every accepted request, then stops the threads and waits for them to exit. */
   async close(): Promise<void> {
     this.closed = true;
+    await Promise.all(this.respawning);
     if (this.queue.length > 0 || this.slots.some((s) => s.inFlight.size > 0)) {
       await new Promise<void>((r) => this.idleWaiters.push(r));
     }
+    // a crash while draining starts a replacement; it must be stopped too
+    await Promise.all(this.respawning);
     for (const s of this.slots) {
       s.stopping = true;
       s.worker.postMessage({ type: "stop" } satisfies ToWorker);
@@ -142,14 +146,9 @@ export class SignPool {
     slot.inFlight.clear();
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    if (this.closed) return this.notifyIfIdle();
-    this.spawn().then(
+    const respawn = this.spawn().then(
       (s) => {
-        if (this.closed) {
-          s.stopping = true;
-          s.worker.postMessage({ type: "stop" } satisfies ToWorker);
-          return;
-        }
+        // pushed even when closing: close() waits for respawns and then stops every slot
         this.slots.push(s);
         this.scheduleFlush();
       },
@@ -162,6 +161,8 @@ export class SignPool {
         }
       },
     );
+    this.respawning.add(respawn);
+    void respawn.finally(() => this.respawning.delete(respawn));
   }
 
   private onResults(slot: Slot, results: SignTaskResult[]): void {

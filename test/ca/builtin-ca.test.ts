@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
+import { setTimeout as delay } from "node:timers/promises";
 import * as x509 from "@peculiar/x509";
 import { initBuiltinCa, openBuiltinCa, CaUnavailableError, CsrRefusedError, type BuiltinCa } from "../../src/ca/index.js";
 import { SignPool } from "../../src/ca/pool.js";
@@ -175,4 +176,28 @@ describe("sign pool", () => {
     assert.equal((await Promise.all(late)).length, 20);
     await assert.rejects(pool.run({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] } }), CaUnavailableError);
   });
+
+  test("a crashed worker fails only its own batch and is replaced", async () => {
+    const dir = join(tmp, "pool-crash");
+    await initBuiltinCa(dir);
+    const loaded = loadCa(dir);
+    const pool = await SignPool.start({ caKeyDer: new Uint8Array(loaded.key.export({ format: "der", type: "pkcs8" })), caCertDer: loaded.certDer }, { size: 2 });
+    const csr = await makeCsr({ cn: ID });
+    const before = pool.threadIds();
+    // reach in to crash one thread with a message its handler cannot process
+    const victim = (pool as unknown as { slots: Array<{ worker: import("node:worker_threads").Worker }> }).slots[0]!.worker;
+    const exited = new Promise((r) => victim.once("exit", r));
+    victim.postMessage({ type: "sign", tasks: null });
+    await exited;
+    const rs = await Promise.all(Array.from({ length: 20 }, () => pool.run({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] } }).then(() => "ok", (e: Error) => e.name)));
+    assert.ok(rs.every((r) => r === "ok" || r === "CaUnavailableError"), rs.join(","));
+    // the replacement comes up asynchronously; poll (bounded) until the pool is whole again
+    for (let i = 0; i < 200 && pool.threadIds().length < 2; i++) await delay(10);
+    assert.equal(pool.threadIds().length, 2);
+    assert.notDeepEqual(pool.threadIds().sort(), before.sort());
+    const r = await pool.run({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] } });
+    assert.ok(r.certificatePem.startsWith("-----BEGIN CERTIFICATE-----"));
+    await pool.close();
+  });
 });
+
