@@ -12,7 +12,7 @@
  * would otherwise claim it the moment we let go and talk to a node that is restarting.
  */
 import type { KV, NatsConnection } from "nats";
-import { errorText, isWrongRevision, openBucket, silentLogger, type HaLogger } from "./kv.js";
+import { errorText, isWrongRevision, openBucket, silentLogger, withDeadline, type HaLogger } from "./kv.js";
 
 export const CLAIMS_BUCKET = "CHORIA_PROVISIONER_CLAIMS";
 export const DEFAULT_CLAIM_TTL_MS = 30_000;
@@ -83,6 +83,8 @@ export class Claims implements ClaimHooks {
   readonly ttlMs: number;
   /** in-flight claims are renewed this often: a third of the TTL survives two failed renewals */
   readonly renewMs: number;
+  /** bound on every KV call (see withDeadline) */
+  private readonly opMs: number;
   private readonly kv: KV;
   private readonly log: HaLogger;
   /** identity -> revision of our claim, for nodes in flight */
@@ -98,6 +100,7 @@ export class Claims implements ClaimHooks {
     this.kv = kv;
     this.ttlMs = ttlMs;
     this.renewMs = Math.max(100, Math.round(ttlMs / 3));
+    this.opMs = Math.max(300, Math.min(5000, this.renewMs));
     this.log = o.log ?? silentLogger;
     this.timer = setInterval(() => void this.renewAll(), this.renewMs);
     this.timer.unref();
@@ -119,7 +122,7 @@ export class Claims implements ClaimHooks {
     if (this.closed) return false;
     const key = claimKey(identity);
     try {
-      const rev = await this.kv.create(key, this.name);
+      const rev = await withDeadline(this.kv.create(key, this.name), this.opMs);
       this.held.set(identity, rev);
       this.stats.won++;
       return true;
@@ -128,9 +131,9 @@ export class Claims implements ClaimHooks {
     }
     try {
       // our own kept claim (the node came back in provisioning mode before it expired) is ours to reuse
-      const cur = await this.kv.get(key);
+      const cur = await withDeadline(this.kv.get(key), this.opMs);
       if (cur?.operation === "PUT" && cur.string() === this.name) {
-        this.held.set(identity, await this.kv.update(key, this.name, cur.revision));
+        this.held.set(identity, await withDeadline(this.kv.update(key, this.name, cur.revision), this.opMs));
         this.stats.won++;
         return true;
       }
@@ -160,7 +163,7 @@ export class Claims implements ClaimHooks {
     this.held.delete(identity);
     if (rev === undefined || KEEP_AFTER.has(outcome)) return;
     try {
-      await this.kv.delete(claimKey(identity), { previousSeq: rev });
+      await withDeadline(this.kv.delete(claimKey(identity), { previousSeq: rev }), this.opMs);
     } catch (e) {
       // it expires after the TTL anyway
       this.log.debug({ identity, err: errorText(e) }, "could not delete claim");
@@ -173,7 +176,7 @@ export class Claims implements ClaimHooks {
       await Promise.all(
         [...this.held].map(async ([identity, rev]) => {
           try {
-            const next = await this.kv.update(claimKey(identity), this.name, rev);
+            const next = await withDeadline(this.kv.update(claimKey(identity), this.name, rev), this.opMs);
             // released meanwhile: do not resurrect
             if (this.held.get(identity) === rev) this.held.set(identity, next);
           } catch (e) {
@@ -195,7 +198,7 @@ export class Claims implements ClaimHooks {
     this.closed = true;
     clearInterval(this.timer);
     await this.renewing;
-    await Promise.all([...this.held].map(([identity, rev]) => this.kv.delete(claimKey(identity), { previousSeq: rev }).catch(() => undefined)));
+    await Promise.all([...this.held].map(([identity, rev]) => withDeadline(this.kv.delete(claimKey(identity), { previousSeq: rev }), this.opMs).catch(() => undefined)));
     this.held.clear();
   }
 }

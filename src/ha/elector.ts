@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
-import { errorText, isWrongRevision, openBucket, silentLogger, type HaLogger } from "./kv.js";
+import { errorText, isWrongRevision, openBucket, silentLogger, withDeadline, type HaLogger } from "./kv.js";
 
 export const ELECTION_BUCKET = "CHORIA_LEADER_ELECTION";
 export const ELECTION_KEY = "provisioner";
@@ -30,6 +30,10 @@ export const ELECTION_KEY = "provisioner";
 export const DEFAULT_ELECTION_TTL_MS = 60_000;
 /** we allow shorter TTLs than the reference's 5 s so tests can fail over quickly */
 export const MIN_ELECTION_TTL_MS = 1000;
+
+function opTimeout(ttlMs: number): number {
+  return Math.max(300, Math.min(5000, Math.round(ttlMs / 3)));
+}
 
 export type ElectorState = "stopped" | "candidate" | "elected" | "leader";
 
@@ -67,6 +71,8 @@ export class Elector extends EventEmitter {
   /** how often the leader renews; 0.75 x TTL as in the reference */
   readonly intervalMs: number;
   readonly standDownMs: number;
+  /** bound on every KV call: a third of the TTL leaves room to retry within the lease */
+  private readonly opMs: number;
   private readonly splayMs: number;
   private readonly log: HaLogger;
   private readonly kv: KV;
@@ -98,6 +104,7 @@ export class Elector extends EventEmitter {
     this.ttlMs = ttlMs;
     this.intervalMs = Math.round(ttlMs * 0.75);
     this.standDownMs = o.standDownMs ?? Math.min(1000, this.intervalMs);
+    this.opMs = opTimeout(ttlMs);
     this.splayMs = o.splayMs ?? Math.min(5000, Math.round(ttlMs / 4));
     this.log = o.log ?? silentLogger;
   }
@@ -107,7 +114,7 @@ export class Elector extends EventEmitter {
     const bucket = o.bucket ?? ELECTION_BUCKET;
     const ttl = o.ttlMs ?? DEFAULT_ELECTION_TTL_MS;
     // KV requests must answer well inside the TTL, or a slow request could outlive the lease
-    const { kv, ttlMs } = await openBucket(o.nc, bucket, { ttlMs: ttl, replicas: o.replicas, apiPrefix: o.apiPrefix, timeoutMs: Math.max(500, Math.min(5000, Math.round(ttl / 3))) });
+    const { kv, ttlMs } = await openBucket(o.nc, bucket, { ttlMs: ttl, replicas: o.replicas, apiPrefix: o.apiPrefix, timeoutMs: opTimeout(ttl) });
     if (ttlMs <= 0) throw new Error(`KV bucket ${bucket} has no TTL: a crashed leader would hold the election forever; recreate it with a TTL (e.g. nats kv add ${bucket} --ttl 60s)`);
     if (ttlMs < MIN_ELECTION_TTL_MS) throw new Error(`KV bucket ${bucket} TTL ${ttlMs}ms is below the minimum ${MIN_ELECTION_TTL_MS}ms`);
     if (ttlMs > 3_600_000) throw new Error(`KV bucket ${bucket} TTL ${ttlMs}ms is above 1 hour`);
@@ -146,7 +153,7 @@ export class Elector extends EventEmitter {
     const rev = this.rev;
     if (rev > 0) {
       try {
-        await this.kv.delete(this.key, { previousSeq: rev });
+        await withDeadline(this.kv.delete(this.key, { previousSeq: rev }), this.opMs);
         this.log.info({ election: this.key }, "resigned leadership: deleted the election key");
       } catch (e) {
         // wrong revision: someone else holds it already; anything else: it expires after the TTL
@@ -197,7 +204,7 @@ export class Elector extends EventEmitter {
   private async tryCreate(): Promise<void> {
     const sent = performance.now();
     try {
-      const rev = await this.kv.create(this.key, this.name);
+      const rev = await withDeadline(this.kv.create(this.key, this.name), this.opMs);
       if (this._state !== "candidate") {
         this.rev = rev; // stopped meanwhile: stop() deletes the key with this revision
         return;
@@ -215,10 +222,10 @@ export class Elector extends EventEmitter {
     // the key exists: if it carries our own name (we lost our lease while NATS was away but
     // the key survived) take it back with a revision check rather than wait for it to expire
     try {
-      const cur = await this.kv.get(this.key);
+      const cur = await withDeadline(this.kv.get(this.key), this.opMs);
       if (cur && cur.operation === "PUT" && cur.string() === this.name) {
         const sent2 = performance.now();
-        const rev = await this.kv.update(this.key, this.name, cur.revision);
+        const rev = await withDeadline(this.kv.update(this.key, this.name, cur.revision), this.opMs);
         if (this._state !== "candidate") {
           this.rev = rev;
           return;
@@ -259,7 +266,7 @@ export class Elector extends EventEmitter {
   private async renew(): Promise<void> {
     const sent = performance.now();
     try {
-      const rev = await this.kv.update(this.key, this.name, this.rev);
+      const rev = await withDeadline(this.kv.update(this.key, this.name, this.rev), this.opMs);
       if (this._state !== "elected" && this._state !== "leader") return;
       this.rev = rev;
       this.extendLease(sent);

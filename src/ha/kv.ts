@@ -59,3 +59,26 @@ export function isWrongRevision(e: unknown): boolean {
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+export class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer from JetStream within ${ms}ms`);
+    this.name = "DeadlineError";
+  }
+}
+
+/**
+ * Bounds a KV call by our own timer. nats.js applies the JetStream timeout to requests made
+ * while connected, but a request issued during a reconnect waited the connection's 5 s
+ * timeout in our tests: far beyond a 2 s lease, and a campaign stuck on it blocks the next.
+ * A call abandoned here may still succeed later; callers are written so that is safe (the
+ * elector re-takes a key that carries its own name, a claim expires).
+ */
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(ms)), ms);
+  });
+  p.catch(() => undefined); // an abandoned call's late failure is nobody's business
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}

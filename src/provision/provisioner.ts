@@ -229,6 +229,9 @@ export class Provisioner extends EventEmitter {
     if (!active) {
       const n = this.queue.clear();
       if (n) this.d.log.warn({ dropped: n }, "dropped queued nodes on losing the active role");
+      // the next leader starts on these nodes too: stop ours so no node has two provisioners at once
+      if (this.inflight.size) this.d.log.warn({ aborted: this.inflight.size }, "cancelling nodes in flight on losing the active role");
+      for (const ac of this.inflight.values()) ac.abort();
     }
     this.gauges();
   }

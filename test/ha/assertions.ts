@@ -19,14 +19,15 @@ export function assertExactlyOnce(r: ScenarioResult, workers: number): void {
       // can know), or the configure's reply was lost while the nats-server restarted and the
       // per-node flow retried the step. Either way the node was in flight at that moment.
       assert.ok(r.inflightAtKill.has(n.identity) || r.inflightAtRestart.has(n.identity), `${n.identity} has an unrecorded configure but was not in flight at the kill or the restart`);
-      assert.equal(n.configureCount, 2, n.identity);
+      // count 1: configured once and restarted, only the restart's reply was lost (recorded as an error)
+      assert.ok(n.configureCount <= 2, n.identity);
     } else if (n.configureCount > 0) {
       assert.equal(n.configureCount, 1, `${n.identity} configured ${n.configureCount} times`);
     }
   }
   // in flight means held by a worker: at most the workers of the killed instance, plus those of the live ones at the restart
   assert.ok(r.orphaned.length <= workers * 4, `orphaned ${r.orphaned.length}`);
-  assert.equal(r.configuredMoreThanOnce, r.orphaned.length, "every node configured twice is explained above");
+  assert.equal(r.configuredMoreThanOnce, r.nodes.filter((n) => r.orphaned.includes(n.identity) && n.configureCount === 2).length, "every node configured twice is explained above");
   assert.deepEqual(Object.keys(r.violations).filter((k) => k !== "lock_held"), [], `protocol violations: ${JSON.stringify(r.violations)}`);
   assert.equal(r.violations.lock_held ?? 0, 0, "instances share a provisioning identity: no node lock conflicts");
 }

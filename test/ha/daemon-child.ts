@@ -17,10 +17,10 @@ const setActive = p.setActive.bind(p);
 p.setActive = (active: boolean, role: string) => {
   const prev = p.role;
   setActive(active, role);
-  if (role !== prev) out({ role });
+  if (role !== prev) out({ role, t: Date.now() });
 };
 d.provisioner.on("record", (r) => out({ rec: r.identity, o: r.outcome }));
-out({ ready: true, pid: process.pid, admin: d.admin.url, role: p.status().role });
+out({ ready: true, pid: process.pid, admin: d.admin.url, role: p.status().role, t: Date.now() });
 process.on("SIGTERM", () => {
   void d.stop(5000).then(() => process.exit(0));
 });

@@ -4,6 +4,7 @@
  * partition), and a child process running an elector so it can be SIGKILLed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { connect as natsConnect, type NatsConnection } from "nats";
@@ -158,6 +159,8 @@ export interface DaemonChild {
   label: string;
   ready: Promise<{ pid: number; admin: string }>;
   role: string;
+  /** every role with the wall-clock ms it began (children share this machine's clock) */
+  roles: Array<{ role: string; t: number }>;
   /** identity -> outcomes this instance recorded, in order */
   records: Map<string, string[]>;
   exited: Promise<void>;
@@ -177,6 +180,7 @@ export class DaemonGroup {
       label,
       ready: new Promise((r) => (readyR = r)),
       role: "starting",
+      roles: [],
       records: new Map(),
       exited: new Promise<void>((r) => child.once("exit", () => r())),
       kill: (signal = "SIGKILL") => {
@@ -185,13 +189,18 @@ export class DaemonGroup {
       },
     };
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      let msg: { ready?: boolean; pid: number; admin: string; role?: string; rec?: string; o?: string };
+      // with TEST_LOG_LEVEL set the children log to stdout too; HA_TEST_LOG keeps a copy for debugging
+      if (process.env.HA_TEST_LOG) appendFileSync(process.env.HA_TEST_LOG, `${label} ${line}\n`);
+      let msg: { ready?: boolean; pid: number; admin: string; role?: string; t?: number; rec?: string; o?: string };
       try {
         msg = JSON.parse(line);
       } catch {
         return; // stray output
       }
-      if (msg.role) m.role = msg.role;
+      if (msg.role) {
+        m.role = msg.role;
+        m.roles.push({ role: msg.role, t: msg.t ?? Date.now() });
+      }
       if (msg.ready) readyR({ pid: msg.pid, admin: msg.admin });
       if (msg.rec && msg.o) {
         const l = m.records.get(msg.rec) ?? [];
@@ -202,6 +211,7 @@ export class DaemonGroup {
     });
     void m.exited.then(() => {
       m.role = "dead";
+      m.roles.push({ role: "dead", t: Date.now() });
       this.changed();
     });
     this.members.push(m);
@@ -214,6 +224,25 @@ export class DaemonGroup {
 
   withRole(role: string): DaemonChild[] {
     return this.members.filter((m) => m.role === role);
+  }
+
+  /** the most instances that held `role` at the same time, from the role timelines */
+  maxConcurrent(role: string): number {
+    const edges: Array<[number, number]> = [];
+    for (const m of this.members) {
+      m.roles.forEach((r, i) => {
+        if (r.role !== role) return;
+        edges.push([r.t, +1]);
+        const end = m.roles[i + 1];
+        if (end) edges.push([end.t, -1]);
+      });
+    }
+    // at equal times process ends first: a hand-over in the same millisecond is not an overlap
+    edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let cur = 0;
+    let max = 0;
+    for (const [, d] of edges) max = Math.max(max, (cur += d));
+    return max;
   }
 
   /** every record of every instance (dead ones included: they printed before dying) */

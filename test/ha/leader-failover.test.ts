@@ -16,15 +16,18 @@ const STAND_DOWN = 1000;
 test("leader mode: leader SIGKILLed and nats-server restarted mid-run; every node provisioned once", { timeout: 60_000 }, async () => {
   const r = await runScenario({ mode: "leader", nodes: 300, ttlMs: TTL, workers: WORKERS });
   console.log(
-    `leader mode: killed ${r.killed}; failover ${r.failoverMs?.toFixed(0)} ms (TTL ${TTL} ms); configures per instance ${JSON.stringify(r.perInstance)}; ` +
+    `leader mode: killed ${r.killed}; failover ${r.failoverMs?.toFixed(0)} ms (TTL ${TTL} ms); configures per instance ${JSON.stringify(r.perInstance)}; leaderships ${r.leaderChanges}, most at once ${r.maxConcurrentLeaders}; ` +
       `unrecorded configures ${r.orphaned.length} (in flight at kill ${r.orphaned.filter((i) => r.inflightAtKill.has(i)).length}, at restart ${r.orphaned.filter((i) => r.inflightAtRestart.has(i)).length}); configuredMoreThanOnce ${r.configuredMoreThanOnce}; run ${(r.elapsedMs / 1000).toFixed(1)} s`,
   );
   // the key outlives the kill by at most one TTL; the survivor campaigns right after the
   // expiry it saw coming, then waits the stand-down; 1 s for expiry timers and process scheduling
   assert.ok(r.failoverMs! <= TTL + STAND_DOWN + 1000, `failover ${r.failoverMs}ms`);
   assert.equal(r.leadersAtEnd, 1);
-  // only leaders provision: the killed one before, one survivor after
+  // never two leaders at once, over the whole run (the restart may move leadership: a 2 s
+  // TTL is shorter than the clients' reconnect after a broker restart)
+  assert.equal(r.maxConcurrentLeaders, 1);
   assert.ok(r.perInstance[r.killed] > 0);
-  assert.equal(Object.values(r.perInstance).filter((n) => n > 0).length, 2, JSON.stringify(r.perInstance));
+  const busy = Object.values(r.perInstance).filter((n) => n > 0).length;
+  assert.ok(busy >= 2 && busy <= r.leaderChanges, `${JSON.stringify(r.perInstance)} with ${r.leaderChanges} leaderships`);
   assertExactlyOnce(r, WORKERS);
 });

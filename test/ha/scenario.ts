@@ -30,7 +30,7 @@ export interface ScenarioResult {
   orphaned: string[];
   /** configured but not yet restarting 100 ms after the kill */
   inflightAtKill: Set<string>;
-  /** configured but not yet restarting when the restarted nats-server was back */
+  /** configured but not yet restarting when the nats-server went down, or configured until clients were back */
   inflightAtRestart: Set<string>;
   killed: string;
   /** outcomes recorded per identity across all instances */
@@ -38,6 +38,10 @@ export interface ScenarioResult {
   /** configures each instance recorded */
   perInstance: Record<string, number>;
   leadersAtEnd: number;
+  /** most instances that were leader at the same time over the whole run */
+  maxConcurrentLeaders: number;
+  /** leader changes over the run (the restart can move leadership with a short TTL) */
+  leaderChanges: number;
   elapsedMs: number;
 }
 
@@ -113,8 +117,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
 
     await until(() => f.report().totals.configured >= o.nodes * 0.5, 30_000, "half the fleet configured");
-    await srv.restart();
+    // a configure sent around the restart can be applied while its reply is lost; the flow
+    // retries the step. Collect the nodes that were in flight or were configured while the
+    // clients reconnect (reconnect wait 1 s + 0.5 s jitter in the daemon): those may show it
     const inflightAtRestart = inflight();
+    const onConfigured = (id: string): void => void inflightAtRestart.add(id);
+    f.events.on("configured", onConfigured);
+    await srv.restart();
+    setTimeout(() => f.events.off("configured", onConfigured), 2500).unref();
 
     const latest = (id: string): string | undefined => group.outcomes(id).at(-1);
     await until(() => f.report().nodes.every((n) => FINAL.has(n.mode) || latest(n.identity) === "defer"), 40_000, "every node settled");
@@ -138,6 +148,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       outcomes: (id) => group.outcomes(id),
       perInstance,
       leadersAtEnd: group.withRole("leader").length,
+      maxConcurrentLeaders: group.maxConcurrent("leader"),
+      leaderChanges: group.members.reduce((n, m) => n + m.roles.filter((x) => x.role === "leader").length, 0),
       elapsedMs: performance.now() - started,
     };
   } finally {
