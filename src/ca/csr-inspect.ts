@@ -181,7 +181,6 @@ function verifySelfSignature(csr: pkijs.CertificationRequest, key: KeyObject | n
   try {
     ok = verify(alg.hash, csr.tbsView, key, csr.signatureValue.valueBlock.valueHexView);
   } catch (e) {
-    ok = false;
     throw new CsrRefusedError("bad_signature", `CSR signature could not be verified: ${(e as Error).message}`);
   }
   if (!ok) throw new CsrRefusedError("bad_signature", "CSR self-signature does not verify: the request was altered or not signed by its key");

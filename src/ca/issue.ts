@@ -1,7 +1,8 @@
 /**
- * Builds X.509 certificates with pkijs and signs the TBS bytes with node:crypto: a KeyObject
- * imported once per thread signs synchronously, which is far cheaper per certificate than
- * WebCrypto's promise round trip and key re-import.
+ * Certificate issuing. The CA certificate is built entirely with pkijs (once per CA); leaves
+ * reuse pkijs-encoded constant parts and are spliced by der.ts (see there for why). Signatures
+ * come from node:crypto with a KeyObject imported once per thread: synchronous, and far cheaper
+ * per certificate than WebCrypto's promise round trip and key re-import.
  */
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";

@@ -26,11 +26,6 @@ export function subjectValues(rdn: pkijs.RelativeDistinguishedNames, type: strin
   return rdn.typesAndValues.filter((tv) => tv.type === type).map((tv) => String((tv.value as { valueBlock?: { value?: unknown } }).valueBlock?.value ?? ""));
 }
 
-/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
-export function keyIdentifier(spki: pkijs.PublicKeyInfo, sha1: (b: Uint8Array) => Uint8Array): Uint8Array {
-  return sha1(spki.subjectPublicKey.valueBlock.valueHexView);
-}
-
 export function isIpSan(s: string): boolean {
   return isIP(s) !== 0;
 }
@@ -52,7 +47,7 @@ export function parseDer(der: Uint8Array): asn1js.AsnType {
   return parsed.result;
 }
 
-/** DER encoding with an INTEGER helper that keeps serials positive and minimally encoded. */
+/** Turns 16 random bytes into a serial that is positive and minimally DER-encoded. */
 export function positiveSerial(random: Uint8Array): Uint8Array {
   const s = new Uint8Array(random);
   // clear the sign bit and make the first byte non-zero so DER needs no padding byte and
