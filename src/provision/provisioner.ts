@@ -65,7 +65,6 @@ export class Provisioner extends EventEmitter {
   readonly queue: WorkQueue;
   private readonly intake: Intake;
   private paused = false;
-  private resumeWaiters: Array<() => void> = [];
   private busy = 0;
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
@@ -150,7 +149,6 @@ export class Provisioner extends EventEmitter {
   private async worker(): Promise<void> {
     const obs = this.observer();
     for (;;) {
-      if (this.paused) await new Promise<void>((r) => this.resumeWaiters.push(r));
       if (this.stopping) return;
       const item = await this.queue.take();
       if (!item) return;
@@ -210,6 +208,7 @@ export class Provisioner extends EventEmitter {
   pause(): void {
     if (this.paused) return;
     this.paused = true;
+    this.queue.pause();
     this.d.metrics.paused.labels(this.o.site).set(1);
     this.d.log.warn("provisioning paused");
   }
@@ -217,8 +216,8 @@ export class Provisioner extends EventEmitter {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
+    this.queue.resume();
     this.d.metrics.paused.labels(this.o.site).set(0);
-    for (const r of this.resumeWaiters.splice(0)) r();
     this.d.log.warn("provisioning resumed");
   }
 
@@ -267,7 +266,6 @@ export class Provisioner extends EventEmitter {
     await this.intake.stop();
     this.queue.clear();
     this.queue.close();
-    for (const r of this.resumeWaiters.splice(0)) r();
     const all = Promise.all(this.workers);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), drainMs)))]);

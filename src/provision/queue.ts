@@ -36,6 +36,7 @@ export class WorkQueue {
   private readonly o: QueueOptions;
   private readonly now: () => number;
   private closed = false;
+  private paused = false;
   dropped = 0;
 
   constructor(o: QueueOptions) {
@@ -79,7 +80,7 @@ export class WorkQueue {
     if (this.isHeld(identity)) return "held";
     if (this.size >= this.o.maxSize) return "full";
     const e: Entry = { identity, source, at: this.now() };
-    const taker = this.takers.shift();
+    const taker = this.paused ? undefined : this.takers.shift();
     if (taker) {
       this.known.set(identity, "busy");
       taker(e);
@@ -94,7 +95,7 @@ export class WorkQueue {
   async take(): Promise<WorkItem | undefined> {
     for (;;) {
       let e: Entry | undefined;
-      if (this.size > 0) {
+      if (this.size > 0 && !this.paused) {
         e = this.items[this.head++];
         if (this.head > 1024 && this.head * 2 > this.items.length) {
           this.items.splice(0, this.head);
@@ -143,8 +144,23 @@ export class WorkQueue {
     return n;
   }
 
+  /** While paused nothing is handed out; intake still queues (bounded) so resume loses nothing. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    while (this.takers.length > 0 && this.size > 0) {
+      const e = this.items[this.head++];
+      this.known.set(e.identity, "busy");
+      this.takers.shift()!(e);
+    }
+  }
+
   close(): void {
     this.closed = true;
+    this.paused = false;
     for (const t of this.takers.splice(0)) t(undefined);
   }
 }

@@ -72,3 +72,16 @@ test("clear drops queued entries but not those in progress", async () => {
   assert.equal(q.has("a"), true);
   assert.equal(q.add("b", "event"), "queued");
 });
+
+test("a paused queue hands nothing out, keeps accepting, and resumes in order", async () => {
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 60_000 });
+  q.pause();
+  const waiting = q.take();
+  assert.equal(q.add("a", "event"), "queued");
+  assert.equal(q.add("b", "event"), "queued");
+  assert.equal(q.size, 2);
+  assert.equal(q.busy, 0, "nothing handed out while paused");
+  q.resume();
+  assert.equal((await waiting)?.identity, "a");
+  assert.equal((await q.take())?.identity, "b");
+});
