@@ -123,8 +123,13 @@ export class Provisioner extends EventEmitter {
     m.busyWorkers.labels(this.o.site).set(this.busy);
   }
 
+  private heldTimer?: NodeJS.Timeout;
+
   start(): void {
     this.intake.start();
+    this.heldTimer = setInterval(() => {
+      if (this.active && this.queue.releaseHeld() > 0) this.gauges();
+    }, 500);
     for (let i = 0; i < this.o.workers; i++) this.workers.push(this.worker());
   }
 
@@ -263,6 +268,7 @@ export class Provisioner extends EventEmitter {
   /** Graceful stop: no new intake, let in-flight nodes finish (up to drainMs), then cancel the rest. */
   async stop(drainMs = 30_000): Promise<void> {
     this.stopping = true;
+    clearInterval(this.heldTimer);
     await this.intake.stop();
     this.queue.clear();
     this.queue.close();

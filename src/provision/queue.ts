@@ -32,6 +32,8 @@ export class WorkQueue {
   /** queued or in progress */
   private readonly known = new Map<string, "queued" | "busy">();
   private readonly held = new Map<string, number>();
+  /** nodes that announced themselves while held: offered again when the hold ends */
+  private readonly wanted = new Map<string, IntakeSource>();
   private readonly takers: Array<(e: Entry | undefined) => void> = [];
   private readonly o: QueueOptions;
   private readonly now: () => number;
@@ -77,7 +79,10 @@ export class WorkQueue {
 
   add(identity: string, source: IntakeSource): AddResult {
     if (this.known.has(identity)) return "duplicate";
-    if (this.isHeld(identity)) return "held";
+    if (this.isHeld(identity)) {
+      this.wanted.set(identity, source);
+      return "held";
+    }
     if (this.size >= this.o.maxSize) return "full";
     const e: Entry = { identity, source, at: this.now() };
     const taker = this.paused ? undefined : this.takers.shift();
@@ -124,6 +129,22 @@ export class WorkQueue {
     if (this.held.size > 10_000) this.pruneHeld();
   }
 
+  /**
+   * Queues the nodes that asked while held and whose hold has ended (an upgraded node that
+   * came back, a node that restarted into provisioning mode again): without this they would
+   * wait for the next discovery cycle. Returns how many were queued.
+   */
+  releaseHeld(): number {
+    if (this.wanted.size === 0) return 0;
+    let n = 0;
+    for (const [id, source] of this.wanted) {
+      if (this.isHeld(id)) continue;
+      this.wanted.delete(id);
+      if (this.add(id, source) === "queued") n++;
+    }
+    return n;
+  }
+
   private pruneHeld(): void {
     const now = this.now();
     for (const [id, until] of this.held) if (until <= now) this.held.delete(id);
@@ -141,6 +162,7 @@ export class WorkQueue {
     }
     this.items.length = 0;
     this.head = 0;
+    this.wanted.clear();
     return n;
   }
 

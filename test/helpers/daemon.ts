@@ -70,28 +70,4 @@ export async function startTestDaemon(broker: string, cfg: ConfigFile = {}, flow
   });
 }
 
-export function latestRecords(records: DecisionRecord[]): Map<string, DecisionRecord> {
-  const m = new Map<string, DecisionRecord>();
-  for (const r of records) m.set(r.identity, r);
-  return m;
-}
-
-/**
- * Every node of the fleet has a final record (configure, shutdown, defer), or its last record
- * is an error from a restart/shutdown whose reply was lost while the node did leave
- * provisioning mode all the same.
- */
-export function fleetHandled(records: DecisionRecord[], fleet: { identities: string[]; report(): { nodes: Array<{ identity: string; mode: string }> } }): boolean {
-  const m = latestRecords(records);
-  if (m.size < fleet.identities.length) return false;
-  let modes: Map<string, string> | undefined;
-  for (const id of fleet.identities) {
-    const r = m.get(id);
-    if (!r) return false;
-    if (["configure", "shutdown", "defer"].includes(r.outcome)) continue;
-    modes ??= new Map(fleet.report().nodes.map((n) => [n.identity, n.mode]));
-    if (r.outcome === "error" && modes.get(id) !== "provisioning") continue;
-    return false;
-  }
-  return true;
-}
+export { latestRecords, fleetHandled } from "../../src/cli/fleet-progress.js";

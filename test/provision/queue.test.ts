@@ -85,3 +85,17 @@ test("a paused queue hands nothing out, keeps accepting, and resumes in order", 
   assert.equal((await waiting)?.identity, "a");
   assert.equal((await q.take())?.identity, "b");
 });
+
+test("a node that asks while held is queued as soon as its hold ends", () => {
+  const c = clock();
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 60_000, now: c.now });
+  q.add("a", "event");
+  void q.take();
+  q.done("a", 1000);
+  assert.equal(q.add("a", "event"), "held");
+  assert.equal(q.releaseHeld(), 0, "still held");
+  c.advance(1001);
+  assert.equal(q.releaseHeld(), 1);
+  assert.equal(q.has("a"), true);
+  assert.equal(q.releaseHeld(), 0, "released once");
+});
