@@ -5,6 +5,7 @@
  * to the current decider when they start a node, so in-flight nodes finish on the version
  * they started with.
  */
+import { EventEmitter } from "node:events";
 import type { PolicyRef } from "../types/index.js";
 import type { Decider } from "./interfaces.js";
 
@@ -29,7 +30,8 @@ export interface PolicyManagerHooks {
   reloadFailed(error: string, problems: ReloadProblem[]): void;
 }
 
-export class PolicyManager {
+/** emits "reload" with the ReloadStatus after every reload attempt */
+export class PolicyManager extends EventEmitter {
   private decider?: Decider;
   private reloading?: Promise<ReloadStatus>;
   private again = false;
@@ -40,7 +42,9 @@ export class PolicyManager {
   constructor(
     private readonly load: () => Promise<Decider>,
     private readonly hooks: PolicyManagerHooks,
-  ) {}
+  ) {
+    super();
+  }
 
   get loaded(): boolean {
     return this.decider !== undefined;
@@ -78,6 +82,7 @@ export class PolicyManager {
       const s: ReloadStatus = { ok: true, at, ref: d.ref };
       this.lastReload = s;
       this.hooks.reloaded(d.ref);
+      this.emit("reload", s);
       return s;
     } catch (e) {
       const problems = ((e as { problems?: ReloadProblem[] }).problems ?? []).slice(0, 100);
@@ -85,6 +90,7 @@ export class PolicyManager {
       this.lastReload = s;
       this.lastError = s;
       this.hooks.reloadFailed(s.error!, problems);
+      this.emit("reload", s);
       return s;
     }
   }
