@@ -4,12 +4,13 @@
  * tests all start the daemon through here, so they exercise the same assembly.
  */
 import { dirname, resolve } from "node:path";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { CsrRefusedError, checkCsr, createCfsslSigner, createExecSigner, inspectCsr, openBuiltinCa, type Signer } from "../ca/index.js";
-import type { Settings } from "../config/index.js";
+import { credentialProblems, type Settings } from "../config/index.js";
+import { loadJwtVerifier, parseSigningKey, signServerJwt, type JwtVerifier } from "../credentials/index.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { loadPolicySet, type PolicySet } from "../policy/index.js";
 import { watchPolicyFiles, type PolicyWatcher } from "../policy/watcher.js";
@@ -60,7 +61,7 @@ export function helperDecider(s: Settings, metrics: Metrics): Decider {
     async decide(ctx) {
       const started = performance.now();
       try {
-        const out = await runLegacyHelper(command, s.helperArgs, { identity: ctx.inventory.identity, csr: ctx.csr ?? null, ed25519_pubkey: null, inventory: JSON.stringify(ctx.rawInventory), jwt: ctx.jwtClaims ?? null }, s.helperTimeoutMs);
+        const out = await runLegacyHelper(command, s.helperArgs, { identity: ctx.inventory.identity, csr: ctx.csr ?? null, ed25519_pubkey: ctx.ed25519 ?? null, inventory: JSON.stringify(ctx.rawInventory), jwt: ctx.jwtClaims ?? null }, s.helperTimeoutMs);
         metrics.helperTime.labels(s.site).observe((performance.now() - started) / 1000);
         const d = decisionFromHelper(out, ref, ctx.inventory.identity);
         if (d.outcome === "shutdown") metrics.helperShutdownRequests.labels(s.site).inc();
@@ -121,9 +122,61 @@ export function flowOptionsFrom(s: Settings, extra: Partial<FlowOptions> = {}): 
   f.upgradeRepository = s.upgradeRepository;
   f.backoff.maxMs = s.backoffMaxMs;
   f.steps.inventory.timeoutMs = s.inventoryTimeoutMs;
-  for (const k of ["gencsr", "configure", "restart", "shutdown", "release_update"] as const) f.steps[k].timeoutMs = Math.min(f.steps[k].timeoutMs, s.provisionTimeoutMs);
+  for (const k of ["jwt", "gen25519", "gencsr", "configure", "restart", "shutdown", "release_update"] as const) f.steps[k].timeoutMs = Math.min(f.steps[k].timeoutMs, s.provisionTimeoutMs);
   for (const k of Object.keys(f.steps) as Array<keyof FlowOptions["steps"]>) f.steps[k].maxTimeouts = Math.min(f.steps[k].maxTimeouts, s.maxTimeouts);
   return { ...f, ...extra, steps: { ...f.steps, ...(extra.steps ?? {}) }, backoff: { ...f.backoff, ...(extra.backoff ?? {}) } };
+}
+
+/**
+ * jwt_verify_cert as the flow wants it: loaded now so a bad value stops the start, then re-read
+ * whenever the file changes (the Go provisioner reads it for every node, so a rotated key takes
+ * effect without a restart; we do the same without a read per node).
+ */
+export function jwtVerifierSource(pathOrHex: string): () => JwtVerifier {
+  const mtime = (): number | undefined => {
+    try {
+      return statSync(pathOrHex).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  };
+  let seen = mtime();
+  let verifier = loadJwtVerifier(pathOrHex);
+  return () => {
+    const m = mtime();
+    if (m !== seen) {
+      verifier = loadJwtVerifier(pathOrHex);
+      seen = m;
+    }
+    return verifier;
+  };
+}
+
+function readSecretFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    // the error names the file, never its contents
+    throw new Error(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** The credentials part of the flow options (features.jwt / ed25519, protocol), checked before anything starts. */
+export function credentialFlowOptions(s: Settings): Pick<FlowOptions, "jwt" | "ed25519" | "protocolVersion"> {
+  const problems = credentialProblems(s);
+  if (problems.length) throw new Error(`invalid credentials configuration:\n  ${problems.join("\n  ")}`);
+  const out: Pick<FlowOptions, "jwt" | "ed25519" | "protocolVersion"> = { protocolVersion: s.protocol };
+  if (s.jwt) out.jwt = { verifier: jwtVerifierSource(s.jwtVerifyCert!) };
+  if (s.ed25519) {
+    const signingKey = readSecretFile(s.jwtSigningKeyFile!, "jwt_signing_key");
+    parseSigningKey(signingKey);
+    const chainToken = s.jwtSigningTokenFile ? readSecretFile(s.jwtSigningTokenFile, "jwt_signing_token").trim() : undefined;
+    // sign one throwaway token now: a key that does not match the chain token, or an expired
+    // chain token, would otherwise only show up as every node being deferred
+    signServerJwt({ identity: "startup.check", publicKey: "00".repeat(32) }, signingKey, { validity: s.serverJwtValidityMs, chainToken });
+    out.ed25519 = { signingKey, chainToken, validityMs: s.serverJwtValidityMs };
+  }
+  return out;
 }
 
 export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promise<DaemonHandle> {
@@ -131,6 +184,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   const metrics = createMetrics(s.site);
   const rulesDir = rulesDirFor(s);
   const toDecider = ov.decider ?? policyDecider;
+  const credentials = credentialFlowOptions(s);
+  const clientJwt = s.protocol === 2 ? readSecretFile(s.clientJwtFile!, "client_jwt").trim() : undefined;
 
   const load = s.helper
     ? async () => helperDecider(s, metrics)
@@ -174,6 +229,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   const rpc = new RpcClient({
     nc,
     identity: s.identity,
+    protocol: s.protocol,
+    callerJwt: clientJwt,
     onInvalidReply: (e) => {
       metrics.invalidReplies.labels(s.site).inc();
       log.warn({ err: e.message }, "invalid reply dropped");
@@ -225,7 +282,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       identity: s.identity,
       workers: s.workers,
       queue: { maxSize: s.queueMaxSize, maxWaitMs: s.queueMaxWaitMs },
-      flow: flowOptionsFrom(s, ov.flow),
+      flow: flowOptionsFrom(s, { ...credentials, ...ov.flow }),
       intake: {
         lifecycleComponent: s.lifecycleComponent,
         registration: s.registration,
@@ -272,7 +329,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   await ha?.start(provisioner);
   provisioner.start();
   nc.publish(lifecycleSubject("startup", "provisioner"), encodeLifecycle(newLifecycleEvent("startup", s.identity, "provisioner", { version: VERSION }), "choria"));
-  log.info({ identity: s.identity, brokers: s.brokers, admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off" }, "provisioner started");
+  log.info({ identity: s.identity, brokers: s.brokers, admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off", jwt: s.jwt, ed25519: s.ed25519, protocol: s.protocol }, "provisioner started");
 
   let stopped = false;
   return {

@@ -89,6 +89,11 @@ export function loadConfigFile(file: string): ConfigFile {
     cfg.ca.ca_file = rel(cfg.ca.ca_file);
   }
   if (cfg.audit) cfg.audit.file = rel(cfg.audit.file);
+  // jwt_verify_cert is a path or, when no such file exists, a hex ed25519 key: leave hex alone
+  if (cfg.jwt_verify_cert && !/^[0-9a-fA-F]{64}$/.test(cfg.jwt_verify_cert.trim())) cfg.jwt_verify_cert = rel(cfg.jwt_verify_cert);
+  cfg.jwt_signing_key = rel(cfg.jwt_signing_key);
+  cfg.jwt_signing_token = rel(cfg.jwt_signing_token);
+  cfg.client_jwt = rel(cfg.client_jwt);
   if (cfg.log) cfg.log.file = rel(cfg.log.file);
   return cfg;
 }
@@ -120,7 +125,21 @@ export interface Settings {
   registration: boolean;
   legacyRegistration: boolean;
   pki: boolean;
+  /** features.jwt, also on when ed25519 is */
   jwt: boolean;
+  /** features.ed25519: pki is off with it */
+  ed25519: boolean;
+  /** path of an RSA PEM / hex ed25519 key file, or a hex ed25519 public key */
+  jwtVerifyCert?: string;
+  /** file holding the server JWT signing key (hex ed25519 seed or PEM) */
+  jwtSigningKeyFile?: string;
+  /** file holding a chain-issuer client JWT to chain server JWTs to */
+  jwtSigningTokenFile?: string;
+  serverJwtValidityMs: number;
+  /** Choria protocol version spoken to nodes */
+  protocol: 1 | 2;
+  /** file holding this provisioner's client JWT: the caller of every v2 request */
+  clientJwtFile?: string;
   ca: { type: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args: string[]; caFile?: string; timeoutMs: number };
   certDenyList?: string[];
   restartSplay: number;
@@ -174,8 +193,16 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     lifecycleComponent: c.intake?.lifecycle_component ?? "provision_mode_server",
     registration: c.intake?.registration ?? true,
     legacyRegistration: c.intake?.legacy_registration ?? true,
-    pki: c.features?.pki ?? true,
-    jwt: c.features?.jwt ?? false,
+    // ed25519 implies jwt and replaces pki, as in the Go provisioner (credentialProblems refuses an explicit pki: true)
+    pki: c.features?.pki ?? !c.features?.ed25519,
+    jwt: (c.features?.jwt ?? false) || (c.features?.ed25519 ?? false),
+    ed25519: c.features?.ed25519 ?? false,
+    jwtVerifyCert: c.jwt_verify_cert,
+    jwtSigningKeyFile: c.jwt_signing_key,
+    jwtSigningTokenFile: c.jwt_signing_token,
+    serverJwtValidityMs: parseDuration(c.server_jwt_validity, 365 * 86_400_000),
+    protocol: c.protocol ?? 1,
+    clientJwtFile: c.client_jwt,
     ca: {
       type: c.ca?.type ?? "builtin",
       dir: c.ca?.dir ? resolve(c.ca.dir) : undefined,
@@ -210,4 +237,17 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     leaderElection: c.leader_election ?? false,
     activeActive: c.active_active ?? false,
   };
+}
+
+/**
+ * Combinations the schema cannot express clearly: returned as sentences so `run` and the daemon
+ * refuse to start with all of them at once rather than fail on the first node.
+ */
+export function credentialProblems(s: Pick<Settings, "pki" | "jwt" | "ed25519" | "jwtVerifyCert" | "jwtSigningKeyFile" | "protocol" | "clientJwtFile">): string[] {
+  const out: string[] = [];
+  if (s.ed25519 && s.pki) out.push("features.ed25519 excludes features.pki (nodes get an ed25519 identity and a server JWT instead of a certificate): remove pki: true");
+  if (s.jwt && !s.jwtVerifyCert) out.push(`${s.ed25519 ? "features.ed25519 (which implies features.jwt)" : "features.jwt"} needs jwt_verify_cert: the file or hex key that verifies provisioning JWTs`);
+  if (s.ed25519 && !s.jwtSigningKeyFile) out.push("features.ed25519 needs jwt_signing_key: the file with the key that signs server JWTs");
+  if (s.protocol === 2 && !s.clientJwtFile) out.push("protocol 2 needs client_jwt: the file with this provisioner's client JWT, sent as the caller of every request");
+  return out;
 }

@@ -20,7 +20,13 @@ export interface ConfigFile {
   queue?: { max_size?: number; max_wait?: Duration };
   discovery?: { interval?: Duration; timeout?: Duration; quiet?: Duration; at_start?: boolean };
   intake?: { lifecycle_component?: string; registration?: boolean; legacy_registration?: boolean };
-  features?: { pki?: boolean; jwt?: boolean };
+  features?: { pki?: boolean; jwt?: boolean; ed25519?: boolean };
+  jwt_verify_cert?: string;
+  jwt_signing_key?: string;
+  jwt_signing_token?: string;
+  server_jwt_validity?: Duration;
+  protocol?: 1 | 2;
+  client_jwt?: string;
   ca?: { type?: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args?: string[]; ca_file?: string; timeout?: Duration };
   cert_deny_list?: string[];
   restart_splay?: number;

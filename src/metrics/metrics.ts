@@ -34,6 +34,7 @@ export interface Metrics {
   policyReloads: Counter<"site" | "result">;
   policyInfo: Gauge<"site" | "policy" | "version" | "hash">;
   csrRefusals: Counter<"site" | "reason">;
+  jwtRefusals: Counter<"site" | "reason">;
   signTime: Histogram<"site" | "signer">;
   signErrors: Counter<"site" | "signer">;
   nodeDuration: Histogram<"site" | "outcome">;
@@ -78,6 +79,8 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     policyReloads: counter("choria_provisioner_policy_reloads", "Policy reloads by result (ok, error)", ["site", "result"]),
     policyInfo: gauge("choria_provisioner_policy_info", "The policy in force (value 1)", ["site", "policy", "version", "hash"]),
     csrRefusals: counter("choria_provisioner_csr_refusals", "CSRs refused, by reason", ["site", "reason"]),
+    // provisioning JWT check codes (bad_signature, expired, ...) and gen25519_signature: a node whose credentials did not verify
+    jwtRefusals: counter("choria_provisioner_jwt_refusals", "Nodes refused because their provisioning JWT or gen25519 signature did not verify, by reason", ["site", "reason"]),
     signTime: new Histogram({ name: "choria_provisioner_sign_seconds", help: "Certificate signing time", labelNames: ["site", "signer"], registers: reg, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5] }),
     signErrors: counter("choria_provisioner_sign_errors", "Signing failures (CA unavailable, timeout)", ["site", "signer"]),
     nodeDuration: new Histogram({ name: "choria_provisioner_node_seconds", help: "Time to process one node, by outcome", labelNames: ["site", "outcome"], registers: reg, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] }),

@@ -8,11 +8,12 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import type { Decision, PolicyRef } from "../types/index.js";
+import type { Decision, PolicyRef, ServerClaims } from "../types/index.js";
 
 export interface LegacyHelperInput {
   identity: string;
   csr: { csr: string; public_key: string; ssldir: string } | null;
+  /** the gen25519 reply {public_key, directory, signature} when features.ed25519 is on */
   ed25519_pubkey: Record<string, string> | null;
   /** the rpcutil#inventory data as a JSON string, as the reference passes it */
   inventory: string;
@@ -126,6 +127,9 @@ export function decisionFromHelper(o: LegacyHelperOutput, ref: PolicyRef, identi
   };
   if (o.defer) return { ...base, outcome: "defer", reason: o.msg || "helper deferred the node" };
   if (o.shutdown) return { ...base, outcome: "shutdown", reason: o.msg || "helper asked for a shutdown" };
+  // passed through as given: signServerJwt checks the types and names a bad field in its error
+  if (o.server_claims && typeof o.server_claims === "object" && !Array.isArray(o.server_claims)) base.serverClaims = o.server_claims as ServerClaims;
+  else if (o.server_claims != null) throw new LegacyHelperError("helper output server_claims is not an object");
   if (o.certificate && o.ca) base.suppliedTls = { certificatePem: o.certificate, caPem: o.ca, ssldir: o.ssldir, keyPem: o.key || undefined };
   if (o.upgrade) return { ...base, outcome: "upgrade", upgradeVersion: o.upgrade };
   if (!configuration.identity) configuration.identity = identity;

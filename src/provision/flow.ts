@@ -1,8 +1,10 @@
 /**
- * The per-node provisioning flow: inventory -> CSR -> decision -> CSR policy + signing ->
- * configure -> restart, ending in one DecisionRecord whatever happens. Nothing here throws
- * for a misbehaving node: every failure becomes a record with a reason.
+ * The per-node provisioning flow: [jwt -> gen25519 ->] inventory -> CSR -> decision -> CSR
+ * policy + signing [| server JWT] -> configure -> restart, ending in one DecisionRecord whatever
+ * happens. Nothing here throws for a misbehaving node: every failure becomes a record with a
+ * reason. Secrets (the provisioning token, delivered private keys) never enter a record.
  */
+import { JwtVerifyError, encryptKeyForNode, newNonce, publicClaims, signServerJwt, verifyGen25519, verifyProvisioningJwt, type JwtVerifier } from "../credentials/index.js";
 import { inventoryFromRpcutil, type DecisionRecord, type Decision, type Inventory, type RpcutilInventoryData } from "../types/index.js";
 import type { CsrChecker, Decider, RpcCaller, SignedCertificateLike, SignerLike } from "./interfaces.js";
 import { isCaUnavailable } from "./interfaces.js";
@@ -20,6 +22,8 @@ export interface FlowOptions {
   /** a node whose CSR was refused asks again with the same CSR; do not re-examine it every cycle */
   holdAfterRefusalMs: number;
   steps: {
+    jwt: StepPolicy;
+    gen25519: StepPolicy;
     inventory: StepPolicy;
     gencsr: StepPolicy;
     configure: StepPolicy;
@@ -30,6 +34,23 @@ export interface FlowOptions {
   backoff: BackoffPolicy;
   /** upgrade repository URL given to release_update when the policy names none */
   upgradeRepository?: string;
+  /**
+   * features.jwt: ask every node for its provisioning JWT first and verify it. verifier() is
+   * called per node so a rotated jwt_verify_cert can take effect without a restart; it throws
+   * CredentialConfigError when the configured key is unusable.
+   */
+  jwt?: { verifier: () => JwtVerifier };
+  /** features.ed25519 (needs jwt): gen25519 with a nonce, then a server JWT signed with signingKey */
+  ed25519?: {
+    /** jwt_signing_key contents: hex ed25519 seed or PEM private key */
+    signingKey: string;
+    /** jwt_signing_token contents: a chain-issuer client JWT to chain server JWTs to */
+    chainToken?: string;
+    /** server_jwt_validity in ms */
+    validityMs?: number;
+  };
+  /** wire protocol of the nodes: v2 nodes get KSUID nonces like a v2 Go client sends */
+  protocolVersion?: 1 | 2;
 }
 
 export interface FlowDeps {
@@ -45,6 +66,8 @@ export interface FlowDeps {
 export interface FlowObserver extends StepObserver {
   policyEvaluated(decision: Decision, seconds: number): void;
   csrRefused(code: string): void;
+  /** a node's provisioning JWT (JwtVerifyError code) or gen25519 signature ("gen25519_signature") did not verify */
+  jwtRefused?(reason: string): void;
   signed(signer: string, seconds: number): void;
   signFailed(signer: string): void;
   lockHeld(): void;
@@ -55,6 +78,17 @@ export interface FlowResult {
   /** the node was configured and restarted */
   provisioned: boolean;
   holdMs: number;
+}
+
+interface JwtReply {
+  jwt: string;
+  ecdh_public: string;
+}
+
+interface Gen25519Reply {
+  public_key: string;
+  directory: string;
+  signature: string;
 }
 
 interface GencsrReply {
@@ -72,7 +106,8 @@ export function defaultFlowOptions(): FlowOptions {
     holdAfterRestartMs: 10_000,
     holdAfterRefusalMs: 300_000,
     // rpcutil's DDL timeout is 2 s and choria_provision's 20 s; gencsr makes an RSA key on the node
-    steps: { inventory: p(5, 4000), gencsr: p(2, 22_000, 1), configure: p(5, 22_000), restart: p(3, 10_000), shutdown: p(3, 10_000), release_update: p(3, 22_000, 1) },
+    // the reference's try counts: jwt 3, gen25519 5 (§8); gen25519 makes a key on the node
+    steps: { jwt: p(3, 22_000), gen25519: p(5, 22_000, 1), inventory: p(5, 4000), gencsr: p(2, 22_000, 1), configure: p(5, 22_000), restart: p(3, 10_000), shutdown: p(3, 10_000), release_update: p(3, 22_000, 1) },
     backoff: { baseMs: 250, maxMs: 5000 },
   };
 }
@@ -94,16 +129,57 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     durations.total = Math.round((performance.now() - t0) * 1000) / 1000;
     return { record, provisioned, holdMs };
   };
-  const step = <T>(action: string, agent: string, data: Record<string, unknown>, p: StepPolicy) =>
+  const step = <T>(action: string, agent: string, data: Record<string, unknown> | ((attempt: number) => Record<string, unknown>), p: StepPolicy) =>
     timed(action, () => runStep<T>(deps.rpc, identity, agent, action, data, p, o.backoff, deps.observer, signal));
   const tokenData = { token: o.token };
 
   try {
+    // features.jwt: the node proves it holds a JWT we signed before we tell it anything
+    let jwtClaims: Record<string, unknown> | undefined;
+    let jwtPublic: Record<string, unknown> | undefined;
+    /** the node's X25519 key from its most recent jwt reply: the only one configure can decrypt with */
+    let nodeEcdhPublic: string | undefined;
+    if (o.jwt || o.ed25519) {
+      const j = await step<JwtReply>("jwt", "choria_provision", tokenData, o.steps.jwt);
+      nodeEcdhPublic = typeof j.data.ecdh_public === "string" && j.data.ecdh_public !== "" ? j.data.ecdh_public : undefined;
+      let verifier: JwtVerifier;
+      try {
+        if (!o.jwt) throw new Error("features.ed25519 needs features.jwt with jwt_verify_cert");
+        verifier = o.jwt.verifier();
+      } catch (e) {
+        // our configuration, not the node: try it again later rather than refuse it
+        return finish({ outcome: "defer", reason: `cannot verify provisioning JWTs: ${(e as Error).message}` });
+      }
+      try {
+        // the file is returned untrimmed (§4.2); Go's parser ignores the trailing newline too
+        jwtClaims = verifyProvisioningJwt(String(j.data.jwt ?? "").trim(), verifier).claims;
+      } catch (e) {
+        if (!(e instanceof JwtVerifyError)) throw e;
+        deps.observer.jwtRefused?.(e.code);
+        // the node sends the same JWT every time: do not look at it again every discovery cycle
+        return finish({ outcome: "refused", reason: `provisioning JWT refused (${e.code}): ${e.reason}` }, false, o.holdAfterRefusalMs);
+      }
+      jwtPublic = publicClaims(jwtClaims);
+      record.jwt = jwtPublic;
+    }
+
+    let ed25519: Gen25519Reply | undefined;
+    if (o.ed25519) {
+      // a fresh nonce per request, so a replayed signature from an earlier request cannot pass
+      let nonce = "";
+      const g = await step<Gen25519Reply>("gen25519", "choria_provision", () => ({ nonce: (nonce = newNonce(o.protocolVersion ?? 1)), ...tokenData }), o.steps.gen25519);
+      ed25519 = { public_key: String(g.data.public_key ?? ""), directory: String(g.data.directory ?? ""), signature: String(g.data.signature ?? "") };
+      if (!verifyGen25519(ed25519, nonce)) {
+        deps.observer.jwtRefused?.("gen25519_signature");
+        return finish({ outcome: "refused", reason: "gen25519 signature over our nonce does not verify with the public key the node returned" }, false, o.holdAfterRefusalMs);
+      }
+    }
+
     const invReply = await step<RpcutilInventoryData>("inventory", "rpcutil", {}, o.steps.inventory);
     const raw = invReply.data;
 
     let gencsr: GencsrReply | undefined;
-    let inventory = inventoryFromRpcutil(identity, raw);
+    let inventory = inventoryFromRpcutil(identity, raw, { jwt: jwtPublic });
     if (o.pki) {
       const g = await step<GencsrReply>("gencsr", "choria_provision", { cn: identity, ...tokenData }, o.steps.gencsr);
       gencsr = { csr: String(g.data.csr ?? ""), public_key: String(g.data.public_key ?? ""), ssldir: String(g.data.ssldir ?? "") };
@@ -112,12 +188,12 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
         deps.observer.csrRefused(inspected.code);
         return finish({ outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` }, false, o.holdAfterRefusalMs);
       }
-      inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr });
+      inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr, jwt: jwtPublic });
     }
     deps.onInventory?.(identity, raw, inventory);
 
     const decider = deps.decider;
-    const decision = await timed("policy", () => decider.decide({ inventory, rawInventory: raw as Record<string, unknown>, csr: gencsr }));
+    const decision = await timed("policy", () => decider.decide({ inventory, rawInventory: raw as Record<string, unknown>, csr: gencsr, jwtClaims, ed25519 }));
     deps.observer.policyEvaluated(decision, (durations.policy ?? 0) / 1000);
     Object.assign(record, {
       policy: decision.policy,
@@ -152,11 +228,21 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     }
 
     let signed: SignedCertificateLike | undefined;
+    let keyDelivery = { key: "", ecdh_public: "" };
     if (decision.suppliedTls) {
       // a legacy helper signed the certificate itself
       if (decision.suppliedTls.keyPem) {
-        // private keys only ever travel encrypted to the node's ECDH key (jwt feature); never in clear
-        return finish({ outcome: "defer", reason: "decision supplies a private key, which is only delivered encrypted with the jwt feature's ECDH exchange" });
+        // private keys only ever travel encrypted to the node's ECDH key from its latest jwt reply (§7.4)
+        if (!nodeEcdhPublic) {
+          return finish({ outcome: "defer", reason: "decision supplies a private key, but it can only be delivered encrypted to the node's ECDH key: enable features.jwt (the node's jwt reply carries that key)" });
+        }
+        try {
+          const enc = encryptKeyForNode(decision.suppliedTls.keyPem, nodeEcdhPublic);
+          keyDelivery = { key: enc.encryptedPem, ecdh_public: enc.ecdhPublicHex };
+        } catch (e) {
+          // KeyTransportError messages name the problem, never the key
+          return finish({ outcome: "defer", reason: `cannot deliver the supplied private key: ${(e as Error).message}` });
+        }
       }
       signed = { certificatePem: decision.suppliedTls.certificatePem, caPem: decision.suppliedTls.caPem, serial: "", fingerprint: "", notAfter: "" };
     } else if (o.pki && gencsr) {
@@ -183,16 +269,29 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       record.certificate = { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter };
     }
 
+    let serverJwt = "";
+    if (o.ed25519 && ed25519) {
+      try {
+        const sj = signServerJwt({ identity, publicKey: ed25519.public_key, configuration: decision.configuration, serverClaims: decision.serverClaims }, o.ed25519.signingKey, { validity: o.ed25519.validityMs, chainToken: o.ed25519.chainToken });
+        serverJwt = sj.token;
+        record.serverJwt = { jti: String(sj.claims.jti), exp: Number(sj.claims.exp), iss: String(sj.claims.iss) };
+        if (sj.warnings.length) record.warnings = [...(record.warnings ?? []), ...sj.warnings];
+      } catch (e) {
+        // bad server_claims (ServerJwtError) or an unusable signing key/token (CredentialConfigError)
+        return finish({ outcome: "defer", reason: `cannot sign the server JWT: ${(e as Error).message}` });
+      }
+    }
+
     // the Go provisioner always sends all ten keys, sorted, with "" or {} when unused
     const configureData = {
       action_policies: decision.actionPolicies,
       ca: signed?.caPem ?? "",
       certificate: signed?.certificatePem ?? "",
       config: JSON.stringify(decision.configuration),
-      ecdh_public: "",
-      key: "",
+      ecdh_public: keyDelivery.ecdh_public,
+      key: keyDelivery.key,
       opa_policies: decision.opaPolicies,
-      server_jwt: "",
+      server_jwt: serverJwt,
       ssldir: signed ? decision.suppliedTls?.ssldir || gencsr?.ssldir || "" : "",
       token: o.token,
     };

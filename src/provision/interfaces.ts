@@ -20,7 +20,10 @@ export interface DecisionContext {
   inventory: Inventory;
   rawInventory: Record<string, unknown>;
   csr?: { csr: string; public_key: string; ssldir: string };
+  /** the full verified provisioning JWT claims, secrets included: the legacy helper gets them as the reference passes them */
   jwtClaims?: Record<string, unknown>;
+  /** the gen25519 reply (public_key, directory, signature) when features.ed25519 is on */
+  ed25519?: { public_key: string; directory: string; signature: string };
 }
 
 export interface Decider {

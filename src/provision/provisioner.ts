@@ -145,6 +145,7 @@ export class Provisioner extends EventEmitter {
         m.policyEvalTime.labels(site).observe(s);
       },
       csrRefused: (code) => m.csrRefusals.labels(site, code).inc(),
+      jwtRefused: (reason) => m.jwtRefusals.labels(site, reason).inc(),
       signed: (signer, s) => m.signTime.labels(site, signer).observe(s),
       signFailed: (signer) => m.signErrors.labels(site, signer).inc(),
       lockHeld: () => m.lockContention.labels(site).inc(),

@@ -63,7 +63,8 @@ export async function runStep<T>(
   identity: string,
   agent: string,
   action: string,
-  data: Record<string, unknown>,
+  /** a function is called once per try: gen25519 needs a fresh nonce for every request */
+  data: Record<string, unknown> | ((attempt: number) => Record<string, unknown>),
   p: StepPolicy,
   b: BackoffPolicy,
   obs: StepObserver,
@@ -77,7 +78,7 @@ export async function runStep<T>(
     if (attempt > 0) await sleep(backoffMs(attempt - 1, b), signal);
     const started = performance.now();
     try {
-      const r = await rpc.call<T>(identity, agent, action, data, { timeoutMs: p.timeoutMs, signal });
+      const r = await rpc.call<T>(identity, agent, action, typeof data === "function" ? data(attempt) : data, { timeoutMs: p.timeoutMs, signal });
       obs.rpcTime(label, (performance.now() - started) / 1000);
       if (r.statuscode === 0) return r;
       obs.rpcError(label);

@@ -3,7 +3,8 @@
  * provisioning.reply.<md5(callerid)>.> carries every reply; a map from request id to
  * waiter routes them, so thousands of concurrent directed requests cost no subscriptions.
  * senderid and callerid stay constant for the client's life because the server's
- * provisioning lock is keyed on them (§4.1).
+ * provisioning lock is keyed on them (§4.1). A client speaks one protocol version, v1 or v2
+ * (§3): a node accepts exactly one, tied to its security provider, so mixing makes no sense.
  */
 import type { NatsConnection, Subscription } from "nats";
 import {
@@ -13,12 +14,13 @@ import {
   agentFilter,
   broadcastSubject,
   decodeReply,
+  decodeReplyV2,
   decodeRpcReply,
   encodeRequest,
+  encodeRequestV2,
   encodeRpcRequest,
   nodeSubject,
   replyPrefix,
-  type DecodedReply,
   type Filter,
   type RpcReplyBody,
 } from "../protocol/index.js";
@@ -36,6 +38,19 @@ export interface RpcClientOptions {
   onInvalidReply?: (err: ProtocolError | Error) => void;
   /** replies from a node other than the one asked (a stray or spoofed reply) */
   onUnexpectedReply?: (expected: string, got: string) => void;
+  /** Choria protocol version; default 1 */
+  protocol?: 1 | 2;
+  /** protocol 2: our client JWT, the `caller` of every secure request (required there) */
+  callerJwt?: string;
+}
+
+/** What the client needs of a reply, whichever protocol carried it. */
+interface ReplyInfo {
+  requestId: string;
+  /** transport sender: the replying node's identity */
+  sender: string;
+  /** the RPC reply JSON, or "pong" */
+  message: string;
 }
 
 export interface CallOptions {
@@ -55,7 +70,7 @@ export interface DiscoverOptions {
 }
 
 interface Waiter {
-  reply: (r: DecodedReply) => void;
+  reply: (r: ReplyInfo) => void;
   /** settles the pending call when the client closes, so no caller waits for its timeout */
   close: () => void;
 }
@@ -64,6 +79,7 @@ export class RpcClient {
   readonly identity: string;
   readonly callerid: string;
   readonly collective: string;
+  readonly protocol: 1 | 2;
   private readonly nc: NatsConnection;
   private readonly ttl: number;
   private readonly waiters = new Map<string, Waiter>();
@@ -78,6 +94,22 @@ export class RpcClient {
     this.callerid = o.callerid ?? `choria=${o.identity}`;
     this.collective = o.collective ?? PROVISIONING_COLLECTIVE;
     this.ttl = o.ttlSec ?? 60;
+    this.protocol = o.protocol ?? 1;
+    if (this.protocol === 2 && !o.callerJwt) throw new RangeError("protocol 2 needs the client's JWT (callerJwt): v2 requests must name their caller");
+  }
+
+  private encode(agent: string, payload: string, filter: Filter): { requestId: string; bytes: Uint8Array } {
+    const common = { agent, payload, callerid: this.callerid, senderid: this.identity, collective: this.collective, ttl: this.ttl, filter };
+    return this.protocol === 2 ? encodeRequestV2({ ...common, callerJwt: this.o.callerJwt! }) : encodeRequest(common);
+  }
+
+  private decode(data: Uint8Array): ReplyInfo {
+    if (this.protocol === 2) {
+      const r = decodeReplyV2(data);
+      return { requestId: r.reply.request, sender: r.sender, message: r.body.toString("utf8") };
+    }
+    const r = decodeReply(data);
+    return { requestId: r.reply.envelope.requestid, sender: r.sender, message: r.reply.message };
   }
 
   /** number of requests waiting for replies */
@@ -93,15 +125,15 @@ export class RpcClient {
         const id = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
         const waiter = this.waiters.get(id);
         if (!waiter) return; // late reply for a finished request
-        let decoded: DecodedReply;
+        let decoded: ReplyInfo;
         try {
-          decoded = decodeReply(msg.data);
+          decoded = this.decode(msg.data);
         } catch (e) {
           this.o.onInvalidReply?.(e as Error);
           return;
         }
-        if (decoded.reply.envelope.requestid !== id) {
-          this.o.onInvalidReply?.(new ProtocolError("schema", "reply", `reply for ${decoded.reply.envelope.requestid} arrived on the subject of ${id}`));
+        if (decoded.requestId !== id) {
+          this.o.onInvalidReply?.(new ProtocolError("schema", "reply", `reply for ${decoded.requestId} arrived on the subject of ${id}`));
           return;
         }
         waiter.reply(decoded);
@@ -122,15 +154,7 @@ export class RpcClient {
   call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data: Record<string, unknown> = {}, o: CallOptions = {}): Promise<RpcReplyBody<T>> {
     this.ensureOpen();
     const timeoutMs = o.timeoutMs ?? 10_000;
-    const enc = encodeRequest({
-      agent,
-      payload: encodeRpcRequest(agent, action, data),
-      callerid: this.callerid,
-      senderid: this.identity,
-      collective: this.collective,
-      ttl: this.ttl,
-      filter: agentFilter(agent),
-    });
+    const enc = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
     return new Promise<RpcReplyBody<T>>((resolve, reject) => {
       if (o.signal?.aborted) return reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
       const finish = (): void => {
@@ -159,7 +183,7 @@ export class RpcClient {
         }
         finish();
         try {
-          resolve(decodeRpcReply<T>(r.reply.message));
+          resolve(decodeRpcReply<T>(r.message));
         } catch (e) {
           this.o.onInvalidReply?.(e as Error);
           reject(e);
@@ -184,15 +208,7 @@ export class RpcClient {
     this.ensureOpen();
     const timeoutMs = o.timeoutMs ?? 2000;
     const quietMs = o.quietMs ?? 300;
-    const enc = encodeRequest({
-      agent: "discovery",
-      payload: DISCOVERY_PING_PAYLOAD,
-      callerid: this.callerid,
-      senderid: this.identity,
-      collective: this.collective,
-      ttl: this.ttl,
-      filter: o.filter ?? agentFilter("choria_provision"),
-    });
+    const enc = this.encode("discovery", DISCOVERY_PING_PAYLOAD, o.filter ?? agentFilter("choria_provision"));
     const found = new Set<string>();
     return new Promise<string[]>((resolve) => {
       let quiet: NodeJS.Timeout | undefined;
@@ -208,7 +224,7 @@ export class RpcClient {
       this.waiters.set(enc.requestId, {
         close: done,
         reply: (r) => {
-        if (r.reply.message !== "pong") return;
+        if (r.message !== "pong") return;
         if (!found.has(r.sender)) {
           found.add(r.sender);
           o.onNode?.(r.sender);

@@ -57,8 +57,23 @@ export interface Decision {
   opaPolicies: Record<string, string>;
   policy: PolicyRef;
   fired: FiredRule[];
-  /** TLS material a legacy helper produced itself; when set the provisioner does not sign */
+  /**
+   * TLS material a legacy helper produced itself; when set the provisioner does not sign.
+   * keyPem is only ever sent to the node encrypted to its ECDH key (§7.4), never recorded.
+   */
   suppliedTls?: { certificatePem: string; caPem: string; ssldir?: string; keyPem?: string };
+  /** overrides for the server JWT claims (features.ed25519, §7.3): the legacy helper's server_claims */
+  serverClaims?: ServerClaims;
+}
+
+/** The part of a helper's `server_claims` the Go provisioner honours when it signs a server JWT. */
+export interface ServerClaims {
+  ou?: string;
+  /** Unix seconds */
+  exp?: number;
+  collectives?: string[];
+  pub_subjects?: string[];
+  permissions?: { submission?: boolean; streams?: boolean; governor?: boolean; service_host?: boolean };
 }
 
 export interface DecisionRecord {
@@ -74,6 +89,12 @@ export interface DecisionRecord {
   /** configuration with secret values redacted */
   configuration?: Record<string, string>;
   certificate?: { serial: string; fingerprint: string; notAfter: string };
+  /** verified provisioning JWT claims without secrets (cht, chpwd), when features.jwt is on */
+  jwt?: Record<string, unknown>;
+  /** the server JWT we signed (features.ed25519): its id and expiry, never the token itself */
+  serverJwt?: { jti: string; exp: number; iss: string };
+  /** non-fatal problems worth a look, e.g. a server_claims.exp that fell back to server_jwt_validity */
+  warnings?: string[];
   /** milliseconds per step, e.g. { inventory: 3, gencsr: 40, policy: 0.2, sign: 5, configure: 3, restart: 2, total: 60 } */
   durations: Record<string, number>;
   error?: string;
