@@ -31,8 +31,6 @@ export const NOTES = {
   "discovery.at_start": "Run one discovery cycle as soon as the provisioner starts. A newly elected leader always runs one.",
   "intake": "Sources other than discovery that tell the provisioner a node is waiting.",
   "features": "Optional parts of the provisioning flow (names as in the reference provisioner).",
-  "features.pki": "Ask each node for a CSR (`choria_provision#gencsr`), check it against the CSR policy and send a signed certificate. `run --no-pki` turns it off.",
-  "features.jwt": "Reserved for provisioning JWT verification (see [credentials](credentials.md)). Accepted, but the daemon does not act on it yet.",
   "ca": "The signer used when `features.pki` is on.",
   "ca.type": "Which signer: the built-in CA, a cfssl server, or an external command.",
   "ca.profile": "cfssl: signing profile.",
