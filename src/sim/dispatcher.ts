@@ -3,17 +3,29 @@
  * fleet: decode, schema, filter, collective, TTL window, agent lookup, then the agent. Every
  * failure before the agent is silent on the wire, exactly as in Go, and counted here as a
  * violation by kind, so a provisioner bug is visible even though nothing answered it.
+ *
+ * A fleet speaks one protocol version (§3): v1 (x509/file security) or v2 (ed25519+jwt). Like
+ * the real server it rejects the other version's messages without a reply ("requires a x509 /
+ * ed25519+jwt based security system"); the simulator counts them as wrong_protocol.
  */
 import {
   ProtocolError,
   PROVISIONING_COLLECTIVE,
+  TRANSPORT_V1,
+  TRANSPORT_V2,
   decodeRequest,
+  decodeRequestV2,
   encodeReply,
+  encodeReplyV2,
   encodeRpcReply,
   filterMatches,
+  transportProtocol,
   withinTtl,
-  type DecodedRequest,
+  withinTtlV2,
+  type FederationHeadersV2,
+  type Filter,
   type FilterTarget,
+  type TransportHeadersV1,
 } from "../protocol/index.js";
 import { checkLock, isLockedAction, PROVISION_ACTIONS, runProvisionAction } from "./agents/choria-provision.js";
 import { RPCUTIL_ACTIONS, runRpcutilAction } from "./agents/rpcutil.js";
@@ -49,6 +61,54 @@ export function rejectKind(e: unknown): string {
     if (e.message.includes("time")) return "bad_time";
   }
   return "bad_request";
+}
+
+/** A decoded request, whichever protocol version carried it: what the pipeline below needs. */
+export interface IncomingRequest {
+  version: 1 | 2;
+  requestid: string;
+  senderid: string;
+  callerid: string;
+  collective: string;
+  agent: string;
+  /** v2 may omit it (Go's omitempty): then it matches every node */
+  filter?: Filter;
+  ttl: number;
+  /** Unix seconds (v1) or nanoseconds (v2) */
+  time: number;
+  payload: Buffer;
+  replyTo?: string;
+  federation?: TransportHeadersV1["federation"] | FederationHeadersV2;
+}
+
+/** Decodes for a server of `version`; a message of the other version throws like any bad one. */
+export function decodeIncoming(data: Uint8Array, version: 1 | 2): IncomingRequest {
+  if (version === 2) {
+    const r = decodeRequestV2(data);
+    const q = r.request;
+    return { version, requestid: q.id, senderid: q.sender, callerid: q.caller, collective: q.collective, agent: q.agent, filter: q.filter, ttl: q.ttl, time: q.time, payload: r.payload, replyTo: r.replyTo, federation: r.transport.headers.federation };
+  }
+  const r = decodeRequest(data);
+  const e = r.request.envelope;
+  return { version, requestid: e.requestid, senderid: e.senderid, callerid: e.callerid, collective: e.collective, agent: e.agent, filter: e.filter, ttl: e.ttl, time: e.time, payload: r.payload, replyTo: r.replyTo, federation: r.transport.headers.federation };
+}
+
+/** The violation for a message a server of `version` could not decode. */
+function rejectFor(e: unknown, data: Uint8Array, version: 1 | 2): { kind: string; detail: string } {
+  if (e instanceof ProtocolError && e.code === "unknown_protocol") {
+    let proto = "";
+    try {
+      proto = transportProtocol(data);
+    } catch {
+      // not even a protocol field: plain garbage
+    }
+    const other = version === 1 ? TRANSPORT_V2 : TRANSPORT_V1;
+    if (proto === other) {
+      const needs = version === 1 ? "a x509" : "an ed25519+jwt";
+      return { kind: "wrong_protocol", detail: `${proto} message sent to a protocol v${version} server, which requires ${needs} based security system and drops it` };
+    }
+  }
+  return { kind: rejectKind(e), detail: (e as Error).message };
 }
 
 const RPC_REQUEST = {
@@ -104,15 +164,16 @@ export class Dispatcher {
       this.rt.stats.totals.toAbsentNodes++;
       return;
     }
-    let req: DecodedRequest;
+    let req: IncomingRequest;
     try {
-      req = decodeRequest(data);
+      req = decodeIncoming(data, this.rt.protocol);
     } catch (e) {
-      this.rt.stats.violation(node, rejectKind(e), (e as Error).message);
+      const r = rejectFor(e, data, this.rt.protocol);
+      this.rt.stats.violation(node, r.kind, r.detail);
       return;
     }
     if (!this.filterOk(node, req)) {
-      this.rt.stats.violation(node, "filter_mismatch", `filter ${JSON.stringify(req.request.envelope.filter)} does not match ${node.identity}`);
+      this.rt.stats.violation(node, "filter_mismatch", `filter ${JSON.stringify(req.filter)} does not match ${node.identity}`);
       return;
     }
     const env = this.envelopeProblem(req);
@@ -128,11 +189,14 @@ export class Dispatcher {
    * Only one shard counts violations for it, so a bad broadcast is one violation, not one per shard.
    */
   broadcast(nodes: readonly SimNode[], data: Uint8Array, countViolations: boolean): void {
-    let req: DecodedRequest;
+    let req: IncomingRequest;
     try {
-      req = decodeRequest(data);
+      req = decodeIncoming(data, this.rt.protocol);
     } catch (e) {
-      if (countViolations) this.rt.stats.violation(undefined, rejectKind(e), (e as Error).message);
+      if (countViolations) {
+        const r = rejectFor(e, data, this.rt.protocol);
+        this.rt.stats.violation(undefined, r.kind, r.detail);
+      }
       return;
     }
     const env = this.envelopeProblem(req);
@@ -154,7 +218,8 @@ export class Dispatcher {
     step();
   }
 
-  private filterOk(node: SimNode, req: DecodedRequest): boolean {
+  private filterOk(node: SimNode, req: IncomingRequest): boolean {
+    if (!req.filter) return true;
     const rt = this.rt;
     const target: FilterTarget = {
       identity: node.identity,
@@ -164,19 +229,18 @@ export class Dispatcher {
         return rt.factsOf(node);
       },
     };
-    return filterMatches(req.request.envelope.filter, target);
+    return filterMatches(req.filter, target);
   }
 
   /** collective and TTL window: the same for every node, so broadcasts check them once */
-  private envelopeProblem(req: DecodedRequest): { kind: string; detail: string } | undefined {
-    const e = req.request.envelope;
+  private envelopeProblem(e: IncomingRequest): { kind: string; detail: string } | undefined {
     if (e.collective !== PROVISIONING_COLLECTIVE) return { kind: "wrong_collective", detail: `collective ${JSON.stringify(e.collective)} is not ${PROVISIONING_COLLECTIVE}` };
-    if (!withinTtl(e)) return { kind: "ttl_window", detail: `time ${e.time} with ttl ${e.ttl} is outside the window around ${Math.floor(Date.now() / 1000)}` };
+    if (!(e.version === 2 ? withinTtlV2(e) : withinTtl(e))) return { kind: "ttl_window", detail: `time ${e.time} with ttl ${e.ttl} is outside the window around ${e.version === 2 ? `${Date.now()}ms` : Math.floor(Date.now() / 1000)}` };
     return undefined;
   }
 
-  private deliver(node: SimNode, req: DecodedRequest): void {
-    const agent = req.request.envelope.agent;
+  private deliver(node: SimNode, req: IncomingRequest): void {
+    const agent = req.agent;
     if (!LOADED_AGENTS.includes(agent)) {
       this.rt.stats.violation(node, "unknown_agent", `agent ${JSON.stringify(agent)} is not loaded`);
       return;
@@ -193,11 +257,11 @@ export class Dispatcher {
     return lo + Math.floor(rngFor(this.rt.seed, `latency:${seq}`, node.identity)() * (hi - lo + 1));
   }
 
-  private async handle(node: SimNode, req: DecodedRequest, agent: string): Promise<void> {
+  private async handle(node: SimNode, req: IncomingRequest, agent: string): Promise<void> {
     const rt = this.rt;
     const seq = node.replySeq++;
     const latency = this.latencyFor(node, seq);
-    const env: EnvelopeInfo = { requestid: req.request.envelope.requestid, senderid: req.request.envelope.senderid, callerid: req.request.envelope.callerid };
+    const env: EnvelopeInfo = { requestid: req.requestid, senderid: req.senderid, callerid: req.callerid };
 
     if (agent === "discovery") {
       rt.stats.request("discovery", "ping");
@@ -261,7 +325,7 @@ export class Dispatcher {
     }
   }
 
-  private reply(node: SimNode, req: DecodedRequest, agent: string, payload: string, latency: number, seq: number): void {
+  private reply(node: SimNode, req: IncomingRequest, agent: string, payload: string, latency: number, seq: number): void {
     const rt = this.rt;
     // the process was replaced or died while this request was in flight
     if (!node.listening) return;
@@ -275,17 +339,15 @@ export class Dispatcher {
       return;
     }
     if (!req.replyTo) {
-      rt.stats.violation(node, "no_reply_to", `request ${req.request.envelope.requestid} has no reply-to header`);
+      rt.stats.violation(node, "no_reply_to", `request ${req.requestid} has no reply-to header`);
       return;
     }
-    const bytes = encodeReply({
-      requestId: req.request.envelope.requestid,
-      agent,
-      senderid: node.identity,
-      payload,
-      connectedServer: this.sink.connectedServer(node),
-      federation: req.transport.headers.federation,
-    });
+    const common = { requestId: req.requestid, agent, senderid: node.identity, payload, connectedServer: this.sink.connectedServer(node) };
+    // a provisioning-mode v2 server turns protocol security off and does not sign its replies (§3)
+    const bytes =
+      req.version === 2
+        ? encodeReplyV2({ ...common, federation: req.federation as FederationHeadersV2 | undefined })
+        : encodeReply({ ...common, federation: req.federation as TransportHeadersV1["federation"] });
     this.sink.publish(node, req.replyTo, bytes);
     rt.stats.totals.replies++;
   }

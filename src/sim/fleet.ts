@@ -26,7 +26,7 @@ import { assignFaults, faultSet, hasFault, type FaultOptions } from "./faults.js
 import { KeyPool } from "./keypool.js";
 import { Mode, SimNode } from "./node.js";
 import { hash32, rngFor } from "./prng.js";
-import { writeRecords } from "./record.js";
+import { safeJwtClaims, writeRecords } from "./record.js";
 import { FleetStats, type FleetReport } from "./report.js";
 import { LOADED_AGENTS, type SimRuntime } from "./runtime.js";
 
@@ -58,6 +58,12 @@ export interface FleetOptions {
   upgradable?: boolean;
   /** raw provisioning.jwt contents returned by the jwt action; absent: "Provisioning JWT file does not exist" */
   provisioningJwt?: string;
+  /**
+   * Choria protocol version the nodes speak, default 1. A real server provisions over v2 only
+   * when its provisioning JWT has `v2: true`, so protocol 2 needs such a provisioningJwt.
+   * Each node accepts only its own version and drops the other (a wrong_protocol violation).
+   */
+  protocol?: 1 | 2;
   keyPoolSize?: number;
   /** false: do not cache pool keys on disk */
   keyCacheDir?: string | false;
@@ -91,6 +97,14 @@ const NODE_PREFIX = nodeSubject("");
 
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
   if (!Number.isInteger(o.nodes) || o.nodes < 1) throw new RangeError(`nodes must be a positive integer, got ${o.nodes}`);
+  const protocol = o.protocol ?? 1;
+  if (protocol !== 1 && protocol !== 2) throw new RangeError(`protocol must be 1 or 2, got ${String(protocol)}`);
+  if (protocol === 2) {
+    // the server reads its own JWT unverified to pick the protocol (§3): we do the same
+    if (safeJwtClaims(o.provisioningJwt)?.v2 !== true) throw new RangeError("protocol 2 nodes need a provisioningJwt whose claims have v2: true, as a real server only provisions over v2 then");
+    // registration data is published in v1 envelopes by this simulator
+    if (o.registration || o.legacyRegistration) throw new RangeError("the simulator publishes registration data only for protocol 1 fleets");
+  }
   const seed = o.seed ?? 1;
   const nShards = Math.max(1, Math.min(o.nodes, o.connections ?? Math.min(8, Math.ceil(o.nodes / 12_500))));
   const format = o.lifecycleFormat ?? "cloudevent";
@@ -150,6 +164,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     seed,
     token: o.token,
     provisioningJwt: o.provisioningJwt,
+    protocol,
     keys,
     stats,
     nodes,

@@ -61,6 +61,10 @@ export class SimNode {
   ecdhPrivate: KeyObject | undefined = undefined;
   /** set when configure delivered a private key: from then on it, not the pool key, must match the certificate */
   privateKey: KeyObject | undefined = undefined;
+  /** hex ed25519 public key from the latest gen25519 (server.seed on disk) */
+  ed25519Public: string | undefined = undefined;
+  /** the server JWT configure delivered */
+  serverJwt: string | undefined = undefined;
   /** counts replies, so per-reply random choices (drop, latency) are deterministic per node */
   replySeq = 0;
   /** next registration publish, ms since epoch; 0 when registration is off */

@@ -17,6 +17,9 @@ export interface NodeReport {
   provisioned: boolean;
   configuration?: Record<string, string>;
   certificate?: CertificateRecord;
+  /** the server JWT configure delivered (features.ed25519) and the gen25519 key it must name */
+  serverJwt?: string;
+  ed25519Public?: string;
   violations: Violation[];
 }
 
@@ -199,5 +202,7 @@ export function nodeReport(n: SimNode): NodeReport {
   };
   if (n.configuration) r.configuration = { ...n.configuration };
   if (n.certificate) r.certificate = { ...n.certificate };
+  if (n.serverJwt) r.serverJwt = n.serverJwt;
+  if (n.ed25519Public) r.ed25519Public = n.ed25519Public;
   return r;
 }

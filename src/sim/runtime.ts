@@ -21,6 +21,8 @@ export interface SimRuntime {
   readonly token: string | undefined;
   /** raw provisioning.jwt contents; undefined means the file does not exist */
   readonly provisioningJwt: string | undefined;
+  /** the one protocol version every node of the fleet accepts (§3) */
+  readonly protocol: 1 | 2;
   readonly keys: KeyPool;
   readonly stats: FleetStats;
   readonly nodes: readonly SimNode[];

@@ -193,6 +193,12 @@ function configure(rt: SimRuntime, node: SimNode, a: Args, env: EnvelopeInfo): A
   } else if ((a.server_jwt as string) === "") {
     rt.stats.violation(node, "no_credentials", "configure delivered neither a certificate nor a server JWT");
   }
+  const serverJwt = a.server_jwt as string;
+  if (serverJwt !== "") {
+    // Go only writes the file; a token that does not describe this node is a broken node later
+    for (const f of checkServerJwt(serverJwt, node)) rt.stats.violation(node, "server_jwt_invalid", f);
+    node.serverJwt = serverJwt;
+  }
   node.configuration = { ...settings };
   node.configuredThisBoot = true;
   node.configureCount++;
@@ -200,6 +206,26 @@ function configure(rt: SimRuntime, node: SimNode, a: Args, env: EnvelopeInfo): A
   rt.lifecycle(node, "provisioned", "provision_mode_server");
   void env;
   return ok({ message: `Wrote ${1 + Object.keys(settings).length} lines to ${CONFIG_FILE}` });
+}
+
+/** What a broker and the node's own security provider would object to in a delivered server JWT. */
+export function checkServerJwt(token: string, node: SimNode, nowMs = Date.now()): string[] {
+  const parts = token.split(".");
+  if (parts.length !== 3) return ["server_jwt is not a JWT (three dot-separated parts)"];
+  let claims: Record<string, unknown>;
+  try {
+    claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8")) as Record<string, unknown>;
+  } catch {
+    return ["server_jwt claims are not JSON"];
+  }
+  const out: string[] = [];
+  if (claims.purpose !== "choria_server") out.push(`purpose is ${JSON.stringify(claims.purpose)}, expected "choria_server"`);
+  if (claims.identity !== node.identity) out.push(`identity is ${JSON.stringify(claims.identity)}, expected ${node.identity}`);
+  if (node.ed25519Public === undefined) out.push("server_jwt delivered but gen25519 never ran: the node has no ed25519 key for it");
+  else if (String(claims.public_key).toLowerCase() !== node.ed25519Public) out.push("public_key is not the key this node made in gen25519");
+  if (typeof claims.exp !== "number" || claims.exp * 1000 <= nowMs) out.push(`exp ${JSON.stringify(claims.exp)} is not in the future`);
+  if (!Array.isArray(claims.collectives) || claims.collectives.length === 0) out.push("collectives is missing or empty");
+  return out;
 }
 
 function restart(rt: SimRuntime, node: SimNode, a: Args): ActionResult {
@@ -237,7 +263,9 @@ function gen25519(node: SimNode, a: Args): ActionResult {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   const raw = Buffer.from(String(publicKey.export({ format: "jwk" }).x), "base64url");
   const signature = sign(null, Buffer.from(a.nonce as string, "utf8"), privateKey);
-  void node;
+  // written to server.seed: survives restarts; any earlier server.jwt is deleted
+  node.ed25519Public = raw.toString("hex");
+  node.serverJwt = undefined;
   return ok({ public_key: raw.toString("hex"), directory: CONFIG_DIR, signature: signature.toString("hex") });
 }
 
