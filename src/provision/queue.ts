@@ -80,7 +80,9 @@ export class WorkQueue {
   add(identity: string, source: IntakeSource): AddResult {
     if (this.known.has(identity)) return "duplicate";
     if (this.isHeld(identity)) {
-      this.wanted.set(identity, source);
+      // a startup event during the hold means the node came back (upgraded, or restarted
+      // into provisioning mode); a discovery reply only means it has not left yet
+      if (source === "event" || source === "registration") this.wanted.set(identity, source);
       return "held";
     }
     if (this.size >= this.o.maxSize) return "full";

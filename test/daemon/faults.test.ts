@@ -72,7 +72,7 @@ test("every kind of node fault ends in the right record, and healthy nodes are p
     const rs = m.get(id)!;
     if (dying(id)) {
       const err = rs.find((r) => r.outcome === "error");
-      if (err) assert.ok(err.durations.total < 8000, `a dead node held a worker for ${err.durations.total}ms`);
+      if (err) assert.ok(err.durations.total < 12_000, `a dead node held a worker for ${err.durations.total}ms, not seconds`);
       continue;
     }
     if (has(id, "bad_csr") && rs.some((r) => r.outcome === "refused")) {

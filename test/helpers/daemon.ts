@@ -32,7 +32,7 @@ export async function startTestDaemon(broker: string, cfg: ConfigFile = {}, flow
       workers: 50,
       discovery: { interval: "2s", timeout: "1500ms", quiet: "300ms", at_start: true },
       hold_after_restart: "3s",
-      rpc: { inventory_timeout: "1500ms", provision_timeout: "3s", max_timeouts: 2, backoff_max: "200ms" },
+      rpc: { inventory_timeout: "3s", provision_timeout: "5s", max_timeouts: 2, backoff_max: "200ms" },
       watch: false,
       ...cfg,
     },

@@ -98,4 +98,9 @@ test("a node that asks while held is queued as soon as its hold ends", () => {
   assert.equal(q.releaseHeld(), 1);
   assert.equal(q.has("a"), true);
   assert.equal(q.releaseHeld(), 0, "released once");
+  void q.take();
+  q.done("a", 1000);
+  assert.equal(q.add("a", "discovery"), "held");
+  c.advance(1001);
+  assert.equal(q.releaseHeld(), 0, "a discovery reply during the hold is no reason to come back: the node had not left yet");
 });
