@@ -13,6 +13,20 @@ export interface Finding {
 
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
+// Every node of a fleet gets the same CA bundle: parsing it once instead of per configure
+// took ~1/3 of the simulator's CPU (with the key compare below) off the cores it shares with
+// the provisioner in `npm run bench` (fleet CPU for 10k nodes 10.2 s -> 6.9 s).
+// Keyed by the exact PEM text, so a different or broken bundle is still parsed and judged.
+const bundleCache = new Map<string, X509Certificate[] | undefined>();
+
+function parseCaBundle(pemText: string): X509Certificate[] | undefined {
+  if (bundleCache.has(pemText)) return bundleCache.get(pemText);
+  const certs = parseBundle(pemText);
+  if (bundleCache.size >= 16) bundleCache.clear();
+  bundleCache.set(pemText, certs);
+  return certs;
+}
+
 function parseBundle(pemText: string): X509Certificate[] | undefined {
   const blocks = pemText.match(CERT_BLOCK);
   if (!blocks) return undefined;
@@ -42,9 +56,8 @@ export function checkDeliveredCertificate(o: { identity: string; certificate: st
   const cert = certs[0];
   const record: CertificateRecord = { subject: oneLine(cert.subject), issuer: oneLine(cert.issuer), serial: cert.serialNumber, validTo: new Date(cert.validTo).toISOString() };
 
-  const mine = o.publicKey.export({ type: "spki", format: "der" });
-  const theirs = cert.publicKey.export({ type: "spki", format: "der" });
-  if (!mine.equals(theirs)) findings.push({ kind: "certificate_key_mismatch", detail: "certificate public key is not the node's key" });
+  // KeyObject.equals compares the keys themselves; exporting both to SPKI DER cost ~140 µs each
+  if (!o.publicKey.equals(cert.publicKey)) findings.push({ kind: "certificate_key_mismatch", detail: "certificate public key is not the node's key" });
 
   const n = names(cert);
   if (!n.includes(o.identity)) findings.push({ kind: "certificate_identity_mismatch", detail: `certificate names ${JSON.stringify(n)} do not include ${o.identity}` });
@@ -54,7 +67,7 @@ export function checkDeliveredCertificate(o: { identity: string; certificate: st
     findings.push({ kind: "certificate_not_valid_now", detail: `valid ${cert.validFrom} .. ${cert.validTo}` });
   }
 
-  const cas = parseBundle(o.ca);
+  const cas = parseCaBundle(o.ca);
   if (!cas || cas.length === 0) {
     findings.push({ kind: "ca_not_pem", detail: "ca is not a PEM X.509 certificate" });
   } else {
