@@ -7,7 +7,8 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { initBuiltinCa, openBuiltinCa, type BuiltinCa } from "../src/ca/index.js";
 import { generateKeys, makeCsr } from "../test/ca/csr-fixtures.js";
 import { printResult, writeResult, type BenchResult } from "./harness.js";
@@ -22,7 +23,7 @@ const CSRS = arg("csrs", 200);
 // enough requests in flight to keep every worker's batch full
 const WINDOW = 256;
 
-async function csrPool(n: number): Promise<Array<{ identity: string; csrPem: string }>> {
+export async function csrPool(n: number): Promise<Array<{ identity: string; csrPem: string }>> {
   return Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const identity = `node${i}.bench.example.net`;
@@ -36,7 +37,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function drive(ca: BuiltinCa, csrs: Array<{ identity: string; csrPem: string }>, ms: number): Promise<{ n: number; secs: number; lat: number[] }> {
+export async function drive(ca: BuiltinCa, csrs: Array<{ identity: string; csrPem: string }>, ms: number): Promise<{ n: number; secs: number; lat: number[] }> {
   let next = 0;
   let n = 0;
   const lat: number[] = [];
@@ -53,6 +54,36 @@ async function drive(ca: BuiltinCa, csrs: Array<{ identity: string; csrPem: stri
   }
   await Promise.all(Array.from({ length: WINDOW }, lane));
   return { n, secs: (performance.now() - t0) / 1000, lat };
+}
+
+export interface SignRate {
+  signsPerSec: number;
+  signs: number;
+  workers: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/**
+ * CSR verify + sign rate of the built-in CA through its worker pool, as the daemon uses it;
+ * `npm run bench` reuses this for the machine bound. `csrs` are made once by the caller.
+ */
+export async function measureSignRate(o: { key?: "ecdsa" | "rsa"; workers?: number; seconds?: number; csrs: Array<{ identity: string; csrPem: string }> }): Promise<SignRate> {
+  const tmp = mkdtempSync(join(tmpdir(), "ca-bench-"));
+  try {
+    await initBuiltinCa(tmp, { key: o.key ?? "ecdsa" });
+    const ca = await openBuiltinCa(tmp, { workers: o.workers });
+    try {
+      await drive(ca, o.csrs, 500); // warm-up: JIT, worker start
+      const r = await drive(ca, o.csrs, (o.seconds ?? 3) * 1000);
+      const lat = r.lat.sort((a, b) => a - b);
+      return { signsPerSec: Math.round(r.n / r.secs), signs: r.n, workers: o.workers ?? availableParallelism(), p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
+    } finally {
+      await ca.close();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -95,4 +126,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// run as a script; imported by bench/run.ts for the machine bound
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

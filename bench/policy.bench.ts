@@ -2,6 +2,8 @@
  * Policy evaluation throughput on one core: the default fleet policy (~20 rules over three
  * rule sets) against a varied set of inventories. Run: node --import tsx bench/policy.bench.ts
  */
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadPolicySet } from "../src/policy/index.js";
 import type { Inventory } from "../src/types/index.js";
 import { printResult, writeResult, type BenchResult } from "./harness.js";
@@ -21,7 +23,7 @@ const ROLES = ["web", "worker", "cache", "db", "lb", "decommissioned"];
 const ENVS = ["production", "staging", "dev"];
 const OSES = [{ family: "Debian", name: "Debian", release: "12" }, { family: "RedHat", name: "AlmaLinux", release: "9.4" }];
 
-function inventories(n: number): Inventory[] {
+export function inventories(n: number): Inventory[] {
   return Array.from({ length: n }, (_, i) => {
     const [dc, country] = DCS[i % DCS.length]!;
     return {
@@ -47,11 +49,22 @@ function inventories(n: number): Inventory[] {
   });
 }
 
-async function main(): Promise<void> {
-  const ps = await loadPolicySet({ policiesDir: "policies", rulesDir: "rules" });
+export interface EvalRate {
+  evalsPerSec: number;
+  evals: number;
+  seconds: number;
+  rules: number;
+  concurrency: number;
+  outcomes: Record<string, number>;
+  policy: string;
+}
+
+/** Policy evaluations per second on one core; `npm run bench` reuses this for the machine bound. */
+export async function measureEvalRate(o: { seconds?: number; concurrency?: number; policiesDir?: string; rulesDir?: string } = {}): Promise<EvalRate> {
+  const ps = await loadPolicySet({ policiesDir: o.policiesDir ?? "policies", rulesDir: o.rulesDir ?? "rules" });
   const invs = inventories(1000);
-  const concurrency = Number(process.env.POLICY_BENCH_CONCURRENCY ?? 16);
-  const seconds = Number(process.env.POLICY_BENCH_SECONDS ?? 3);
+  const concurrency = o.concurrency ?? 16;
+  const seconds = o.seconds ?? 3;
 
   // warm up the JIT and the engine pool
   for (let i = 0; i < 2000; i++) await ps.evaluate(invs[i % invs.length]!);
@@ -73,14 +86,20 @@ async function main(): Promise<void> {
     }),
   );
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  return { evalsPerSec: Math.round(done / elapsed), evals: done, seconds: elapsed, rules: ps.rules.length, concurrency, outcomes, policy: `${ps.ref.name} ${ps.ref.version}` };
+}
+
+async function main(): Promise<void> {
+  const r = await measureEvalRate({ seconds: Number(process.env.POLICY_BENCH_SECONDS ?? 3), concurrency: Number(process.env.POLICY_BENCH_CONCURRENCY ?? 16) });
   const result: BenchResult = {
     name: "policy-eval",
     goal: { metric: "evals_per_sec", min: 10000 },
-    metrics: { evals_per_sec: Math.round(done / elapsed), evals: done, seconds: elapsed, rules: ps.rules.length, concurrency },
-    notes: [`policy ${ps.ref.name} ${ps.ref.version}`, `outcomes ${JSON.stringify(outcomes)}`],
+    metrics: { evals_per_sec: r.evalsPerSec, evals: r.evals, seconds: r.seconds, rules: r.rules, concurrency: r.concurrency },
+    notes: [`policy ${r.policy}`, `outcomes ${JSON.stringify(r.outcomes)}`],
   };
   writeResult(result);
   printResult(result);
 }
 
-await main();
+// run as a script; imported by bench/run.ts for the machine bound
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -1,0 +1,304 @@
+/**
+ * End-to-end provisioning benchmarks and the machine bounds they are judged against. Each
+ * e2e run has its own nats-server, a simulated fleet in one child process and the daemon
+ * (cli/daemon.ts startDaemon, the product's assembly) in another, so the provisioner's CPU
+ * and RSS are its own.
+ */
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { helperDecider } from "../src/cli/daemon.js";
+import { resolveSettings } from "../src/config/index.js";
+import { createMetrics } from "../src/metrics/metrics.js";
+import { connectNats, RpcClient, startNatsServer } from "../src/transport/index.js";
+import type { FleetOptions } from "../src/sim/index.js";
+import type { Inventory } from "../src/types/index.js";
+import { benchFile, procCpuSeconds, spawnChild } from "./children.js";
+import type { DaemonChildConfig, DaemonChildSummary } from "./daemon-child.js";
+import { inventories } from "./policy.bench.js";
+
+export const TOKEN = "bench-token";
+export const REPO = new URL("../", import.meta.url).pathname;
+
+export interface E2eOptions {
+  nodes: number;
+  caDir: string;
+  /** legacy exec-helper mode instead of the policy engine */
+  helper?: string;
+  /** write a V8 CPU profile of the provisioner process into this directory */
+  profileDir?: string;
+  logLevel?: string;
+  /** write a V8 CPU profile of the fleet (simulator) process into this directory */
+  fleetProfileDir?: string;
+  /** daemon workers (default: the daemon's default) */
+  workers?: number;
+  onProgress?: (p: { settled: number; records: number; queued: number; rssMiB: number; s: number }) => void;
+}
+
+export interface E2eResult {
+  nodes: number;
+  mode: "policy" | "helper";
+  /** ms from the fleet's start to the last node settled */
+  wallMs: number;
+  nodesPerMin: number;
+  daemon: DaemonChildSummary;
+  fleet: { cpuS: number; rssMiB: number; listeningMs: number; startupCompleteMs: number; totals: Record<string, unknown> };
+  natsCpuS: number;
+  provisionerCpuS: number;
+  profile?: string;
+}
+
+function daemonConfig(o: { broker: string; caDir: string; helper?: string; workers?: number; work: string }): DaemonChildConfig["config"] {
+  return {
+    broker: o.broker,
+    identity: "provisioner.bench",
+    policies: join(REPO, "policies"),
+    rules: join(REPO, "rules"),
+    // the fleet announces itself with startup events; no periodic discovery re-offers deferred
+    // nodes during the run (that would count them twice)
+    discovery: { at_start: false, interval: "1h" },
+    // no file watcher: other work in the same checkout must not trigger a policy reload mid-run
+    watch: false,
+    ca: { dir: o.caDir },
+    audit: { file: join(o.work, "audit.jsonl") },
+    helper: o.helper,
+    ...(o.workers ? { workers: o.workers } : {}),
+  };
+}
+
+export async function runE2e(o: E2eOptions): Promise<E2eResult> {
+  const work = mkdtempSync(join(tmpdir(), "cp-bench-e2e-"));
+  const srv = await startNatsServer();
+  const execArgv = ["--max-old-space-size=4096"];
+  if (o.profileDir) execArgv.push("--cpu-prof", `--cpu-prof-dir=${o.profileDir}`);
+  const daemon = spawnChild(benchFile("daemon-child.ts"), [], execArgv);
+  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096", ...(o.fleetProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.fleetProfileDir}`] : [])]);
+  try {
+    const cfg: DaemonChildConfig = {
+      config: daemonConfig({ broker: srv.url, caDir: o.caDir, helper: o.helper, workers: o.workers, work }),
+      env: { CHORIA_PROVISIONER_TOKEN: TOKEN },
+      logFile: join(work, "provisioner.log"),
+      logLevel: o.logLevel ?? "info",
+      nodes: o.nodes,
+    };
+    daemon.send({ type: "start", cfg });
+    await daemon.next("ready", 60_000);
+    const done = daemon.next<{ summary: DaemonChildSummary }>("done", 3_600_000);
+    const t0 = performance.now();
+    daemon.on("progress", (m) => o.onProgress?.({ settled: Number(m.settled), records: Number(m.records), queued: Number(m.queued), rssMiB: Number(m.rssMiB), s: (performance.now() - t0) / 1000 }));
+    // stall guard: a run that makes no progress for 60 s ends with what it has
+    let lastSettled = -1;
+    let lastChange = performance.now();
+    const guard = setInterval(() => {
+      if (performance.now() - lastChange > 60_000) daemon.send({ type: "finish" });
+    }, 5000);
+    daemon.on("progress", (m) => {
+      if (Number(m.settled) !== lastSettled) {
+        lastSettled = Number(m.settled);
+        lastChange = performance.now();
+      }
+    });
+    const nats0 = procCpuSeconds(srv.pid);
+    daemon.send({ type: "go" });
+    const fleetOpts: FleetOptions = {
+      servers: srv.url,
+      nodes: o.nodes,
+      seed: 1,
+      token: TOKEN,
+      // a restarted node leaves provisioning mode 50 ms after its reply instead of the splay's seconds
+      restartDelayMs: 50,
+      // "upgrade" decisions fall through to configure: every node ends in one pass, no re-announce
+      upgradable: false,
+    };
+    fleet.send({ type: "start", opts: fleetOpts });
+    const started = await fleet.next<{ listeningMs: number }>("started", 120_000);
+    const startup = await fleet.next<{ ms: number }>("startupComplete", 600_000);
+    const { summary } = await done;
+    clearInterval(guard);
+    const natsCpuS = procCpuSeconds(srv.pid) - nats0;
+    fleet.send({ type: "report" });
+    const rep = await fleet.next<{ totals: Record<string, unknown>; cpuS: number; rssMiB: number }>("report", 60_000);
+    const wallMs = summary.lastSettledMs;
+    const res: E2eResult = {
+      nodes: o.nodes,
+      mode: o.helper ? "helper" : "policy",
+      wallMs,
+      nodesPerMin: wallMs > 0 ? (summary.settled / wallMs) * 60_000 : 0,
+      daemon: summary,
+      fleet: { cpuS: rep.cpuS, rssMiB: rep.rssMiB, listeningMs: started.listeningMs, startupCompleteMs: startup.ms, totals: rep.totals },
+      natsCpuS,
+      provisionerCpuS: summary.cpuUserS + summary.cpuSystemS,
+    };
+    daemon.send({ type: "stop" });
+    fleet.send({ type: "stop" });
+    await Promise.all([daemon.exited, fleet.exited]);
+    if (o.profileDir) {
+      const profs = readdirSync(o.profileDir).filter((f) => f.endsWith(".cpuprofile")).sort();
+      res.profile = profs.length ? join(o.profileDir, profs[profs.length - 1]) : undefined;
+    }
+    return res;
+  } finally {
+    daemon.proc.kill("SIGKILL");
+    fleet.proc.kill("SIGKILL");
+    await srv.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export interface WaitingResult {
+  nodes: number;
+  queued: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  rssAfterGcMiB: number;
+  heapUsedAfterGcMiB: number;
+  maxRssMiB: number;
+  idleRssMiB: number;
+  fillMs: number;
+}
+
+/** The daemon paused, a fleet of `nodes` announcing itself: every node waits in the queue. */
+export async function runWaiting(o: { nodes: number; caDir: string }): Promise<WaitingResult> {
+  const work = mkdtempSync(join(tmpdir(), "cp-bench-wait-"));
+  const srv = await startNatsServer();
+  const daemon = spawnChild(benchFile("daemon-child.ts"), [], ["--expose-gc"]);
+  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
+  try {
+    daemon.send({
+      type: "start",
+      cfg: { config: daemonConfig({ broker: srv.url, caDir: o.caDir, work }), env: { CHORIA_PROVISIONER_TOKEN: TOKEN }, logFile: join(work, "provisioner.log"), logLevel: "info", nodes: o.nodes, paused: true } satisfies DaemonChildConfig,
+    });
+    await daemon.next("ready", 60_000);
+    daemon.send({ type: "status" });
+    const idle = await daemon.next<{ rssMiB: number }>("status");
+    const t0 = performance.now();
+    fleet.send({ type: "start", opts: { servers: srv.url, nodes: o.nodes, seed: 1, token: TOKEN, startupRampMs: 0 } satisfies FleetOptions });
+    await fleet.next("startupComplete", 600_000);
+    // wait until every startup event is in the queue
+    let st: { queued: number; rssMiB: number; heapUsedMiB: number; rssAfterGcMiB: number; heapUsedAfterGcMiB: number; maxRssMiB: number } | undefined;
+    const deadline = performance.now() + 120_000;
+    for (;;) {
+      daemon.send({ type: "status" });
+      st = await daemon.next("status");
+      if (st!.queued >= o.nodes || performance.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const fillMs = performance.now() - t0;
+    daemon.send({ type: "stop" });
+    fleet.send({ type: "stop" });
+    await Promise.all([daemon.exited, fleet.exited]);
+    return { nodes: o.nodes, queued: st!.queued, rssMiB: st!.rssMiB, heapUsedMiB: st!.heapUsedMiB, rssAfterGcMiB: st!.rssAfterGcMiB, heapUsedAfterGcMiB: st!.heapUsedAfterGcMiB, maxRssMiB: st!.maxRssMiB, idleRssMiB: idle.rssMiB, fillMs };
+  } finally {
+    daemon.proc.kill("SIGKILL");
+    fleet.proc.kill("SIGKILL");
+    await srv.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export interface RpcRate {
+  rpcsPerSec: number;
+  rpcs: number;
+  window: number;
+  clientCpuS: number;
+  responderCpuS: number;
+  natsCpuS: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/**
+ * NATS request/reply bound on loopback: the project's RpcClient (this process) against a
+ * trivial responder (its own process), `window` calls in flight, each to a different identity.
+ */
+export async function measureRpcRate(o: { seconds?: number; window?: number } = {}): Promise<RpcRate> {
+  const srv = await startNatsServer();
+  const responder = spawnChild(benchFile("responder-child.ts"), [srv.url]);
+  const nc = await connectNats({ servers: srv.url, name: "bench-rpc-client" });
+  const client = new RpcClient({ nc, identity: "provisioner.bench" });
+  client.start();
+  try {
+    await responder.next("ready", 60_000);
+    const window = o.window ?? 256;
+    const drive = async (ms: number): Promise<{ n: number; secs: number; lat: number[] }> => {
+      const end = performance.now() + ms;
+      const t0 = performance.now();
+      let n = 0;
+      const lat: number[] = [];
+      await Promise.all(
+        Array.from({ length: window }, async (_, w) => {
+          let i = w;
+          while (performance.now() < end) {
+            const s = performance.now();
+            await client.call(`node${i % 50_000}.example.net`, "rpcutil", "ping", {}, { timeoutMs: 30_000 });
+            lat.push(performance.now() - s);
+            n++;
+            i += window;
+          }
+        }),
+      );
+      return { n, secs: (performance.now() - t0) / 1000, lat };
+    };
+    await drive(500); // warm-up
+    responder.send({ type: "reset" });
+    const nats0 = procCpuSeconds(srv.pid);
+    const cpu0 = process.cpuUsage();
+    const r = await drive((o.seconds ?? 3) * 1000);
+    const c = process.cpuUsage(cpu0);
+    const natsCpuS = procCpuSeconds(srv.pid) - nats0;
+    responder.send({ type: "report" });
+    const rep = await responder.next<{ cpuS: number }>("report");
+    const lat = r.lat.sort((a, b) => a - b);
+    return {
+      rpcsPerSec: Math.round(r.n / r.secs),
+      rpcs: r.n,
+      window,
+      clientCpuS: (c.user + c.system) / 1e6,
+      responderCpuS: rep.cpuS,
+      natsCpuS,
+      p50Ms: lat[Math.floor(lat.length * 0.5)] ?? 0,
+      p99Ms: lat[Math.floor(lat.length * 0.99)] ?? 0,
+    };
+  } finally {
+    await client.close();
+    await nc.close();
+    responder.send({ type: "stop" });
+    await Promise.race([responder.exited, new Promise((r) => setTimeout(r, 2000))]);
+    responder.proc.kill("SIGKILL");
+    await srv.stop();
+  }
+}
+
+/**
+ * Legacy exec-helper decisions per second, the way the daemon runs them (helperDecider: spawn,
+ * JSON in, JSON out), `concurrency` in flight like the daemon's workers.
+ */
+export async function measureHelperRate(o: { helper: string; seconds?: number; concurrency?: number }): Promise<{ decisionsPerSec: number; decisions: number; concurrency: number; cpuS: number }> {
+  const s = resolveSettings({ helper: o.helper, policies: join(REPO, "policies") }, {});
+  const decider = helperDecider(s, createMetrics("bench", { defaultMetrics: false }));
+  const invs: Inventory[] = inventories(100);
+  const concurrency = o.concurrency ?? 16;
+  const run = async (ms: number): Promise<{ n: number; secs: number }> => {
+    const end = performance.now() + ms;
+    const t0 = performance.now();
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, w) => {
+        let i = w;
+        while (performance.now() < end) {
+          const inv = invs[i % invs.length];
+          const d = await decider.decide({ inventory: inv, rawInventory: { facts: inv.facts, agents: inv.agents, classes: [], collectives: inv.collectives, version: inv.version } });
+          if (d.outcome !== "configure") throw new Error(`helper decided ${d.outcome}: ${d.reason}`);
+          n++;
+          i += concurrency;
+        }
+      }),
+    );
+    return { n, secs: (performance.now() - t0) / 1000 };
+  };
+  await run(300);
+  const cpu0 = process.cpuUsage();
+  const r = await run((o.seconds ?? 3) * 1000);
+  const c = process.cpuUsage(cpu0);
+  return { decisionsPerSec: Math.round(r.n / r.secs), decisions: r.n, concurrency, cpuS: (c.user + c.system) / 1e6 };
+}

@@ -1,0 +1,50 @@
+/**
+ * The simulated fleet in a process of its own, so the provisioner's CPU and RSS are measured
+ * apart from the simulator's. IPC:
+ *
+ *   parent -> {type:"start", opts}   child -> {type:"started", t0, listeningMs}
+ *                                     child -> {type:"startupComplete", ms}
+ *   parent -> {type:"report"}        child -> {type:"report", totals, cpu}
+ *   parent -> {type:"stop"}          child exits
+ */
+import { startFleet, type Fleet, type FleetOptions } from "../src/sim/index.js";
+
+let fleet: Fleet | undefined;
+let cpu0: NodeJS.CpuUsage | undefined;
+
+function send(m: unknown): void {
+  process.send?.(m);
+}
+
+process.on("message", (m: { type: string; opts?: FleetOptions }) => {
+  switch (m.type) {
+    case "start":
+      void (async () => {
+        cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        try {
+          fleet = await startFleet(m.opts!);
+        } catch (e) {
+          send({ type: "error", error: (e as Error).stack });
+          process.exit(1);
+        }
+        send({ type: "started", listeningMs: performance.now() - t0 });
+        await fleet.startupComplete;
+        send({ type: "startupComplete", ms: performance.now() - t0 });
+      })();
+      break;
+    case "report": {
+      const t = fleet?.report().totals;
+      const c = process.cpuUsage(cpu0);
+      send({ type: "report", totals: t, cpuS: (c.user + c.system) / 1e6, rssMiB: process.memoryUsage.rss() / 2 ** 20 });
+      break;
+    }
+    case "stop":
+      void (async () => {
+        await fleet?.stop();
+        send({ type: "stopped" });
+        process.exit(0);
+      })();
+      break;
+  }
+});

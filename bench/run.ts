@@ -1,0 +1,229 @@
+/**
+ * `npm run bench` / `choria-provisioner bench`: end-to-end provisioning throughput with PKI on,
+ * the machine bounds measured in the same run, the legacy exec-helper mode side by side, and
+ * the provisioner's RSS with a full queue. Writes one JSON file per run and summary.json under
+ * bench/results/ (bench/results/quick/ with --quick), a plot, and prints a table.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { initBuiltinCa } from "../src/ca/index.js";
+import { csrPool, measureSignRate } from "./ca.bench.js";
+import { measureHelperRate, measureRpcRate, REPO, runE2e, runWaiting, type E2eResult } from "./e2e.js";
+import { checkGoal, machine, printResult, writeResult, type BenchResult } from "./harness.js";
+import { measureEvalRate } from "./policy.bench.js";
+import { formatProfile, summariseProfile } from "./profile-summary.js";
+import { lineChartSvg } from "./svg.js";
+
+export interface BenchOptions {
+  nodes: number[];
+  quick: boolean;
+  /** fleet size for the exec-helper e2e run (0: skip it) */
+  helperNodes: number;
+  /** nodes waiting in the paused daemon's queue (0: skip) */
+  waiting: number;
+  /** CPU-profile the provisioner during the largest e2e run and summarise it */
+  profile: boolean;
+  /** skip the machine-bound measurements */
+  skipBounds?: boolean;
+  outDir?: string;
+  log?: (s: string) => void;
+}
+
+const r1 = (v: number): number => Math.round(v * 10) / 10;
+const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+
+function e2eResult(name: string, r: E2eResult, goal?: BenchResult["goal"]): BenchResult {
+  const d = r.daemon;
+  return {
+    name,
+    goal,
+    metrics: {
+      nodes: r.nodes,
+      settled: d.settled,
+      nodes_per_min: Math.round(r.nodesPerMin),
+      wall_s: r3(r.wallMs / 1000),
+      latency_p50_ms: r1(d.totalMs.p50),
+      latency_p99_ms: r1(d.totalMs.p99),
+      latency_max_ms: r1(d.totalMs.max),
+      queued_p50_ms: Math.round(d.queuedMs.p50),
+      queued_p99_ms: Math.round(d.queuedMs.p99),
+      provisioner_cpu_s: r3(r.provisionerCpuS),
+      provisioner_cpu_ms_per_node: r3((r.provisionerCpuS * 1000) / Math.max(1, d.settled)),
+      provisioner_peak_rss_mib: r1(d.peakRssMiB),
+      provisioner_max_rss_mib: r1(d.maxRssMiB),
+      event_loop_delay_p99_ms: r1(d.eventLoopDelayMs.p99),
+      event_loop_delay_max_ms: r1(d.eventLoopDelayMs.max),
+      fleet_cpu_s: r3(r.fleet.cpuS),
+      nats_cpu_s: r3(r.natsCpuS),
+      rpcs_per_node: r3(d.rpcs / Math.max(1, d.settled)),
+      signs_per_node: r3(d.signs / Math.max(1, d.settled)),
+      ...Object.fromEntries(Object.entries(d.outcomes).map(([k, v]) => [`outcome_${k}`, v])),
+      ...Object.fromEntries(Object.entries(d.stepMeansMs).map(([k, v]) => [`step_mean_ms_${k}`, v])),
+    },
+    notes: [
+      `mode ${r.mode}; PKI on, built-in ECDSA P-256 CA, shipped policies/ and rules/; daemon defaults (workers, CA workers), log level info to a file, audit file on`,
+      "fleet in its own process (sim, restartDelayMs 50, upgradable false so upgrade decisions configure), daemon in its own process, one nats-server on loopback",
+      "nodes/min = nodes with a final record (configure, shutdown, defer, refused) / time from the fleet's start to the last of them",
+      "latency = decision record durations.total (first RPC to last reply, not queue wait); queued = time waiting in the work queue",
+      "provisioner CPU = process.cpuUsage() of the daemon process (main thread + CA worker threads) from the fleet's start to the last node",
+      `fleet totals: ${JSON.stringify({ violations: r.fleet.totals.violations, configuredMoreThanOnce: r.fleet.totals.configuredMoreThanOnce, provisioned: r.fleet.totals.provisioned })}`,
+      `load average at the end: ${loadavg().map((v) => v.toFixed(2)).join(" ")}`,
+    ],
+  };
+}
+
+export async function runBench(o: BenchOptions): Promise<{ summary: Record<string, unknown>; allMet: boolean }> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const out = o.outDir ?? join(REPO, "bench/results", o.quick ? "quick" : "");
+  mkdirSync(out, { recursive: true });
+  const caDir = mkdtempSync(join(tmpdir(), "cp-bench-ca-"));
+  const profDir = o.profile ? mkdtempSync(join(tmpdir(), "cp-bench-prof-")) : undefined;
+  const results: BenchResult[] = [];
+  const emit = (r: BenchResult): void => {
+    writeResult(r, out);
+    printResult(r);
+    results.push(r);
+  };
+  const secs = o.quick ? 1 : 3;
+  const started = performance.now();
+  try {
+    await initBuiltinCa(caDir, { key: "ecdsa" });
+
+    // ---- machine bounds, each alone on the machine
+    let rpc, sign, evals, helper;
+    if (!o.skipBounds) {
+      log("bound: NATS request/reply (RpcClient vs a trivial responder)...");
+      rpc = await measureRpcRate({ seconds: secs });
+      emit({ name: "bound-rpc", metrics: { rpcs_per_sec: rpc.rpcsPerSec, rpcs: rpc.rpcs, in_flight: rpc.window, p50_ms: r1(rpc.p50Ms), p99_ms: r1(rpc.p99Ms), client_cpu_s: r3(rpc.clientCpuS), responder_cpu_s: r3(rpc.responderCpuS), nats_cpu_s: r3(rpc.natsCpuS) }, notes: ["project RpcClient (v1 codec, one reply subscription) in the bench process, a trivial responder (decode request, encode reply) in its own process, one nats-server; each call to a different identity"] });
+      log("bound: CSR verify + sign (built-in ECDSA CA, worker pool)...");
+      const csrs = await csrPool(o.quick ? 40 : 100);
+      sign = await measureSignRate({ key: "ecdsa", seconds: secs, csrs });
+      emit({ name: "bound-sign", metrics: { signs_per_sec: sign.signsPerSec, signs: sign.signs, workers: sign.workers, p50_ms: r1(sign.p50Ms), p99_ms: r1(sign.p99Ms) }, notes: ["bench/ca.bench.ts logic: RSA-2048 node CSRs, ECDSA P-256 CA, one worker per core (the daemon's default), 256 in flight"] });
+      log("bound: policy evaluations...");
+      evals = await measureEvalRate({ seconds: secs, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules") });
+      emit({ name: "bound-eval", metrics: { evals_per_sec: evals.evalsPerSec, evals: evals.evals, rules: evals.rules, concurrency: evals.concurrency }, notes: [`bench/policy.bench.ts logic: policy ${evals.policy}, 1000 varied inventories, one core`] });
+      log("bound: legacy exec helper decisions...");
+      helper = await measureHelperRate({ helper: join(REPO, "bench/legacy-helper.sh"), seconds: secs });
+      emit({ name: "bound-helper", metrics: { decisions_per_sec: helper.decisionsPerSec, decisions: helper.decisions, concurrency: helper.concurrency, cpu_ms_per_decision: r3((helper.cpuS * 1000) / Math.max(1, helper.decisions)) }, notes: ["helperDecider (the daemon's exec mode) running bench/legacy-helper.sh: sh builtins only, fixed seed-like configuration; the cheapest helper possible, so the ratio is a lower bound"] });
+    }
+
+    // ---- end to end, policy engine
+    const e2e: Array<{ n: number; r: E2eResult }> = [];
+    const largest = Math.max(...o.nodes);
+    for (const n of o.nodes) {
+      log(`e2e: ${n} nodes, policy engine...`);
+      const r = await runE2e({ nodes: n, caDir, profileDir: o.profile && n === largest ? profDir : undefined, onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled} queued ${p.queued} rss ${p.rssMiB.toFixed(0)} MiB`) });
+      e2e.push({ n, r });
+      emit(e2eResult(`e2e-${n / 1000}k`, r, { metric: "nodes_per_min", min: 30_000 }));
+      if (r.profile) {
+        const s = summariseProfile(r.profile, 30);
+        writeFileSync(join(out, `e2e-${n / 1000}k-profile.json`), JSON.stringify(s, null, 2) + "\n");
+        log(formatProfile(s));
+      }
+    }
+
+    // ---- the same fleet decided by the legacy exec helper
+    let helperE2e: E2eResult | undefined;
+    if (o.helperNodes > 0) {
+      log(`e2e: ${o.helperNodes} nodes, legacy exec helper...`);
+      helperE2e = await runE2e({ nodes: o.helperNodes, caDir, helper: join(REPO, "bench/legacy-helper.sh"), onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled}`) });
+      emit(e2eResult(`e2e-helper-${o.helperNodes / 1000}k`, helperE2e));
+    }
+
+    // ---- RSS with every node waiting
+    let waiting;
+    if (o.waiting > 0) {
+      log(`waiting: ${o.waiting} nodes queued in a paused daemon...`);
+      waiting = await runWaiting({ nodes: o.waiting, caDir });
+      emit({
+        name: `waiting-${o.waiting / 1000}k`,
+        goal: { metric: "rss_mib", max: 400 },
+        metrics: { nodes: waiting.nodes, queued: waiting.queued, rss_mib: r1(waiting.rssMiB), rss_after_gc_mib: r1(waiting.rssAfterGcMiB), heap_used_mib: r1(waiting.heapUsedMiB), heap_used_after_gc_mib: r1(waiting.heapUsedAfterGcMiB), max_rss_mib: r1(waiting.maxRssMiB), idle_rss_mib: r1(waiting.idleRssMiB), fill_s: r3(waiting.fillMs / 1000) },
+        notes: ["daemon paused (provisioner.pause()) before a fleet of this size publishes its startup events; RSS of the daemon process once every node is in the queue (before and after a forced GC)"],
+      });
+    }
+
+    // ---- summary against the goals
+    const big = e2e.find((x) => x.n === largest)?.r;
+    const goals: Record<string, { value: number | null; goal: string; met: boolean | null; note?: string }> = {};
+    if (big) goals.e2e_nodes_per_min = { value: Math.round(big.nodesPerMin), goal: ">= 30000", met: big.nodesPerMin >= 30_000, note: `${largest} nodes` };
+    let bound: Record<string, number> | undefined;
+    if (big && rpc && sign && evals) {
+      const settled = Math.max(1, big.daemon.settled);
+      const rpn = big.daemon.rpcs / settled;
+      const spn = big.daemon.signs / settled;
+      const dpn = big.daemon.decisions / settled;
+      const perMin = { rpc: (rpc.rpcsPerSec / rpn) * 60, sign: (sign.signsPerSec / spn) * 60, eval: (evals.evalsPerSec / dpn) * 60 };
+      const slowest = Math.min(perMin.rpc, perMin.sign, perMin.eval);
+      const shared = 60 / (rpn / rpc.rpcsPerSec + spn / sign.signsPerSec + dpn / evals.evalsPerSec);
+      bound = { rpcs_per_node: r3(rpn), signs_per_node: r3(spn), decisions_per_node: r3(dpn), rpc_nodes_per_min: Math.round(perMin.rpc), sign_nodes_per_min: Math.round(perMin.sign), eval_nodes_per_min: Math.round(perMin.eval), slowest_resource_nodes_per_min: Math.round(slowest), shared_machine_nodes_per_min: Math.round(shared) };
+      goals.fraction_of_bound = { value: r3(big.nodesPerMin / slowest), goal: ">= 0.7 of the slowest per-node resource", met: big.nodesPerMin / slowest >= 0.7, note: `bound ${Math.round(slowest)} nodes/min (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0][0]}); with all resources sharing the machine's CPU ${Math.round(shared)} nodes/min -> ${r3(big.nodesPerMin / shared)}` };
+    }
+    if (evals && helper) goals.policy_vs_helper = { value: r1(evals.evalsPerSec / helper.decisionsPerSec), goal: ">= 100x decisions/s", met: evals.evalsPerSec / helper.decisionsPerSec >= 100, note: `${evals.evalsPerSec}/s vs ${helper.decisionsPerSec}/s` };
+    if (waiting) goals.rss_100k_waiting_mib = { value: r1(waiting.rssMiB), goal: "< 400 MiB", met: waiting.rssMiB < 400, note: `${waiting.queued} nodes queued` };
+    const comparison =
+      helperE2e && e2e.length
+        ? {
+            helper_nodes: helperE2e.nodes,
+            helper_e2e_nodes_per_min: Math.round(helperE2e.nodesPerMin),
+            policy_e2e_nodes_per_min: Math.round(e2e[0].r.nodesPerMin),
+            policy_nodes: e2e[0].n,
+            helper_mean_decision_ms: helperE2e.daemon.stepMeansMs.policy,
+            policy_mean_decision_ms: e2e[0].r.daemon.stepMeansMs.policy,
+          }
+        : undefined;
+
+    const summary = {
+      at: new Date().toISOString(),
+      machine: machine(),
+      options: o.quick ? "quick" : "full",
+      duration_s: Math.round((performance.now() - started) / 1000),
+      goals,
+      bound,
+      bound_definition:
+        "each per-node resource measured alone on the machine in the same run: RPCs/node over the loopback NATS request/reply rate (project RpcClient vs trivial responder), signs/node over the CSR verify+sign rate (built-in CA pool), decisions/node over the policy evaluation rate (one core); 'slowest' is the min of the three, 'shared' assumes they cannot overlap (sum of per-node times)",
+      helper_e2e_comparison: comparison,
+      results: Object.fromEntries(results.map((r) => [r.name, { ...r.metrics, goalMet: checkGoal(r) }])),
+    };
+    writeFileSync(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+
+    const series = e2e.map(({ n, r }) => {
+      let cum = 0;
+      const pts: Array<[number, number]> = [[0, 0]];
+      r.daemon.bins.forEach((c, i) => {
+        cum += c;
+        pts.push([((i + 1) * r.daemon.binMs) / 1000, cum]);
+      });
+      return { label: `${n.toLocaleString("en-US")} nodes, policy engine: ${Math.round(r.nodesPerMin).toLocaleString("en-US")}/min`, points: pts };
+    });
+    if (helperE2e) {
+      let cum = 0;
+      const pts: Array<[number, number]> = [[0, 0]];
+      helperE2e.daemon.bins.forEach((c, i) => {
+        cum += c;
+        pts.push([((i + 1) * helperE2e!.daemon.binMs) / 1000, cum]);
+      });
+      series.push({ label: `${helperE2e.nodes.toLocaleString("en-US")} nodes, exec helper: ${Math.round(helperE2e.nodesPerMin).toLocaleString("en-US")}/min`, points: pts });
+    }
+    if (series.length) {
+      writeFileSync(
+        join(out, "provisioned-over-time.svg"),
+        lineChartSvg({
+          title: "Nodes provisioned over time (PKI on, simulated fleet, 2-core machine)",
+          xLabel: "seconds since the fleet started",
+          yLabel: "nodes with a final decision record",
+          series,
+          notes: [`${new Date().toISOString().slice(0, 16)}Z, ${machine().cpus} cores ${String(machine().cpuModel)}, node ${process.version}; fleet, daemon and nats-server share the cores`],
+        }),
+      );
+    }
+
+    process.stdout.write("\ngoal                          value         goal                                   met\n");
+    for (const [k, g] of Object.entries(goals)) process.stdout.write(`${k.padEnd(29)} ${String(g.value).padEnd(13)} ${g.goal.padEnd(38)} ${g.met ? "yes" : "NO"}${g.note ? `  (${g.note})` : ""}\n`);
+    process.stdout.write(`\nresults in ${out}\n`);
+    return { summary, allMet: Object.values(goals).every((g) => g.met) };
+  } finally {
+    rmSync(caDir, { recursive: true, force: true });
+  }
+}
