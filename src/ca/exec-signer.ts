@@ -10,6 +10,7 @@ import { acceptRemoteCertificate } from "./cert-info.js";
 import { parseCsr } from "./csr-inspect.js";
 import { CaRejectedError, CaUnavailableError } from "./errors.js";
 import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
+import { childEnv } from "../types/child-env.js";
 
 export interface ExecSignerOptions {
   command: string;
@@ -59,12 +60,11 @@ export function createExecSigner(opts: ExecSignerOptions): Signer {
       const child = spawn(opts.command, opts.args ?? [], {
         stdio: ["pipe", "pipe", "pipe"],
         detached: true,
-        env: {
-          ...process.env,
+        env: childEnv({
           CHORIA_IDENTITY: req.identity,
           CHORIA_SANS: [req.identity, ...(req.profile.sans ?? [])].join(","),
           CHORIA_VALIDITY_DAYS: String(req.profile.validityDays),
-        },
+        }),
       });
       let stdout = "";
       let stderr = "";

@@ -13,6 +13,7 @@ import { credentialProblems, type Settings } from "../config/index.js";
 import { loadJwtVerifier, parseSigningKey, signServerJwt, type JwtVerifier } from "../credentials/index.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { loadPolicySet, type PolicySet } from "../policy/index.js";
+import { runPolicyTests } from "../policy/testing.js";
 import { watchPolicyFiles, type PolicyWatcher } from "../policy/watcher.js";
 import { decisionFromHelper, helperRef, runLegacyHelper } from "../policy/legacy-helper.js";
 import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
@@ -74,6 +75,21 @@ export function helperDecider(s: Settings, metrics: Metrics): Decider {
   };
 }
 
+/** test_on_reload: a policy version whose own tests fail is not put in force */
+async function requirePassingTests(policiesDir: string, rulesDir: string | undefined): Promise<void> {
+  const run = await runPolicyTests({ dir: policiesDir, policiesDir, rulesDir });
+  const failed = run.results.filter((r) => !r.passed);
+  if (run.problems.length === 0 && failed.length === 0) return;
+  const problems = [
+    ...run.problems,
+    ...failed.map((f) => {
+      const m = /^(.*):(\d+)$/.exec(f.source);
+      return { file: m ? m[1] : f.file, line: m ? Number(m[2]) : 1, col: 1, rule: f.name, message: `policy test failed: ${f.failures.join("; ")}` };
+    }),
+  ];
+  throw Object.assign(new Error(`policy tests failed (${failed.length} failing cases, ${run.problems.length} problems): ${problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`).join("\n")}`), { problems });
+}
+
 export function rulesDirFor(s: Pick<Settings, "rulesDir" | "policiesDir">): string {
   return s.rulesDir ?? resolve(dirname(s.policiesDir), "rules");
 }
@@ -96,7 +112,8 @@ export async function openSigner(s: Settings): Promise<Signer> {
 }
 
 export function csrChecker(denyList?: string[]): CsrChecker {
-  const denyPatterns = denyList?.map((p) => new RegExp(p));
+  // case-insensitive like the built-in deny list: DNS names are
+  const denyPatterns = denyList?.map((p) => new RegExp(p, "i"));
   return {
     inspect(pem) {
       try {
@@ -189,7 +206,11 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
 
   const load = s.helper
     ? async () => helperDecider(s, metrics)
-    : async () => toDecider(await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy }));
+    : async () => {
+        const set = await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy });
+        if (s.testOnReload) await requirePassingTests(s.policiesDir, existsSync(rulesDir) ? rulesDir : undefined);
+        return toDecider(set);
+      };
   const policies = new PolicyManager(load, {
     reloaded: (ref) => {
       metrics.policyReloads.labels(s.site, "ok").inc();

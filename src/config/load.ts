@@ -89,6 +89,12 @@ export function loadConfigFile(file: string): ConfigFile {
     cfg.ca.ca_file = rel(cfg.ca.ca_file);
   }
   if (cfg.audit) cfg.audit.file = rel(cfg.audit.file);
+  cfg.broker_creds = rel(cfg.broker_creds);
+  if (cfg.tls) {
+    cfg.tls.ca = rel(cfg.tls.ca);
+    cfg.tls.cert = rel(cfg.tls.cert);
+    cfg.tls.key = rel(cfg.tls.key);
+  }
   // jwt_verify_cert is a path or, when no such file exists, a hex ed25519 key: leave hex alone
   if (cfg.jwt_verify_cert && !/^[0-9a-fA-F]{64}$/.test(cfg.jwt_verify_cert.trim())) cfg.jwt_verify_cert = rel(cfg.jwt_verify_cert);
   cfg.jwt_signing_key = rel(cfg.jwt_signing_key);

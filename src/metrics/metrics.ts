@@ -47,7 +47,7 @@ export interface Metrics {
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "choria_provisioner_process_" });
+  if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "choria_provisioner_" });
   const reg = [registry];
   const counter = <L extends string>(name: string, help: string, labels: L[]) => new Counter<L>({ name, help, labelNames: labels, registers: reg });
   const gauge = <L extends string>(name: string, help: string, labels: L[]) => new Gauge<L>({ name, help, labelNames: labels, registers: reg });

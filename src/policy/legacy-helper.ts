@@ -5,6 +5,7 @@
  * then replace it by a policy.
  */
 import { spawn } from "node:child_process";
+import { childEnv } from "../types/child-env.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -57,7 +58,7 @@ export function helperRef(command: string): PolicyRef {
 /** Runs the helper once; rejects with LegacyHelperError on timeout, exit status or bad JSON. */
 export function runLegacyHelper(command: string, args: string[], input: LegacyHelperInput, timeoutMs = 10_000): Promise<LegacyHelperOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: childEnv() });
     let out = "";
     let err = "";
     let done = false;

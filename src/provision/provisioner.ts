@@ -80,7 +80,7 @@ export class Provisioner extends EventEmitter {
     private readonly d: ProvisionerDeps,
   ) {
     super();
-    this.queue = new WorkQueue(o.queue);
+    this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src) => this.offer(id, src),
       active: () => !this.paused && this.active && this.d.policies.loaded,

@@ -24,6 +24,8 @@ export interface QueueOptions {
   /** entries older than this are dropped at take() time; they are found again by intake */
   maxWaitMs: number;
   now?: () => number;
+  /** told about each node dropped for waiting longer than maxWaitMs */
+  onStale?: (identity: string) => void;
 }
 
 export class WorkQueue {
@@ -118,6 +120,7 @@ export class WorkQueue {
       if (waitedMs > this.o.maxWaitMs) {
         this.known.delete(e.identity);
         this.dropped++;
+        this.o.onStale?.(e.identity);
         continue;
       }
       return { ...e, waitedMs };

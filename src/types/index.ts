@@ -1,3 +1,4 @@
 export * from "./inventory.js";
 export * from "./decision.js";
 export * from "./recorded.js";
+export * from "./child-env.js";

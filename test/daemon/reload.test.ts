@@ -79,3 +79,30 @@ test("policies are hot reloaded mid-run: valid changes swap atomically, invalid 
   }
 });
 
+
+test("test_on_reload: a version whose own policy tests fail is not put in force", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cp-reload-tests-"));
+  cpSync(join(REPO, "policies"), join(dir, "policies"), { recursive: true });
+  cpSync(join(REPO, "rules"), join(dir, "rules"), { recursive: true });
+  cpSync(join(REPO, "test", "fixtures"), join(dir, "test", "fixtures"), { recursive: true });
+  const policyFile = join(dir, "policies", "fleet.yaml");
+  const original = readFileSync(policyFile, "utf8");
+  const srv = await startNatsServer();
+  const d = await startTestDaemon(srv.url, { policies: join(dir, "policies"), rules: join(dir, "rules"), test_on_reload: true, ca: { dir: await makeCa() } });
+  try {
+    const good = d.policies.current().ref;
+    // valid YAML and a valid policy, but the shipped tests expect production nodes at loglevel warn
+    writeFileSync(policyFile, original.replace("        loglevel: warn", "        loglevel: error"));
+    const st = await d.reload();
+    assert.equal(st.ok, false);
+    assert.match(st.error!, /policy test failed/);
+    assert.equal(d.policies.current().ref.hash, good.hash, "the tested version stays in force");
+    writeFileSync(policyFile, original.replace('version: "2024.06.1"', 'version: "2024.06.9"'));
+    const ok = await d.reload();
+    assert.equal(ok.ok, true, ok.error);
+    assert.equal(d.policies.current().ref.version, "2024.06.9");
+  } finally {
+    await d.stop(2000);
+    await srv.stop();
+  }
+});

@@ -104,3 +104,14 @@ test("a node that asks while held is queued as soon as its hold ends", () => {
   c.advance(1001);
   assert.equal(q.releaseHeld(), 0, "a discovery reply during the hold is no reason to come back: the node had not left yet");
 });
+
+test("nodes dropped for waiting too long are reported", async () => {
+  const c = clock();
+  const stale: string[] = [];
+  const q = new WorkQueue({ maxSize: 10, maxWaitMs: 1000, now: c.now, onStale: (id) => stale.push(id) });
+  q.add("old", "event");
+  c.advance(1500);
+  q.add("new", "event");
+  assert.equal((await q.take())?.identity, "new");
+  assert.deepEqual(stale, ["old"]);
+});
