@@ -1,8 +1,7 @@
 /**
  * Ids and clocks of protocol v2 (§3): request ids are KSUIDs (segment.io format: 4 bytes of
  * big-endian seconds since 1400000000 + 16 random bytes, base62, 27 characters) and times are
- * Unix nanoseconds. src/credentials/ksuid.ts carries the same small generator for token ids:
- * the two modules may not import each other.
+ * Unix nanoseconds. src/credentials uses this generator for token ids as well.
  */
 import { randomBytes } from "node:crypto";
 
