@@ -18,6 +18,7 @@ interface SimCliOptions {
   restartDelay?: string;
   startupRamp?: string;
   jwt?: string;
+  protocol: string;
   serverVersion?: string;
   keyPool?: string;
   exitWhenDone?: boolean;
@@ -29,6 +30,11 @@ function int(name: string, v: string | undefined, min = 0): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw Object.assign(new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`), { exitCode: 2 });
   return n;
+}
+
+function protocolFlag(v: string): 1 | 2 {
+  if (v !== "1" && v !== "2") throw Object.assign(new Error(`--protocol must be 1 or 2, got ${JSON.stringify(v)}`), { exitCode: 2 });
+  return Number(v) as 1 | 2;
 }
 
 function summary(r: FleetReport): string {
@@ -55,6 +61,7 @@ export function register(program: Command): void {
     .option("--restart-delay <ms>", "real delay for restart/shutdown instead of Go's splay seconds")
     .option("--startup-ramp <ms>", "spread startup events over this long")
     .option("--jwt <file>", "provisioning.jwt contents the jwt action returns")
+    .option("--protocol <version>", "Choria protocol the nodes speak: 1, or 2 (needs --jwt with v2: true)", "1")
     .option("--server-version <version>", "version every node reports")
     .option("--key-pool <n>", "RSA keys shared by the fleet", "64")
     .option("--exit-when-done", "exit once every node has left provisioning mode (provisioned, shut down or dead)")
@@ -78,6 +85,7 @@ export function register(program: Command): void {
         restartDelayMs: int("restart-delay", opts.restartDelay),
         startupRampMs: int("startup-ramp", opts.startupRamp),
         provisioningJwt: opts.jwt ? readFileSync(opts.jwt, "utf8") : undefined,
+        protocol: protocolFlag(opts.protocol),
         version: opts.serverVersion,
         keyPoolSize: int("key-pool", opts.keyPool, 1),
       };
