@@ -87,6 +87,8 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
   };
   const secs = o.quick ? 1 : 3;
   const started = performance.now();
+  // the cores are shared with whatever else runs on the machine: record how busy it was
+  const loadAtStart = loadavg().map((v) => +v.toFixed(2));
   try {
     await initBuiltinCa(caDir, { key: "ecdsa" });
 
@@ -179,6 +181,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       machine: machine(),
       options: o.quick ? "quick" : "full",
       duration_s: Math.round((performance.now() - started) / 1000),
+      load_average: { at_start: loadAtStart, at_end: loadavg().map((v) => +v.toFixed(2)) },
       goals,
       bound,
       bound_definition:
