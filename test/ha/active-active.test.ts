@@ -25,7 +25,9 @@ test("active-active: one instance SIGKILLed and nats-server restarted mid-run; e
   // all three shared the work
   for (const [who, n] of Object.entries(r.perInstance)) assert.ok(n > 0, `${who} configured nothing: ${JSON.stringify(r.perInstance)}`);
   assert.equal(r.leadersAtEnd, 0);
-  // a node of the victim waits for its claim to expire (one TTL), to be found by the next discovery, and one flow
-  if (t.pending > 0) assert.ok(t.ms <= TTL + DISCOVERY + 3000, `takeover ${t.ms}ms`);
+  // a node of the victim waits for its claim to expire (one TTL), to be found by the next discovery, and one flow:
+  // about TTL + 0.5 s on a quiet machine (printed above); the bound leaves room for a loaded CI machine
+  // (17 s seen with a 50k-node benchmark running beside it) while still failing a takeover that never comes
+  if (t.pending > 0) assert.ok(t.ms <= TTL + DISCOVERY + 25_000, `takeover ${t.ms}ms`);
   assertExactlyOnce(r, WORKERS);
 });
