@@ -4,7 +4,7 @@
  */
 import type { CsrSummary } from "../types/index.js";
 import { CsrRefusedError, type CsrRefusalCode } from "./errors.js";
-import { parseCsr } from "./csr-inspect.js";
+import { parseCsr, type ParsedCsr } from "./csr-inspect.js";
 
 export interface CsrPolicy {
   /** the node's identity; the CSR's CN must equal it */
@@ -46,8 +46,21 @@ export function checkCsr(csrPem: string, policy: CsrPolicy): CsrCheckResult {
   }
 }
 
+/** checkCsr for a CSR the caller already parsed and verified with parseCsr (no second parse). */
+export function checkParsedCsr(parsed: ParsedCsr, policy: CsrPolicy): CsrCheckResult {
+  try {
+    return { ok: true, csr: enforceParsed(parsed, policy) };
+  } catch (e) {
+    if (e instanceof CsrRefusedError) return { ok: false, code: e.code, reason: e.message };
+    return { ok: false, code: "malformed", reason: `CSR could not be processed: ${(e as Error)?.message ?? String(e)}` };
+  }
+}
+
 function enforce(csrPem: string, policy: CsrPolicy): CsrSummary {
-  const parsed = parseCsr(csrPem, { maxBytes: policy.maxBytes });
+  return enforceParsed(parseCsr(csrPem, { maxBytes: policy.maxBytes }), policy);
+}
+
+function enforceParsed(parsed: ParsedCsr, policy: CsrPolicy): CsrSummary {
   const csr = parsed.summary;
   assertKeyAcceptable(csr);
 

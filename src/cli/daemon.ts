@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
-import { CsrRefusedError, checkCsr, createCfsslSigner, createExecSigner, inspectCsr, openBuiltinCa, type Signer } from "../ca/index.js";
+import { CsrRefusedError, checkCsr, checkParsedCsr, createCfsslSigner, createExecSigner, openBuiltinCa, parseCsr, type ParsedCsr, type Signer } from "../ca/index.js";
 import { credentialProblems, type Settings } from "../config/index.js";
 import { loadJwtVerifier, parseSigningKey, signServerJwt, type JwtVerifier } from "../credentials/index.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
@@ -117,14 +117,17 @@ export function csrChecker(denyList?: string[]): CsrChecker {
   return {
     inspect(pem) {
       try {
-        return { ok: true, csr: inspectCsr(pem) };
+        // parsed once here; check() reuses it (parsing and verifying dominated the main thread)
+        const parsed = parseCsr(pem);
+        return { ok: true, csr: parsed.summary, parsed };
       } catch (e) {
         if (e instanceof CsrRefusedError) return { ok: false, code: e.code, reason: e.message };
         return { ok: false, code: "malformed", reason: (e as Error).message };
       }
     },
-    check(pem, identity, allowedSans) {
-      return checkCsr(pem, { identity, allowedSans, denyPatterns });
+    check(pem, identity, allowedSans, parsed) {
+      const policy = { identity, allowedSans, denyPatterns };
+      return parsed ? checkParsedCsr(parsed as ParsedCsr, policy) : checkCsr(pem, policy);
     },
   };
 }

@@ -179,6 +179,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     const raw = invReply.data;
 
     let gencsr: GencsrReply | undefined;
+    let parsedCsr: unknown;
     let inventory = inventoryFromRpcutil(identity, raw, { jwt: jwtPublic });
     if (o.pki) {
       const g = await step<GencsrReply>("gencsr", "choria_provision", { cn: identity, ...tokenData }, o.steps.gencsr);
@@ -188,6 +189,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
         deps.observer.csrRefused(inspected.code);
         return finish({ outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` }, false, o.holdAfterRefusalMs);
       }
+      parsedCsr = inspected.parsed;
       inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr, jwt: jwtPublic });
     }
     deps.onInventory?.(identity, raw, inventory);
@@ -246,7 +248,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       }
       signed = { certificatePem: decision.suppliedTls.certificatePem, caPem: decision.suppliedTls.caPem, serial: "", fingerprint: "", notAfter: "" };
     } else if (o.pki && gencsr) {
-      const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans);
+      const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans, parsedCsr);
       if (!checked.ok) {
         deps.observer.csrRefused(checked.code);
         return finish({ outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` }, false, o.holdAfterRefusalMs);

@@ -50,13 +50,14 @@ export interface SignerLike {
   sign(req: SignRequestLike): Promise<SignedCertificateLike>;
 }
 
-export type CsrCheckResult = { ok: true; csr: CsrSummary } | { ok: false; code: string; reason: string };
+/** `parsed` is the checker's own parse of the CSR, handed back to check() so it is parsed once */
+export type CsrCheckResult = { ok: true; csr: CsrSummary; parsed?: unknown } | { ok: false; code: string; reason: string };
 
 export interface CsrChecker {
   /** parse + self-signature; ok:false for non-PEM, oversize, malformed, bad signature */
   inspect(csrPem: string): CsrCheckResult;
   /** full policy: CN = identity, SANs allowed, deny list, key strength */
-  check(csrPem: string, identity: string, allowedSans: string[]): CsrCheckResult;
+  check(csrPem: string, identity: string, allowedSans: string[], parsed?: unknown): CsrCheckResult;
 }
 
 /** Thrown by signers when the CA cannot be reached; the node is deferred, never half-configured. */
