@@ -4,7 +4,7 @@
  * the provisioner's RSS with a full queue. Writes one JSON file per run and summary.json under
  * bench/results/ (bench/results/quick/ with --quick), a plot, and prints a table.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { initBuiltinCa } from "../src/ca/index.js";
@@ -14,6 +14,20 @@ import { checkGoal, machine, printResult, writeResult, type BenchResult } from "
 import { measureEvalRate } from "./policy.bench.js";
 import { formatProfile, summariseProfile } from "./profile-summary.js";
 import { lineChartSvg } from "./svg.js";
+
+/**
+ * The exec-helper comparison uses the seed helper's decision written as users write helpers
+ * (bench/legacy-helper.py). It runs under the system's own python3 when there is one: a
+ * version manager's shim (pyenv) costs several times the interpreter's start-up and would
+ * flatter the policy engine.
+ */
+function realisticHelper(dir: string): string {
+  const system = ["/usr/bin/python3", "/usr/local/bin/python3"].find((p) => existsSync(p));
+  if (!system) return join(REPO, "bench/legacy-helper.py");
+  const copy = join(dir, "legacy-helper.py");
+  writeFileSync(copy, readFileSync(join(REPO, "bench/legacy-helper.py"), "utf8").replace(/^#!.*\n/, `#!${system}\n`), { mode: 0o755 });
+  return copy;
+}
 
 export interface BenchOptions {
   nodes: number[];
@@ -79,6 +93,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
   mkdirSync(out, { recursive: true });
   const caDir = mkdtempSync(join(tmpdir(), "cp-bench-ca-"));
   const profDir = o.profile ? mkdtempSync(join(tmpdir(), "cp-bench-prof-")) : undefined;
+  const REALISTIC_HELPER = realisticHelper(caDir);
   const results: BenchResult[] = [];
   const emit = (r: BenchResult): void => {
     writeResult(r, out);
@@ -93,7 +108,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
     await initBuiltinCa(caDir, { key: "ecdsa" });
 
     // ---- machine bounds, each alone on the machine
-    let rpc, sign, evals, helper;
+    let rpc, sign, evals, helper, helperFloor;
     if (!o.skipBounds) {
       log("bound: NATS request/reply (RpcClient vs a trivial responder)...");
       rpc = await measureRpcRate({ seconds: secs });
@@ -106,8 +121,12 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       evals = await measureEvalRate({ seconds: secs, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules") });
       emit({ name: "bound-eval", metrics: { evals_per_sec: evals.evalsPerSec, evals: evals.evals, rules: evals.rules, concurrency: evals.concurrency }, notes: [`bench/policy.bench.ts logic: policy ${evals.policy}, 1000 varied inventories, one core`] });
       log("bound: legacy exec helper decisions...");
-      helper = await measureHelperRate({ helper: join(REPO, "bench/legacy-helper.sh"), seconds: secs });
-      emit({ name: "bound-helper", metrics: { decisions_per_sec: helper.decisionsPerSec, decisions: helper.decisions, concurrency: helper.concurrency, cpu_ms_per_decision: r3((helper.cpuS * 1000) / Math.max(1, helper.decisions)) }, notes: ["helperDecider (the daemon's exec mode) running bench/legacy-helper.sh: sh builtins only, fixed seed-like configuration; the cheapest helper possible, so the ratio is a lower bound"] });
+      // the seed's decision as users of the reference write it (JSON parsing, per-country brokers)
+      helper = await measureHelperRate({ helper: REALISTIC_HELPER, seconds: secs });
+      emit({ name: "bound-helper", metrics: { decisions_per_sec: helper.decisionsPerSec, decisions: helper.decisions, concurrency: helper.concurrency, cpu_ms_per_decision: r3((helper.cpuS * 1000) / Math.max(1, helper.decisions)) }, notes: ["helperDecider (the daemon's exec mode) running bench/legacy-helper.py: the seed helper's decision (parse request and inventory, brokers by country, registration and PKI settings), standard library only"] });
+      // and the floor: a helper that does nothing but answer (sh builtins, fixed output)
+      helperFloor = await measureHelperRate({ helper: join(REPO, "bench/legacy-helper.sh"), seconds: secs });
+      emit({ name: "bound-helper-floor", metrics: { decisions_per_sec: helperFloor.decisionsPerSec, decisions: helperFloor.decisions, concurrency: helperFloor.concurrency, cpu_ms_per_decision: r3((helperFloor.cpuS * 1000) / Math.max(1, helperFloor.decisions)) }, notes: ["bench/legacy-helper.sh: sh builtins only, fixed configuration, no JSON parsing: the cheapest helper possible"] });
     }
 
     // ---- end to end, policy engine
@@ -129,7 +148,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
     let helperE2e: E2eResult | undefined;
     if (o.helperNodes > 0) {
       log(`e2e: ${o.helperNodes} nodes, legacy exec helper...`);
-      helperE2e = await runE2e({ nodes: o.helperNodes, caDir, helper: join(REPO, "bench/legacy-helper.sh"), onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled}`) });
+      helperE2e = await runE2e({ nodes: o.helperNodes, caDir, helper: REALISTIC_HELPER, onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled}`) });
       emit(e2eResult(`e2e-helper-${o.helperNodes / 1000}k`, helperE2e));
     }
 
@@ -162,7 +181,13 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       bound = { rpcs_per_node: r3(rpn), signs_per_node: r3(spn), decisions_per_node: r3(dpn), rpc_nodes_per_min: Math.round(perMin.rpc), sign_nodes_per_min: Math.round(perMin.sign), eval_nodes_per_min: Math.round(perMin.eval), slowest_resource_nodes_per_min: Math.round(slowest), shared_machine_nodes_per_min: Math.round(shared) };
       goals.fraction_of_bound = { value: r3(big.nodesPerMin / slowest), goal: ">= 0.7 of the slowest per-node resource", met: big.nodesPerMin / slowest >= 0.7, note: `bound ${Math.round(slowest)} nodes/min (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0][0]}); with all resources sharing the machine's CPU ${Math.round(shared)} nodes/min -> ${r3(big.nodesPerMin / shared)}` };
     }
-    if (evals && helper) goals.policy_vs_helper = { value: r1(evals.evalsPerSec / helper.decisionsPerSec), goal: ">= 100x decisions/s", met: evals.evalsPerSec / helper.decisionsPerSec >= 100, note: `${evals.evalsPerSec}/s vs ${helper.decisionsPerSec}/s` };
+    if (evals && helper)
+      goals.policy_vs_helper = {
+        value: r1(evals.evalsPerSec / helper.decisionsPerSec),
+        goal: ">= 100x decisions/s",
+        met: evals.evalsPerSec / helper.decisionsPerSec >= 100,
+        note: `${evals.evalsPerSec}/s vs ${helper.decisionsPerSec}/s (seed-equivalent helper)${helperFloor ? `; against a do-nothing sh helper (${helperFloor.decisionsPerSec}/s): ${r1(evals.evalsPerSec / helperFloor.decisionsPerSec)}x` : ""}`,
+      };
     if (waiting) goals.rss_100k_waiting_mib = { value: r1(waiting.rssMiB), goal: "< 400 MiB", met: waiting.rssMiB < 400, note: `${waiting.queued} nodes queued` };
     const comparison =
       helperE2e && e2e.length
