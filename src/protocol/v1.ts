@@ -4,6 +4,7 @@
  */
 import { decodeStdBase64, encodeStdBase64 } from "./base64.js";
 import { ProtocolError } from "./errors.js";
+import { parseJson, toText, type DecodeOptions } from "./json.js";
 import { agentFilter, type Filter } from "./filter.js";
 import { newRequestId, replyHash, unixSeconds } from "./ids.js";
 import { PROVISIONING_COLLECTIVE, replySubject } from "./subjects.js";
@@ -23,12 +24,7 @@ import {
 } from "./v1-types.js";
 import { checkReplyV1, checkRequestV1, checkSecureReplyV1, checkSecureRequestV1, checkTransportV1 } from "./v1-validate.js";
 
-/** NATS' default max_payload; a Choria message larger than this cannot be legitimate here. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
-
-export interface DecodeOptions {
-  maxBytes?: number;
-}
+export { DEFAULT_MAX_MESSAGE_BYTES, type DecodeOptions } from "./json.js";
 
 export interface EncodeRequestOptions {
   agent: string;
@@ -94,20 +90,6 @@ export function encodeRequest(o: EncodeRequestOptions): EncodedRequest {
   return { requestId, replyTo, bytes: encoder.encode(JSON.stringify(transport)), request };
 }
 
-function parseJson(text: string, layer: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ProtocolError("not_json", layer, `not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function toText(bytes: Uint8Array | string, o: DecodeOptions, layer: string): string {
-  const max = o.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const len = typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.byteLength;
-  if (len > max) throw new ProtocolError("oversize", layer, `message of ${len} bytes exceeds the limit of ${max}`);
-  return typeof bytes === "string" ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
-}
 
 /** Reads only the protocol marker, so callers can route v1 vs v2 before a full decode. */
 export function transportProtocol(bytes: Uint8Array | string, o: DecodeOptions = {}): string {

@@ -9,7 +9,7 @@ import { decodeStdBase64, encodeStdBase64 } from "./base64.js";
 import { ProtocolError } from "./errors.js";
 import { agentFilter, type Filter } from "./filter.js";
 import { PROVISIONING_COLLECTIVE, replySubject } from "./subjects.js";
-import { DEFAULT_MAX_MESSAGE_BYTES, type DecodeOptions } from "./v1.js";
+import { parseJson, toText, type DecodeOptions } from "./json.js";
 import type { SeenBy } from "./v1-types.js";
 import { INSECURE_SIGNATURE_V2, newRequestIdV2, unixNanos } from "./v2-ids.js";
 import {
@@ -108,20 +108,6 @@ export function encodeRequestV2(o: EncodeRequestV2Options): EncodedRequestV2 {
   return { requestId, replyTo, bytes: encoder.encode(JSON.stringify(transport)), request };
 }
 
-function toText(bytes: Uint8Array | string, o: DecodeOptions): string {
-  const max = o.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const len = typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.byteLength;
-  if (len > max) throw new ProtocolError("oversize", "transport", `message of ${len} bytes exceeds the limit of ${max}`);
-  return typeof bytes === "string" ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
-}
-
-function parseJson(text: string, layer: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ProtocolError("not_json", layer, `not valid JSON (${(e as Error).message})`);
-  }
-}
 
 /** Go unmarshals []byte fields with StdEncoding: anything else fails the whole message. */
 function b64(s: string, layer: string, field: string): Buffer {
