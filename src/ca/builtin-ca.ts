@@ -58,12 +58,12 @@ function writeAtomically(path: string, content: string, mode: number): void {
 }
 
 /** Throws unless the key file is a regular file with no group/other permission bits. */
-export function assertPrivateKeyFile(path: string): void {
+export function assertPrivateKeyFile(path: string, what = "CA key"): void {
   const st = statSync(path);
-  if (!st.isFile()) throw new Error(`CA key ${path} is not a regular file`);
+  if (!st.isFile()) throw new Error(`${what} ${path} is not a regular file`);
   const mode = st.mode & 0o777;
   if ((mode & 0o077) !== 0) {
-    throw new Error(`CA key ${path} has mode 0${mode.toString(8)}: it must not be accessible by group or others (run: chmod 600 ${path})`);
+    throw new Error(`${what} ${path} has mode 0${mode.toString(8)}: it must not be accessible by group or others (run: chmod 600 ${path})`);
   }
 }
 

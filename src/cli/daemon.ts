@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
-import { CsrRefusedError, checkCsr, checkParsedCsr, createCfsslSigner, createExecSigner, openBuiltinCa, parseCsr, type ParsedCsr, type Signer } from "../ca/index.js";
+import { CsrRefusedError, assertPrivateKeyFile, checkCsr, checkParsedCsr, createCfsslSigner, createExecSigner, openBuiltinCa, parseCsr, type ParsedCsr, type Signer } from "../ca/index.js";
 import { credentialProblems, type Settings } from "../config/index.js";
 import { loadJwtVerifier, parseSigningKey, signServerJwt, type JwtVerifier } from "../credentials/index.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
@@ -189,6 +189,8 @@ export function credentialFlowOptions(s: Settings): Pick<FlowOptions, "jwt" | "e
   if (s.jwt) out.jwt = { verifier: jwtVerifierSource(s.jwtVerifyCert!) };
   if (s.ed25519) {
     const signingKey = readSecretFile(s.jwtSigningKeyFile!, "jwt_signing_key");
+    // like the CA key: a signing key others can read is refused, not used
+    assertPrivateKeyFile(s.jwtSigningKeyFile!, "jwt_signing_key");
     parseSigningKey(signingKey);
     const chainToken = s.jwtSigningTokenFile ? readSecretFile(s.jwtSigningTokenFile, "jwt_signing_token").trim() : undefined;
     // sign one throwaway token now: a key that does not match the chain token, or an expired

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, credentialProblems, loadConfigFile, parseConfigText, parseDuration, resolveSettings } from "../../src/config/index.js";
@@ -75,7 +75,7 @@ test("the daemon refuses unusable keys at start, without printing them", () => {
   const base = { features: { ed25519: true }, jwt_verify_cert: verify.pubHex, jwt_signing_key: seedFile };
 
   assert.throws(() => credentialFlowOptions(resolveSettings(base, {})), /cannot read jwt_signing_key .*ENOENT/);
-  writeFileSync(seedFile, "not a key");
+  writeFileSync(seedFile, "not a key", { mode: 0o600 });
   assert.throws(() => credentialFlowOptions(resolveSettings(base, {})), (e: Error) => /jwt_signing_key must be/.test(e.message) && !e.message.includes("not a key"));
   assert.throws(() => credentialFlowOptions(resolveSettings({ ...base, jwt_verify_cert: join(dir, "missing-and-not-hex") }, {})), /jwt_verify_cert value/);
 
@@ -87,6 +87,9 @@ test("the daemon refuses unusable keys at start, without printing them", () => {
   writeFileSync(chain, makeJwt({ alg: "EdDSA", typ: "JWT" }, { purpose: "choria_client_id", tcs: "abcd", jti: "2Nn0fX4bJ4n3L3l4h4f7Jq0g1Zk", public_key: issuer.pubHex, exp: nowS() + 3600 }, issuer.privateKey));
   assert.throws(() => credentialFlowOptions(resolveSettings({ ...base, jwt_signing_token: chain }, {})), (e: Error) => /does not belong to jwt_signing_token/.test(e.message) && !e.message.includes(signing.seedHex));
 
+  chmodSync(seedFile, 0o644);
+  assert.throws(() => credentialFlowOptions(resolveSettings(base, {})), (e: Error) => /jwt_signing_key .* has mode 0644/.test(e.message) && !e.message.includes(signing.seedHex), "a signing key others can read is refused");
+  chmodSync(seedFile, 0o600);
   const ok = credentialFlowOptions(resolveSettings(base, {}));
   assert.equal(ok.ed25519?.signingKey, signing.seedHex);
   assert.equal(ok.jwt?.verifier().kind, "ed25519");
