@@ -26,8 +26,9 @@ import { createRecorder } from "../provision/recorder.js";
 import { openHa, type Ha } from "../ha/index.js";
 import { RpcClient, closeNats, connectNats } from "../transport/index.js";
 import { createLogger } from "./logger.js";
+import { VERSION } from "./version.js";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 export interface DaemonHandle {
   settings: Settings;

@@ -1,11 +1,12 @@
 import { Command } from "commander";
 import { registerCommands } from "./commands/index.js";
+import { VERSION } from "./version.js";
 
 const program = new Command();
 program
   .name("choria-provisioner")
   .description("Policy-driven provisioner for Choria servers")
-  .version("0.1.0")
+  .version(VERSION)
   .showHelpAfterError();
 
 registerCommands(program);
