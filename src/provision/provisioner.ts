@@ -59,6 +59,8 @@ export interface ProvisionerStatus {
 
 export declare interface Provisioner {
   on(event: "record", listener: (r: DecisionRecord) => void): this;
+  /** a node entered the queue, from which intake */
+  on(event: "queued", listener: (identity: string, source: IntakeSource) => void): this;
 }
 
 export class Provisioner extends EventEmitter {
@@ -110,6 +112,7 @@ export class Provisioner extends EventEmitter {
       else if (source === "discovery") m.discovered.labels(site).inc();
       else if (source === "registration") m.registrationDiscovered.labels(site).inc();
       this.gauges();
+      this.emit("queued", identity, source);
     } else if (r !== "duplicate") {
       m.queueRejected.labels(site, r).inc();
     }

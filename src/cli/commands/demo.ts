@@ -104,6 +104,8 @@ export function register(program: Command): void {
           log: { level: "warn", file: join(work, "provisioner.log") },
         });
         const records: DecisionRecord[] = [];
+        const discovered = new Set<string>();
+        let firstPassS = 0;
         const started = Date.now();
         daemon = await startDaemon(settings, { log: pino({ level: "warn" }, pino.destination({ dest: join(work, "provisioner.log"), mkdir: true, sync: false })) });
         const ref = daemon.policies.current().ref;
@@ -111,6 +113,7 @@ export function register(program: Command): void {
         out("");
         const d = daemon;
         const fl = fleet;
+        d.provisioner.on("queued", (id) => discovered.add(id));
         const tty = process.stderr.isTTY && f.progress;
         const render = (final = false) => {
           const latest = latestRecords(records);
@@ -119,7 +122,7 @@ export function register(program: Command): void {
           const s = d.provisioner.status();
           const secs = (Date.now() - started) / 1000;
           const rate = secs > 0 ? Math.round(((c.configure ?? 0) / secs) * 60) : 0;
-          const line = `${bar(latest.size / nodes)} ${String(latest.size).padStart(String(nodes).length)}/${nodes} seen | in flight ${String(s.busyWorkers).padStart(3)} | provisioned ${c.configure ?? 0} | deferred ${c.defer ?? 0} | shut down ${c.shutdown ?? 0} | refused ${c.refused ?? 0} | failed ${c.error ?? 0} | ${rate.toLocaleString("en")} nodes/min`;
+          const line = `${bar(latest.size / nodes)} discovered ${String(discovered.size).padStart(String(nodes).length)}/${nodes} | decided ${String(latest.size).padStart(String(nodes).length)} | in flight ${String(s.busyWorkers).padStart(3)} | provisioned ${c.configure ?? 0} | deferred ${c.defer ?? 0} | shut down ${c.shutdown ?? 0} | refused ${c.refused ?? 0} | failed ${c.error ?? 0} | ${rate.toLocaleString("en")} nodes/min`;
           if (tty) process.stderr.write(`\r\x1b[2K${line}${final ? "\n" : ""}`);
           else if (final || Math.round(secs) % 5 === 0) process.stderr.write(line + "\n");
         };
@@ -130,6 +133,7 @@ export function register(program: Command): void {
           d.provisioner.on("record", (r) => {
             records.push(r);
             latest.set(r.identity, r);
+            if (!firstPassS && latest.size >= nodes) firstPassS = (Date.now() - started) / 1000;
             if (latest.size >= nodes && fleetHandled(latest, fl)) {
               clearTimeout(timer);
               resolveDone(true);
@@ -151,12 +155,14 @@ export function register(program: Command): void {
         out(complete ? `done in ${seconds.toFixed(1)} s` : `stopped after ${seconds.toFixed(1)} s (timeout); not every node settled`);
         const rows: Array<[string, string]> = [
           ["nodes", String(nodes)],
+          ["discovered", String(discovered.size)],
           ["provisioned (configured + restarted)", String(sum.byOutcome.configure ?? 0)],
           ["deferred by policy", String(sum.byOutcome.defer ?? 0)],
           ["shut down by policy", String(sum.byOutcome.shutdown ?? 0)],
           ["CSR refused", String(sum.byOutcome.refused ?? 0)],
           ["failed (found again next cycle)", String(sum.byOutcome.error ?? 0)],
-          ["throughput", `${sum.nodesPerMinute.toLocaleString("en")} nodes/min`],
+          ["every node decided once after", firstPassS ? `${firstPassS.toFixed(1)} s (${Math.round((nodes / firstPassS) * 60).toLocaleString("en")} nodes/min)` : "-"],
+          ["provisioned per minute overall", `${sum.nodesPerMinute.toLocaleString("en")} (includes upgraded nodes coming back after their hold)`],
           ["per-node latency p50 / p99", `${sum.latencyMs.p50} ms / ${sum.latencyMs.p99} ms`],
           ["nodes configured more than once", String(report.totals.configuredMoreThanOnce)],
           ["protocol violations seen by the nodes", String(report.totals.violations)],
