@@ -289,6 +289,9 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
         nc,
         mode: s.activeActive ? "active-active" : "leader",
         identity: s.identity,
+        apiPrefix: s.ha.apiPrefix,
+        election: { ttlMs: s.ha.electionTtlMs, standDownMs: s.ha.standDownMs, replicas: s.ha.replicas },
+        claims: { ttlMs: s.ha.claimTtlMs, replicas: s.ha.replicas },
         log,
         onRole: (role, prev) => {
           metrics.role.labels(s.site, prev).set(0);

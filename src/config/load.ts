@@ -168,6 +168,7 @@ export interface Settings {
   helperTimeoutMs: number;
   leaderElection: boolean;
   activeActive: boolean;
+  ha: { apiPrefix?: string; electionTtlMs?: number; standDownMs?: number; claimTtlMs?: number; replicas?: number };
 }
 
 export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.env): Settings {
@@ -242,6 +243,13 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     helperTimeoutMs: parseDuration(c.helper_timeout, 10_000),
     leaderElection: c.leader_election ?? false,
     activeActive: c.active_active ?? false,
+    ha: {
+      apiPrefix: c.ha?.api_prefix,
+      electionTtlMs: c.ha?.election_ttl === undefined ? undefined : parseDuration(c.ha.election_ttl, 60_000),
+      standDownMs: c.ha?.stand_down === undefined ? undefined : parseDuration(c.ha.stand_down, 1000),
+      claimTtlMs: c.ha?.claim_ttl === undefined ? undefined : parseDuration(c.ha.claim_ttl, 60_000),
+      replicas: c.ha?.replicas,
+    },
   };
 }
 

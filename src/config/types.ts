@@ -43,4 +43,5 @@ export interface ConfigFile {
   helper_timeout?: Duration;
   leader_election?: boolean;
   active_active?: boolean;
+  ha?: { api_prefix?: string; election_ttl?: Duration; stand_down?: Duration; claim_ttl?: Duration; replicas?: number };
 }

@@ -59,3 +59,10 @@ test("the shipped example production configuration is valid", () => {
   assert.equal(s.brokers.length, 2);
   assert.equal(s.leaderElection, true);
 });
+
+test("HA tuning keys reach the settings in milliseconds", () => {
+  const s = resolveSettings(parseConfigText("leader_election: true\nha:\n  api_prefix: choria.streams\n  election_ttl: 30s\n  stand_down: 500ms\n  claim_ttl: 2m\n  replicas: 3\n", "ha.yaml"), {});
+  assert.deepEqual(s.ha, { apiPrefix: "choria.streams", electionTtlMs: 30_000, standDownMs: 500, claimTtlMs: 120_000, replicas: 3 });
+  assert.deepEqual(resolveSettings({}, {}).ha, { apiPrefix: undefined, electionTtlMs: undefined, standDownMs: undefined, claimTtlMs: undefined, replicas: undefined });
+  assert.throws(() => parseConfigText("ha:\n  replicas: 9\n", "ha.yaml"), /ha\.yaml:2:13: ha\.replicas/);
+});
