@@ -119,12 +119,13 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     await until(() => f.report().totals.configured >= o.nodes * 0.5, 30_000, "half the fleet configured");
     // a configure sent around the restart can be applied while its reply is lost; the flow
     // retries the step. Collect the nodes that were in flight or were configured while the
-    // clients reconnect (reconnect wait 1 s + 0.5 s jitter in the daemon): those may show it
+    // clients reconnect (reconnect wait 1 s + 0.5 s jitter in the daemon) and a step whose reply
+    // was lost times out (provision_timeout 5 s in the test daemons) and is retried: those may show it
     const inflightAtRestart = inflight();
     const onConfigured = (id: string): void => void inflightAtRestart.add(id);
     f.events.on("configured", onConfigured);
     await srv.restart();
-    setTimeout(() => f.events.off("configured", onConfigured), 2500).unref();
+    setTimeout(() => f.events.off("configured", onConfigured), 10_000).unref();
 
     const latest = (id: string): string | undefined => group.outcomes(id).at(-1);
     await until(() => f.report().nodes.every((n) => FINAL.has(n.mode) || latest(n.identity) === "defer"), 40_000, "every node settled");
