@@ -10,6 +10,7 @@ import { createInterface } from "node:readline";
 import { connect as natsConnect, type NatsConnection } from "nats";
 import { Elector, openBucket } from "../../src/ha/index.js";
 import { freePort } from "../../src/transport/local-server.js";
+import { Waiters } from "../helpers/waiters.js";
 
 export const HERE = new URL(".", import.meta.url).pathname;
 
@@ -36,14 +37,14 @@ export class LeaderMonitor {
   readonly events: LeaderEvent[] = [];
   readonly leaders = new Set<string>();
   maxConcurrent = 0;
-  private waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   record(who: string, leader: boolean, reason = ""): void {
     if (leader) this.leaders.add(who);
     else this.leaders.delete(who);
     this.maxConcurrent = Math.max(this.maxConcurrent, this.leaders.size);
     this.events.push({ who, leader, at: performance.now(), reason });
-    for (const w of [...this.waiters]) w();
+    this.waiters.notify();
   }
 
   watch(who: string, e: Elector): void {
@@ -52,20 +53,12 @@ export class LeaderMonitor {
 
   /** resolves with the time (performance.now) at which pred first held, checked on every change */
   waitFor(pred: (m: LeaderMonitor) => boolean, timeoutMs: number, what: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!pred(this)) return;
-        clearTimeout(t);
-        this.waiters.delete(check);
-        resolve(performance.now());
-      };
-      const t = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; events: ${JSON.stringify(this.events.map((e) => [e.who, e.leader, e.reason]))}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
+    return this.waiters.until(
+      () => pred(this),
+      () => performance.now(),
+      timeoutMs,
+      () => new Error(`timed out after ${timeoutMs}ms waiting for ${what}; events: ${JSON.stringify(this.events.map((e) => [e.who, e.leader, e.reason]))}`),
+    );
   }
 }
 
@@ -170,7 +163,7 @@ export interface DaemonChild {
 /** Tracks a set of daemon children: roles and records arrive as events on `changed`. */
 export class DaemonGroup {
   readonly members: DaemonChild[] = [];
-  private waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   spawn(url: string, cfg: object, label: string): DaemonChild {
     const child = spawn(process.execPath, ["--import", "tsx", `${HERE}daemon-child.ts`, url, JSON.stringify(cfg)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -219,7 +212,7 @@ export class DaemonGroup {
   }
 
   private changed(): void {
-    for (const w of [...this.waiters]) w();
+    this.waiters.notify();
   }
 
   withRole(role: string): DaemonChild[] {
@@ -251,20 +244,12 @@ export class DaemonGroup {
   }
 
   waitFor(pred: (g: DaemonGroup) => boolean, timeoutMs: number, what: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!pred(this)) return;
-        clearTimeout(t);
-        this.waiters.delete(check);
-        resolve(performance.now());
-      };
-      const t = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; roles: ${this.members.map((m) => `${m.label}=${m.role}`).join(" ")}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
+    return this.waiters.until(
+      () => pred(this),
+      () => performance.now(),
+      timeoutMs,
+      () => new Error(`timed out after ${timeoutMs}ms waiting for ${what}; roles: ${this.members.map((m) => `${m.label}=${m.role}`).join(" ")}`),
+    );
   }
 
   async stopAll(): Promise<void> {

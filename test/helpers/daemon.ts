@@ -8,6 +8,7 @@ import { resolveSettings, type ConfigFile } from "../../src/config/index.js";
 import { startDaemon, type DaemonHandle } from "../../src/cli/daemon.js";
 import type { FlowOptions } from "../../src/provision/flow.js";
 import type { DecisionRecord } from "../../src/types/index.js";
+import { Waiters } from "./waiters.js";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
 
@@ -40,32 +41,25 @@ export async function startTestDaemon(broker: string, cfg: ConfigFile = {}, flow
   );
   const d = await startDaemon(settings, { log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), flow: { backoff: { baseMs: 20, maxMs: 200 }, ...flow } });
   const records: DecisionRecord[] = [];
-  const waiters = new Set<() => void>();
+  const waiters = new Waiters();
   d.provisioner.on("record", (r) => {
     records.push(r);
-    for (const w of [...waiters]) w();
+    waiters.notify();
   });
   return Object.assign(d, {
     records,
     waitFor(pred: (r: DecisionRecord[]) => boolean, timeoutMs: number, what = "condition") {
-      return new Promise<DecisionRecord[]>((resolve, reject) => {
-        const check = () => {
-          if (pred(records)) {
-            clearTimeout(t);
-            waiters.delete(check);
-            resolve(records);
-          }
-        };
-        const t = setTimeout(() => {
-          waiters.delete(check);
+      return waiters.until(
+        () => pred(records),
+        () => records,
+        timeoutMs,
+        () => {
           const by: Record<string, number> = {};
           for (const r of records) by[r.outcome] = (by[r.outcome] ?? 0) + 1;
           const errors = records.filter((r) => r.outcome === "error").slice(-5).map((r) => `${r.identity}: ${r.reason}`);
-          reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what}; records so far: ${JSON.stringify(by)}; last errors: ${errors.join("; ")}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+          return new Error(`timed out after ${timeoutMs}ms waiting for ${what}; records so far: ${JSON.stringify(by)}; last errors: ${errors.join("; ")}`);
+        },
+      );
     },
   });
 }
