@@ -6,6 +6,8 @@
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { isOwnParse } from "./csr-inspect.js";
+import { assertKeyAcceptable } from "./csr-policy.js";
 import { createCaCertificate } from "./issue.js";
 import { encodePem } from "./pem.js";
 import { SignPool } from "./pool.js";
@@ -108,7 +110,11 @@ export async function openBuiltinCa(dir: string, opts: { workers?: number } = {}
     stats: () => pool.stats(),
     async sign(req: SignRequest): Promise<SignedCertificate> {
       if (!req.identity) throw new Error("sign request needs an identity");
-      const r = await pool.run({ identity: req.identity, csrPem: req.csrPem, profile: { validityDays: req.profile.validityDays, sans: [...(req.profile.sans ?? [])] } });
+      // only our own parse of this very PEM is trusted; anything else is parsed and verified in the worker
+      const own = isOwnParse(req.checked, req.csrPem) ? req.checked : undefined;
+      if (own) assertKeyAcceptable(own.summary);
+      const checked = own ? { spkiDer: own.spkiDer, subjectPublicKey: own.subjectPublicKey } : undefined;
+      const r = await pool.run({ identity: req.identity, csrPem: own ? "" : req.csrPem, profile: { validityDays: req.profile.validityDays, sans: [...(req.profile.sans ?? [])] }, checked });
       return { certificatePem: r.certificatePem, caPem: ca.certPem, serial: r.serial, fingerprint: r.fingerprint, notAfter: r.notAfter };
     },
     close: () => pool.close(),

@@ -2,14 +2,17 @@
  * Parses and verifies a PKCS#10 CSR from an untrusted node. Everything here is synchronous
  * (node:crypto, not WebCrypto) so the same code runs in the daemon and inside sign workers
  * without promise overhead, and every failure becomes a CsrRefusedError, never a crash.
+ *
+ * The structure is read by src/der (strict DER, no object tree) and the public key is imported
+ * from its raw parts (PKCS#1 for RSA, JWK coordinates for EC and Ed25519): OpenSSL 3's SPKI
+ * decoder took ~90 µs per key, the largest single cost per node in `npm run bench`.
  */
-import * as asn1js from "asn1js";
-import * as pkijs from "pkijs";
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { DerError } from "../der/reader.js";
+import { X509_OID, readCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
 import type { CsrSummary, KeyType } from "../types/index.js";
 import { CsrRefusedError } from "./errors.js";
 import { decodePem, PemError } from "./pem.js";
-import { OID, ipString, parseDer, subjectValues } from "./x509-util.js";
 
 export const DEFAULT_MAX_CSR_BYTES = 16 * 1024;
 
@@ -17,10 +20,24 @@ export interface ParsedCsr {
   summary: CsrSummary;
   /** every CN in the subject (normally exactly one) */
   cns: string[];
-  spki: pkijs.PublicKeyInfo;
+  /** the SubjectPublicKeyInfo exactly as the node encoded it: what goes into the certificate */
   spkiDer: Uint8Array;
+  /** the subjectPublicKey bits, for the subject key identifier */
+  subjectPublicKey: Uint8Array;
   /** null when the key algorithm is one node:crypto cannot load; the signature is then unverified */
   publicKey: KeyObject | null;
+  /** the PEM this was parsed from */
+  pem: string;
+}
+
+// Parses made by parseCsr in this process. A signer handed a ParsedCsr back (to skip a second
+// parse and signature check) trusts it only if it is one of these and was made from the very
+// PEM it is asked to sign, so no caller can pair a CSR with some other key.
+const OWN_PARSES = new WeakSet<object>();
+
+/** `parsed` is parseCsr's own parse of exactly `pem` (self-signature verified). */
+export function isOwnParse(parsed: unknown, pem: string): parsed is ParsedCsr {
+  return typeof parsed === "object" && parsed !== null && OWN_PARSES.has(parsed) && (parsed as ParsedCsr).pem === pem;
 }
 
 interface SigAlg {
@@ -45,12 +62,6 @@ const WEAK_SIG_ALGS: Record<string, string> = {
   "1.2.840.10045.4.1": "ecdsa-with-SHA1",
 };
 
-const CURVES: Record<string, { name: string; bits: number }> = {
-  prime256v1: { name: "P-256", bits: 256 },
-  secp384r1: { name: "P-384", bits: 384 },
-  secp521r1: { name: "P-521", bits: 521 },
-  secp256k1: { name: "secp256k1", bits: 256 },
-};
 
 /** Summary of the CSR after PEM, DER and self-signature checks. See parseCsr for the details kept. */
 export function inspectCsr(csrPem: string, opts: { maxBytes?: number } = {}): CsrSummary {
@@ -64,38 +75,28 @@ export function parseCsr(csrPem: string, opts: { maxBytes?: number } = {}): Pars
   if (size > maxBytes) throw new CsrRefusedError("too_large", `CSR is ${size} bytes, the limit is ${maxBytes}`);
 
   const der = pemCsrDer(csrPem);
-  let csr: pkijs.CertificationRequest;
-  let root: asn1js.Sequence;
+  let csr;
   try {
-    root = parseDer(der) as asn1js.Sequence;
-    csr = new pkijs.CertificationRequest({ schema: root });
+    csr = readCsrDer(der);
   } catch (e) {
-    throw new CsrRefusedError("malformed", `CSR is not a valid PKCS#10 structure: ${(e as Error).message}`);
+    const why = e instanceof DerError ? e.message : String(e);
+    throw new CsrRefusedError("malformed", `CSR is not a valid PKCS#10 structure: ${why}`);
   }
+  const cns = csr.subject.filter((a) => a.type === X509_OID.commonName).map((a) => a.value);
+  const key = describeKey(csr.spki);
+  verifySelfSignature(csr.signatureAlgorithm, csr.tbs, csr.signature, key.publicKey, key.summary.keyType);
 
-  let cns: string[];
-  let sans: string[];
-  let spkiDer: Uint8Array;
-  try {
-    cns = subjectValues(csr.subject, OID.commonName);
-    sans = requestedSans(csr);
-    // the node's own bytes, not a re-encoding: cheaper, and exactly what goes into the certificate
-    const info = root.valueBlock.value[0] as asn1js.Sequence;
-    spkiDer = info.valueBlock.value[2]!.valueBeforeDecodeView.slice();
-  } catch (e) {
-    throw new CsrRefusedError("malformed", `CSR content could not be read: ${(e as Error).message}`);
-  }
-
-  const key = describeKey(spkiDer);
-  verifySelfSignature(csr, key.publicKey, key.summary.keyType);
-
-  return {
-    summary: { cn: cns[0] ?? "", sans, ...key.summary },
+  const parsed: ParsedCsr = {
+    summary: { cn: cns[0] ?? "", sans: csr.sans, ...key.summary },
     cns,
-    spki: csr.subjectPublicKeyInfo,
-    spkiDer,
+    // copies: the DER may be a view into a larger buffer that the caller reuses
+    spkiDer: csr.spki.der.slice(),
+    subjectPublicKey: csr.spki.key.slice(),
     publicKey: key.publicKey,
+    pem: csrPem,
   };
+  OWN_PARSES.add(parsed);
+  return parsed;
 }
 
 function pemCsrDer(text: string): Uint8Array {
@@ -113,54 +114,51 @@ function pemCsrDer(text: string): Uint8Array {
   return b.der;
 }
 
-function requestedSans(csr: pkijs.CertificationRequest): string[] {
-  const out: string[] = [];
-  for (const attr of csr.attributes ?? []) {
-    if (attr.type !== OID.extensionRequest) continue;
-    for (const v of attr.values) {
-      const exts = new pkijs.Extensions({ schema: v });
-      for (const ext of exts.extensions) {
-        if (ext.extnID !== OID.subjectAltName) continue;
-        const alt = ext.parsedValue as pkijs.AltName | undefined;
-        if (!alt || !Array.isArray(alt.altNames)) throw new Error("unparseable subjectAltName");
-        for (const gn of alt.altNames) out.push(generalNameString(gn));
-      }
+const CURVE_OIDS: Record<string, { jwk: string; name: string; bits: number; coord: number }> = {
+  "1.2.840.10045.3.1.7": { jwk: "P-256", name: "P-256", bits: 256, coord: 32 },
+  "1.3.132.0.34": { jwk: "P-384", name: "P-384", bits: 384, coord: 48 },
+  "1.3.132.0.35": { jwk: "P-521", name: "P-521", bits: 521, coord: 66 },
+  "1.3.132.0.10": { jwk: "secp256k1", name: "secp256k1", bits: 256, coord: 32 },
+};
+
+const b64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url");
+
+// The cheap imports; null means "use the general SPKI path" (unusual encodings, other algorithms).
+function importFast(spki: SubjectPublicKeyInfo): KeyObject | null {
+  switch (spki.algorithm) {
+    case X509_OID.rsaEncryption:
+      return createPublicKey({ key: Buffer.from(spki.key.buffer, spki.key.byteOffset, spki.key.byteLength), format: "der", type: "pkcs1" });
+    case X509_OID.ecPublicKey: {
+      const c = CURVE_OIDS[spki.parameterOid ?? ""];
+      const k = spki.key;
+      // uncompressed points only; compressed ones go through OpenSSL
+      if (!c || k.length !== 1 + 2 * c.coord || k[0] !== 0x04) return null;
+      return createPublicKey({ key: { kty: "EC", crv: c.jwk, x: b64url(k.subarray(1, 1 + c.coord)), y: b64url(k.subarray(1 + c.coord)) }, format: "jwk" });
     }
-  }
-  return out;
-}
-
-// Non-DNS/IP names keep a prefix so they can never accidentally equal an allowed DNS SAN.
-function generalNameString(gn: pkijs.GeneralName): string {
-  switch (gn.type) {
-    case 1:
-      return `email:${String(gn.value)}`;
-    case 2:
-      return String(gn.value);
-    case 6:
-      return `uri:${String(gn.value)}`;
-    case 7:
-      return ipString((gn.value as { valueBlock: { valueHexView: Uint8Array } }).valueBlock.valueHexView);
+    case X509_OID.ed25519:
+      if (spki.key.length !== 32) return null;
+      return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: b64url(spki.key) }, format: "jwk" });
     default:
-      return `othername:${gn.type}`;
+      return null;
   }
 }
 
-function describeKey(spkiDer: Uint8Array): { publicKey: KeyObject | null; summary: Pick<CsrSummary, "keyType" | "keyBits" | "curve"> } {
+function describeKey(spki: SubjectPublicKeyInfo): { publicKey: KeyObject | null; summary: Pick<CsrSummary, "keyType" | "keyBits" | "curve"> } {
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: Buffer.from(spkiDer), format: "der", type: "spki" });
+    key = importFast(spki) ?? createPublicKey({ key: Buffer.from(spki.der), format: "der", type: "spki" });
   } catch {
-    // an algorithm node:crypto does not know; the policy refuses it as unsupported_key
+    // an algorithm node:crypto does not know, or a key it refuses; the policy refuses it as unsupported_key
     return { publicKey: null, summary: { keyType: "unknown", keyBits: 0 } };
   }
-  const d = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case "rsa":
-      return { publicKey: key, summary: { keyType: "rsa", keyBits: d.modulusLength ?? 0 } };
+      return { publicKey: key, summary: { keyType: "rsa", keyBits: key.asymmetricKeyDetails?.modulusLength ?? 0 } };
     case "ec": {
-      const c = CURVES[d.namedCurve ?? ""];
-      return { publicKey: key, summary: { keyType: "ecdsa", keyBits: c?.bits ?? 0, curve: c?.name ?? d.namedCurve ?? "unknown" } };
+      const named = CURVE_OIDS[spki.parameterOid ?? ""];
+      if (named) return { publicKey: key, summary: { keyType: "ecdsa", keyBits: named.bits, curve: named.name } };
+      const nc = key.asymmetricKeyDetails?.namedCurve ?? "unknown";
+      return { publicKey: key, summary: { keyType: "ecdsa", keyBits: 0, curve: nc } };
     }
     case "ed25519":
       return { publicKey: key, summary: { keyType: "ed25519", keyBits: 256 } };
@@ -169,9 +167,8 @@ function describeKey(spkiDer: Uint8Array): { publicKey: KeyObject | null; summar
   }
 }
 
-function verifySelfSignature(csr: pkijs.CertificationRequest, key: KeyObject | null, keyType: KeyType): void {
+function verifySelfSignature(oid: string, tbs: Uint8Array, signature: Uint8Array, key: KeyObject | null, keyType: KeyType): void {
   if (!key) return;
-  const oid = csr.signatureAlgorithm.algorithmId;
   const weak = WEAK_SIG_ALGS[oid];
   if (weak) throw new CsrRefusedError("bad_signature", `CSR is signed with ${weak}, which is not accepted`);
   const alg = SIG_ALGS[oid];
@@ -179,7 +176,7 @@ function verifySelfSignature(csr: pkijs.CertificationRequest, key: KeyObject | n
   if (alg.key !== keyType) throw new CsrRefusedError("bad_signature", `CSR signature algorithm ${oid} does not fit its ${keyType} key`);
   let ok: boolean;
   try {
-    ok = verify(alg.hash, csr.tbsView, key, csr.signatureValue.valueBlock.valueHexView);
+    ok = verify(alg.hash, tbs, key, signature);
   } catch (e) {
     throw new CsrRefusedError("bad_signature", `CSR signature could not be verified: ${(e as Error).message}`);
   }

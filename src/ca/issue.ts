@@ -145,7 +145,7 @@ export class LeafIssuer {
     this.fixedExtensionsDer = concat(fixed.map((e) => new Uint8Array(e.toSchema().toBER(false))));
   }
 
-  issue(csr: ParsedCsr, identity: string, profile: CertificateProfile, at = new Date()): IssuedCertificate {
+  issue(csr: Pick<ParsedCsr, "spkiDer" | "subjectPublicKey">, identity: string, profile: CertificateProfile, at = new Date()): IssuedCertificate {
     if (!identity) throw new Error("identity is required");
     const days = profile.validityDays;
     if (!Number.isFinite(days) || days <= 0) throw new Error(`certificate validityDays must be a positive number, got ${days}`);
@@ -155,7 +155,7 @@ export class LeafIssuer {
     // a leaf outliving its CA fails verification after the CA expires anyway; say so honestly
     if (notAfter > this.caNotAfter) notAfter = new Date(Math.floor(this.caNotAfter.getTime() / 1000) * 1000);
     const serial = positiveSerial(randomBytes(16));
-    const ski = sha1(csr.spki.subjectPublicKey.valueBlock.valueHexView);
+    const ski = sha1(csr.subjectPublicKey);
     const tbs = tlv(
       TAG.sequence,
       VERSION_3,

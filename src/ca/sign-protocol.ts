@@ -13,6 +13,8 @@ export interface SignTask {
   identity: string;
   csrPem: string;
   profile: CertificateProfile;
+  /** set when the main thread already parsed, verified and policy-checked the CSR */
+  checked?: { spkiDer: Uint8Array; subjectPublicKey: Uint8Array };
 }
 
 export type SignTaskResult =

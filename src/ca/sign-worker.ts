@@ -4,7 +4,7 @@
  */
 import { parentPort, threadId, workerData } from "node:worker_threads";
 import { createPrivateKey } from "node:crypto";
-import { parseCsr } from "./csr-inspect.js";
+import { parseCsr, type ParsedCsr } from "./csr-inspect.js";
 import { assertKeyAcceptable } from "./csr-policy.js";
 import { CsrRefusedError } from "./errors.js";
 import { LeafIssuer } from "./issue.js";
@@ -21,8 +21,13 @@ const clock = (): number => performance.timeOrigin + performance.now();
 function signOne(t: SignTask): SignTaskResult {
   const startedAt = clock();
   try {
-    const csr = parseCsr(t.csrPem);
-    assertKeyAcceptable(csr.summary);
+    let csr: Pick<ParsedCsr, "spkiDer" | "subjectPublicKey">;
+    if (t.checked) csr = t.checked;
+    else {
+      const parsed = parseCsr(t.csrPem);
+      assertKeyAcceptable(parsed.summary);
+      csr = parsed;
+    }
     const c = issuer.issue(csr, t.identity, t.profile);
     return { id: t.id, ok: true, certificatePem: c.pem, serial: c.serial, fingerprint: c.fingerprint, notAfter: c.notAfter, threadId, startedAt, endedAt: clock() };
   } catch (e) {

@@ -5,6 +5,11 @@ export interface SignRequest {
   csrPem: string;
   /** validityDays and the SANs granted beyond the identity */
   profile: CertificateProfile;
+  /**
+   * The caller's parseCsr of csrPem after the CSR policy passed it. The built-in CA then issues
+   * without parsing and verifying the CSR a second time; other signers ignore it.
+   */
+  checked?: unknown;
 }
 
 export interface SignedCertificate {

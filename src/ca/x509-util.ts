@@ -21,22 +21,12 @@ export const OID = {
   ecdsaWithSHA384: "1.2.840.10045.4.3.3",
 } as const;
 
-/** Values of every subject attribute with the given type, as strings. */
-export function subjectValues(rdn: pkijs.RelativeDistinguishedNames, type: string): string[] {
-  return rdn.typesAndValues.filter((tv) => tv.type === type).map((tv) => String((tv.value as { valueBlock?: { value?: unknown } }).valueBlock?.value ?? ""));
-}
-
 export function isIpSan(s: string): boolean {
   return isIP(s) !== 0;
 }
 
 export function ipBytes(s: string): Uint8Array {
   return new Uint8Array(ipaddr.parse(s).toByteArray());
-}
-
-export function ipString(bytes: Uint8Array): string {
-  if (bytes.length !== 4 && bytes.length !== 16) return `ip:${Buffer.from(bytes).toString("hex")}`;
-  return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
 /** Parses DER strictly: trailing bytes after the outer element mean the input is not what it claims. */

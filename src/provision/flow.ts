@@ -256,7 +256,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       if (!deps.signer) return finish({ outcome: "defer", reason: "PKI is on but no signer is configured" });
       const signer = deps.signer;
       try {
-        signed = await timed("sign", () => signer.sign({ identity, csrPem: gencsr!.csr, profile: decision.certificate }));
+        signed = await timed("sign", () => signer.sign({ identity, csrPem: gencsr!.csr, profile: decision.certificate, checked: parsedCsr }));
         deps.observer.signed(signer.kind, (durations.sign ?? 0) / 1000);
       } catch (e) {
         deps.observer.signFailed(signer.kind);

@@ -35,6 +35,8 @@ export interface SignRequestLike {
   identity: string;
   csrPem: string;
   profile: CertificateProfile;
+  /** the CsrChecker's parse of csrPem after check() passed it; a signer that made it may skip its own */
+  checked?: unknown;
 }
 
 export interface SignedCertificateLike {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 import { setTimeout as delay } from "node:timers/promises";
 import * as x509 from "@peculiar/x509";
-import { initBuiltinCa, openBuiltinCa, CaUnavailableError, CsrRefusedError, type BuiltinCa } from "../../src/ca/index.js";
+import { initBuiltinCa, openBuiltinCa, parseCsr, CaUnavailableError, CsrRefusedError, type BuiltinCa } from "../../src/ca/index.js";
 import { SignPool } from "../../src/ca/pool.js";
 import { loadCa } from "../../src/ca/builtin-ca.js";
 import { generateKeys, makeCsr } from "./csr-fixtures.js";
@@ -146,6 +146,24 @@ for (const key of ["ecdsa", "rsa"] as const) {
       const weak = await makeCsr({ cn: ID, key: { kind: "rsa", bits: 1024 } });
       await assert.rejects(ca.sign({ identity: ID, csrPem: weak, profile: { validityDays: 1, sans: [] } }), (e: unknown) => e instanceof CsrRefusedError && e.code === "weak_key");
       await assert.rejects(ca.sign({ identity: ID, csrPem: csr, profile: { validityDays: 0, sans: [] } }), /validityDays/);
+    });
+
+    test("a checked parse is used only when it is parseCsr's own parse of this very PEM", async () => {
+      const keyOf = (pem: string) => Buffer.from(new x509.X509Certificate(pem).publicKey.rawData);
+      const csrKey = Buffer.from(new x509.Pkcs10CertificateRequest(csr).publicKey.rawData);
+      const other = await makeCsr({ cn: ID, key: { kind: "ec", curve: "P-256" } });
+      const otherParse = parseCsr(other);
+      // the daemon's path: its own parse handed back, the worker skips parsing and verifying
+      const own = await ca.sign({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] }, checked: parseCsr(csr) });
+      assert.deepEqual(keyOf(own.certificatePem), csrKey);
+      // another CSR's parse, or a look-alike object, never puts a different key in the certificate
+      const mismatched = await ca.sign({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] }, checked: otherParse });
+      assert.deepEqual(keyOf(mismatched.certificatePem), csrKey);
+      const forged = await ca.sign({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] }, checked: { ...otherParse, pem: csr } });
+      assert.deepEqual(keyOf(forged.certificatePem), csrKey);
+      // and a weak key is refused even on the trusted path
+      const weak = await makeCsr({ cn: ID, key: { kind: "rsa", bits: 1024 } });
+      await assert.rejects(ca.sign({ identity: ID, csrPem: weak, profile: { validityDays: 1, sans: [] }, checked: parseCsr(weak) }), (e: unknown) => e instanceof CsrRefusedError && e.code === "weak_key");
     });
   });
 }
