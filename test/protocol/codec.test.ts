@@ -149,6 +149,26 @@ test("request payload follows the server's base64-or-raw rule", () => {
   assert.equal(decodeStdBase64("cGlu\r\nZw==")?.toString(), "ping");
 });
 
+test("base64 test agrees with Go's StdEncoding grammar on random and edge-case strings", () => {
+  // the grammar Go's decoder accepts (padding required, standard alphabet only)
+  const grammar = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  const alphabet = "ABCxyz019+/=-_ !é\u0000";
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const cases = ["", "=", "==", "====", "A===", "AA==", "AAA=", "AAAA", "AA=A", "A=AA", "AB-_", "AB_=", "QR==", "QQ==", "AAAA====", "AAAAAA==", "AA==AA==", " AAA", "AAA\u00e9"];
+  for (let i = 0; i < 20_000; i++) {
+    const len = rnd(3) === 0 ? rnd(12) : 4 * rnd(4);
+    let s = "";
+    for (let j = 0; j < len; j++) s += alphabet[rnd(alphabet.length)];
+    cases.push(s);
+  }
+  for (const s of cases) {
+    const got = decodeStdBase64(s);
+    assert.equal(got !== undefined, grammar.test(s), `${JSON.stringify(s)}: decodable?`);
+    if (got) assert.deepEqual(got, Buffer.from(s, "base64"), JSON.stringify(s));
+  }
+});
+
 test("encodeRequest refuses a ttl the server would reject", () => {
   assert.throws(() => encodeRequest({ ...caller, agent: "rpcutil", payload: "x", ttl: 10 }), RangeError);
 });
