@@ -3,7 +3,9 @@
  * writes whatever it gets; the simulator replies exactly as it would, but records every way
  * the delivery would have left a broken node, so provisioner bugs show up in the report.
  */
-import { X509Certificate, type KeyObject } from "node:crypto";
+import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { bytesEqual } from "../der/reader.js";
+import { nameString, readCertificateDer, type ParsedCertificateDer } from "../der/x509.js";
 import type { CertificateRecord } from "./node.js";
 
 export interface Finding {
@@ -11,60 +13,88 @@ export interface Finding {
   detail: string;
 }
 
-const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const CERT_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n([\s\S]+?)-----END CERTIFICATE-----/g;
 
-// Every node of a fleet gets the same CA bundle: parsing it once instead of per configure
-// took ~1/3 of the simulator's CPU (with the key compare below) off the cores it shares with
-// the provisioner in `npm run bench` (fleet CPU for 10k nodes 10.2 s -> 6.9 s).
-// Keyed by the exact PEM text, so a different or broken bundle is still parsed and judged.
-const bundleCache = new Map<string, X509Certificate[] | undefined>();
-
-function parseCaBundle(pemText: string): X509Certificate[] | undefined {
-  if (bundleCache.has(pemText)) return bundleCache.get(pemText);
-  const certs = parseBundle(pemText);
-  if (bundleCache.size >= 16) bundleCache.clear();
-  bundleCache.set(pemText, certs);
-  return certs;
+interface CaCert {
+  cert: ParsedCertificateDer;
+  publicKey: KeyObject;
 }
 
-function parseBundle(pemText: string): X509Certificate[] | undefined {
-  const blocks = pemText.match(CERT_BLOCK);
-  if (!blocks) return undefined;
+// Every node of a fleet gets the same CA bundle: parsing it once instead of per configure
+// took ~1/3 of the simulator's CPU off the cores it shares with the provisioner in `npm run bench`.
+// Keyed by the exact PEM text, so a different or broken bundle is still parsed and judged.
+const bundleCache = new Map<string, CaCert[] | undefined>();
+
+function parseCaBundle(pemText: string): CaCert[] | undefined {
+  if (bundleCache.has(pemText)) return bundleCache.get(pemText);
+  let cas: CaCert[] | undefined;
   try {
-    return blocks.map((b) => new X509Certificate(b));
+    cas = parseBundle(pemText)?.map((cert) => ({ cert, publicKey: createPublicKey({ key: Buffer.from(cert.spki.der), format: "der", type: "spki" }) }));
+  } catch {
+    cas = undefined;
+  }
+  if (bundleCache.size >= 16) bundleCache.clear();
+  bundleCache.set(pemText, cas);
+  return cas;
+}
+
+// src/der rather than node's X509Certificate: OpenSSL 3 took ~170 µs to decode each delivered
+// certificate, the simulator's largest cost after the node's own RSA signature.
+function parseBundle(pemText: string): ParsedCertificateDer[] | undefined {
+  const blocks = [...pemText.matchAll(CERT_BLOCK)];
+  if (blocks.length === 0) return undefined;
+  try {
+    return blocks.map((m) => readCertificateDer(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ""), "base64"))));
   } catch {
     return undefined;
   }
 }
 
-/** "CN=a\nO=b" (node's multi-line form) -> "CN=a, O=b" */
-function oneLine(dn: string): string {
-  return dn.split("\n").filter(Boolean).join(", ");
+const SIG_HASH: Record<string, string | null> = {
+  "1.2.840.113549.1.1.11": "sha256",
+  "1.2.840.113549.1.1.12": "sha384",
+  "1.2.840.113549.1.1.13": "sha512",
+  "1.2.840.10045.4.3.2": "sha256",
+  "1.2.840.10045.4.3.3": "sha384",
+  "1.2.840.10045.4.3.4": "sha512",
+  "1.3.101.112": null,
+};
+
+/** what OpenSSL's check_issued + verify decide for our purposes: issuer name bytes, CA flag, signature */
+function issuedBy(c: ParsedCertificateDer, issuer: CaCert): boolean {
+  if (!issuer.cert.isCa || !bytesEqual(c.issuerDer, issuer.cert.subjectDer)) return false;
+  const hash = SIG_HASH[c.signatureAlgorithm];
+  if (hash === undefined) return false;
+  try {
+    return verify(hash, c.tbs, issuer.publicKey, c.signature);
+  } catch {
+    return false;
+  }
 }
 
-function names(cert: X509Certificate): string[] {
-  const out: string[] = [];
-  for (const line of cert.subject.split("\n")) if (line.startsWith("CN=")) out.push(line.slice(3));
-  for (const part of (cert.subjectAltName ?? "").split(/,\s*/)) if (part.startsWith("DNS:")) out.push(part.slice(4));
-  return out;
+function names(cert: ParsedCertificateDer): string[] {
+  const cns = cert.subject.filter((a) => a.type === "2.5.4.3").map((a) => a.value);
+  // DNS names only: the other SAN kinds carry a prefix (email:, uri:) or are IP addresses, and
+  // neither DNS names nor IPv4 addresses contain a colon
+  return [...cns, ...cert.sans.filter((n) => !n.includes(":") && !/^[\d.]+$/.test(n))];
 }
 
-export function checkDeliveredCertificate(o: { identity: string; certificate: string; ca: string; publicKey: KeyObject; now?: number }): { record?: CertificateRecord; findings: Finding[] } {
+export function checkDeliveredCertificate(o: { identity: string; certificate: string; ca: string; publicKey: KeyObject | Uint8Array; now?: number }): { record?: CertificateRecord; findings: Finding[] } {
   const findings: Finding[] = [];
   const certs = parseBundle(o.certificate);
   if (!certs || certs.length === 0) return { findings: [{ kind: "certificate_not_pem", detail: "certificate is not a PEM X.509 certificate" }] };
-  const cert = certs[0];
-  const record: CertificateRecord = { subject: oneLine(cert.subject), issuer: oneLine(cert.issuer), serial: cert.serialNumber, validTo: new Date(cert.validTo).toISOString() };
+  const cert = certs[0]!;
+  const record: CertificateRecord = { subject: nameString(cert.subject), issuer: nameString(cert.issuer), serial: cert.serial, validTo: new Date(cert.notAfter).toISOString() };
 
-  // KeyObject.equals compares the keys themselves; exporting both to SPKI DER cost ~140 µs each
-  if (!o.publicKey.equals(cert.publicKey)) findings.push({ kind: "certificate_key_mismatch", detail: "certificate public key is not the node's key" });
+  const spki = o.publicKey instanceof Uint8Array ? o.publicKey : new Uint8Array(o.publicKey.export({ format: "der", type: "spki" }));
+  if (!bytesEqual(spki, cert.spki.der)) findings.push({ kind: "certificate_key_mismatch", detail: "certificate public key is not the node's key" });
 
   const n = names(cert);
   if (!n.includes(o.identity)) findings.push({ kind: "certificate_identity_mismatch", detail: `certificate names ${JSON.stringify(n)} do not include ${o.identity}` });
 
   const now = o.now ?? Date.now();
-  if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) {
-    findings.push({ kind: "certificate_not_valid_now", detail: `valid ${cert.validFrom} .. ${cert.validTo}` });
+  if (now < cert.notBefore || now > cert.notAfter) {
+    findings.push({ kind: "certificate_not_valid_now", detail: `valid ${new Date(cert.notBefore).toISOString()} .. ${new Date(cert.notAfter).toISOString()}` });
   }
 
   const cas = parseCaBundle(o.ca);
@@ -73,11 +103,11 @@ export function checkDeliveredCertificate(o: { identity: string; certificate: st
   } else {
     // the leaf must be issued by one of the delivered CAs (or by an intermediate sent after it
     // in the certificate bundle that itself chains to a delivered CA)
-    const signedBy = (c: X509Certificate, issuers: X509Certificate[]): X509Certificate | undefined => issuers.find((i) => c.checkIssued(i) && c.verify(i.publicKey));
-    let ok = !!signedBy(cert, cas);
+    let ok = cas.some((ca) => issuedBy(cert, ca));
     if (!ok && certs.length > 1) {
-      const inter = signedBy(cert, certs.slice(1));
-      ok = !!inter && !!signedBy(inter, cas);
+      const inters = certs.slice(1).map((c) => ({ cert: c, publicKey: createPublicKey({ key: Buffer.from(c.spki.der), format: "der", type: "spki" }) }));
+      const inter = inters.find((i) => issuedBy(cert, i));
+      ok = !!inter && cas.some((ca) => issuedBy(inter.cert, ca));
     }
     if (!ok) findings.push({ kind: "certificate_not_signed_by_ca", detail: `certificate issued by "${record.issuer}" does not verify against the delivered ca` });
   }

@@ -185,7 +185,7 @@ function configure(rt: SimRuntime, node: SimNode, a: Args, env: EnvelopeInfo): A
       rt.stats.violation(node, "tls_incomplete", "certificate, ca and ssldir must all be set or Go writes none of them");
     } else {
       if (deliveredKey) node.privateKey = deliveredKey;
-      const publicKey = deliveredKey ? createPublicKey(deliveredKey) : rt.keys.key(node.keyIndex).publicKey;
+      const publicKey = deliveredKey ? createPublicKey(deliveredKey) : rt.keys.key(node.keyIndex).spkiDer;
       const { record, findings } = checkDeliveredCertificate({ identity: node.identity, certificate, ca, publicKey });
       for (const f of findings) rt.stats.violation(node, f.kind, f.detail);
       node.certificate = record;
