@@ -4,9 +4,10 @@ import { splitPath } from "./paths.js";
 
 /**
  * Our compiled conditions in json-rules-engine form: dotted paths split into fact + path, and
- * list values replaced by a short token. json-rules-engine deep-clones every rule's conditions
- * on every run (RuleResult), and lists were the bulk of what it cloned; the operators look
- * the list up again (as a Set for in/notIn).
+ * list values replaced by a short token. Every run copies every rule's conditions (RuleResult),
+ * and lists were the bulk of that copy; with tokens every leaf value is a primitive, which is
+ * also what engine-fast.ts's synchronous path requires. The operators look the list up again
+ * (as a Set for in/notIn).
  */
 export class ValueTable {
   private readonly lists: unknown[][] = [];

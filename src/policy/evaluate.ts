@@ -41,7 +41,7 @@ export class Evaluator {
     try {
       const facts: Record<string, unknown> = {};
       for (const root of this.policy.roots) facts[root] = (inv as unknown as Record<string, unknown>)[root];
-      const r = await engine.run(facts);
+      const r = await this.pool.run(engine, facts);
       results = r.results.concat(r.failureResults);
     } catch (e) {
       this.pool.discard();

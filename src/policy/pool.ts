@@ -1,5 +1,6 @@
-import { Engine, type RuleProperties } from "json-rules-engine";
+import type { Engine, EngineResult, RuleProperties } from "json-rules-engine";
 import type { ValueTable } from "./engine-rules.js";
+import { FastEngine, FastRule, runEngine } from "./engine-fast.js";
 import { CUSTOM_OPERATORS } from "./operators.js";
 import { resolvePath } from "./paths.js";
 
@@ -11,6 +12,9 @@ import { resolvePath } from "./paths.js";
  * more engines than that would only add memory, and a burst of thousands of nodes must not
  * build thousands of engines.
  */
+// allowUndefinedFacts: a root missing from an odd inventory reads as undefined, not a rejected run
+const ENGINE_OPTIONS = { allowUndefinedFacts: true, pathResolver: resolvePath };
+
 export class EnginePool {
   private readonly idle: Engine[] = [];
   private readonly waiting: Array<(e: Engine) => void> = [];
@@ -47,10 +51,14 @@ export class EnginePool {
     return { created: this.created, idle: this.idle.length, waiting: this.waiting.length };
   }
 
+  /** one run of an engine from this pool, facts given as plain values */
+  run(engine: Engine, facts: Record<string, unknown>): Promise<EngineResult> {
+    return runEngine(engine, facts, ENGINE_OPTIONS);
+  }
+
   private make(): Engine {
     this.created++;
-    // allowUndefinedFacts: a root missing from an odd inventory reads as undefined, not a rejected run
-    const engine = new Engine([], { allowUndefinedFacts: true, pathResolver: resolvePath });
+    const engine = new FastEngine([], ENGINE_OPTIONS);
     const values = this.values;
     if (values) {
       for (const op of CUSTOM_OPERATORS) engine.addOperator(op.name, (a: unknown, b: unknown) => op.evaluate!(a, values.resolve(b)));
@@ -60,7 +68,7 @@ export class EnginePool {
     } else {
       for (const op of CUSTOM_OPERATORS) engine.addOperator(op.name, (a: unknown, b: unknown) => op.evaluate!(a, b));
     }
-    for (const r of this.rules) engine.addRule(r);
+    for (const r of this.rules) engine.addRule(new FastRule(r));
     return engine;
   }
 }

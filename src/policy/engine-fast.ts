@@ -1,0 +1,353 @@
+/**
+ * Synchronous hot path for json-rules-engine, for the condition trees our policies compile to.
+ *
+ * Why: profiling the daemon showed most of the CPU of a policy evaluation inside
+ * json-rules-engine rather than in the policy: every Rule.evaluate deep-clones the rule's
+ * conditions with the generic `clone` package (RuleResult's constructor; its circular-reference
+ * bookkeeping is quadratic in the number of nodes), and every condition, fact lookup and rule
+ * costs several promises although our facts are plain values and our operators synchronous.
+ *
+ * What stays json-rules-engine's: Engine.run (priority levels, run status, results and events
+ * in the Almanac), the Condition objects and their validation, the OperatorMap and Operator
+ * (including the numeric operators' fact validators), Rule.prioritizeConditions, and the
+ * RuleResult objects the callers read. What is replaced, for rules and runs that qualify (see
+ * `fastRule` and `canRunSync`): the per-run copy of the condition tree (a copier for Condition
+ * trees instead of `clone`) and the promise plumbing of Rule.evaluate and Engine.evaluateRules.
+ * Anything else (condition references, fact-valued `value`s, params, event params, dynamic
+ * facts, listeners, replaceFactsInEventParams) takes json-rules-engine's own code unchanged.
+ *
+ * This mirrors json-rules-engine 7.3.1's dist/rule.js (Rule.evaluate), dist/engine.js
+ * (Engine.evaluateRules), dist/condition.js (Condition.evaluate), dist/almanac.js
+ * (Almanac.factValue) and dist/rule-result.js. Any other version turns the fast path off
+ * (FAST_PATH below) and test/policy/engine-fast.test.ts fails until the mirror is re-checked.
+ */
+import { createRequire } from "node:module";
+import { Almanac, Engine, Rule, type EngineResult, type RuleProperties, type RuleResult } from "json-rules-engine";
+
+/** the json-rules-engine version this file mirrors; bump only after re-reading the files above */
+export const PINNED_JSON_RULES_ENGINE = "7.3.1";
+
+const require = createRequire(import.meta.url);
+
+/** the installed version, and RuleResult (not exported by json-rules-engine's index) */
+function upstream(): { version: string; ruleResultProto?: object } {
+  const version = (require("json-rules-engine/package.json") as { version: string }).version;
+  try {
+    const mod = require("json-rules-engine/dist/rule-result.js") as { default?: { prototype: object } };
+    return { version, ruleResultProto: mod.default?.prototype };
+  } catch {
+    return { version };
+  }
+}
+
+const UPSTREAM = upstream();
+export const INSTALLED_JSON_RULES_ENGINE = UPSTREAM.version;
+const RULE_RESULT_PROTO = UPSTREAM.ruleResultProto;
+/** false on any other json-rules-engine: everything then runs json-rules-engine's own code */
+export const FAST_PATH = UPSTREAM.version === PINNED_JSON_RULES_ENGINE && RULE_RESULT_PROTO !== undefined;
+
+/** engine.js status constant; not exported */
+const RUNNING = "RUNNING";
+
+/** json-rules-engine's internal shapes this file relies on (all present in 7.3.1) */
+interface Cond {
+  [key: string]: unknown;
+  all?: Cond[];
+  any?: Cond[];
+  not?: Cond;
+  fact?: string;
+  path?: string;
+  operator?: string;
+  value?: unknown;
+  priority?: number;
+  factResult?: unknown;
+  valueResult?: unknown;
+  result?: unknown;
+}
+interface OperatorLike {
+  evaluate(factValue: unknown, value: unknown): unknown;
+}
+interface EngineInternals {
+  status: string;
+  operators: { get(name: string): OperatorLike | null };
+  getFact(id: string): { priority?: number } | undefined;
+  hasListeners(type?: string): boolean;
+  replaceFactsInEventParams: boolean;
+}
+interface RuleInternals {
+  engine: EngineInternals;
+  ruleEvent: { type: string; params?: unknown };
+  hasListeners(type?: string): boolean;
+  prioritizeConditions(conditions: Cond[]): Cond[][];
+}
+interface RuleResultInternals {
+  conditions: Cond;
+  event: object;
+  priority: number;
+  name: string;
+  result: unknown;
+  setResult(result: unknown): void;
+}
+interface AlmanacInternals {
+  addResult(r: RuleResult): void;
+  addEvent(e: unknown, outcome: "success" | "failure"): void;
+}
+
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Condition.booleanOperator: the same keys in the same order */
+function booleanOperator(c: Cond): "any" | "all" | "not" | undefined {
+  if (hasOwn(c, "any")) return "any";
+  if (hasOwn(c, "all")) return "all";
+  if (hasOwn(c, "not")) return "not";
+  return undefined;
+}
+
+/**
+ * true when every node is one the synchronous path implements exactly: all/any/not groups and
+ * tests of a fact (no params) against a plain value, so the per-run copy is shallow per node
+ */
+function fastTree(c: Cond): boolean {
+  if (hasOwn(c, "condition")) return false;
+  const op = booleanOperator(c);
+  if (op === "not") return fastTree(c.not!);
+  if (op) return (c[op] as Cond[]).every(fastTree);
+  if (hasOwn(c, "params")) return false;
+  return typeof c.value !== "object" || c.value === null;
+}
+
+/**
+ * What `clone` produces for a tree that passed fastTree: a new object with the same prototype
+ * and the same enumerable properties (for-in, as clone), groups copied recursively, leaves'
+ * values being primitives.
+ */
+function copyTree(c: Cond): Cond {
+  const out = Object.create(Object.getPrototypeOf(c)) as Cond;
+  for (const k in c) {
+    const v = c[k];
+    if (Array.isArray(v)) out[k] = v.map(copyTree);
+    else if (typeof v === "object" && v !== null) out[k] = copyTree(v as Cond);
+    else out[k] = v;
+  }
+  return out;
+}
+
+/** thrown inside the synchronous path when a fact is not a plain value in a FactAlmanac */
+const NOT_SYNC = Symbol("not-sync");
+
+/**
+ * An Almanac (json-rules-engine's per-run fact store, passed as run option `almanac`) holding
+ * the run's facts as plain values. json-rules-engine would wrap each in a Fact, hash a cache
+ * key for it and keep a promise of its value; here a lookup is a property read. Facts given as
+ * functions are registered the json-rules-engine way and always take its own path.
+ */
+export class FactAlmanac extends Almanac {
+  private readonly values: Record<string, unknown> = {};
+
+  constructor(
+    facts: Record<string, unknown>,
+    private readonly options: { allowUndefinedFacts: boolean; pathResolver: (value: object, path: string) => unknown },
+  ) {
+    super(options);
+    for (const id of Object.keys(facts)) {
+      const v = facts[id];
+      if (typeof v === "function") super.addFact(id, v as () => unknown);
+      else this.values[id] = v;
+    }
+  }
+
+  /** Almanac.factValue for a constant fact, without the promise; NOT_SYNC when not ours */
+  valueSync(id: string, path: string | undefined): unknown {
+    if (!hasOwn(this.values, id)) throw NOT_SYNC;
+    const v = this.values[id];
+    if (path && v !== null && v !== undefined && typeof v === "object") return this.options.pathResolver(v, path);
+    return v;
+  }
+
+  // json-rules-engine's own code paths (Condition.evaluate, getValue) land here
+  override factValue<T>(id: string, params?: Record<string, unknown>, path?: string): Promise<T> {
+    if (hasOwn(this.values, id)) return Promise.resolve(this.valueSync(id, path) as T);
+    return super.factValue<T>(id, params, path);
+  }
+}
+
+/**
+ * A json-rules-engine Rule whose evaluate runs synchronously when it can. The result is the
+ * RuleResult Rule.evaluate would resolve to: same class, same fields, the same condition tree
+ * with the same result/factResult/valueResult on every node (the root group, as upstream,
+ * gets none).
+ */
+export class FastRule extends Rule {
+  private readonly fast: boolean;
+
+  constructor(props: RuleProperties) {
+    super(props);
+    const self = this as unknown as RuleInternals & { name: unknown };
+    this.fast =
+      FAST_PATH &&
+      fastTree(this.conditions as unknown as Cond) &&
+      booleanOperator(this.conditions as unknown as Cond) !== undefined &&
+      self.ruleEvent.params === undefined &&
+      (typeof self.name !== "object" || self.name === null);
+  }
+
+  /** the run-time half of the check: nothing may observe the promises we skip */
+  canRunSync(almanac: unknown): almanac is FactAlmanac {
+    const self = this as unknown as RuleInternals;
+    return this.fast && almanac instanceof FactAlmanac && !self.engine.replaceFactsInEventParams && !self.hasListeners();
+  }
+
+  // not in json-rules-engine's type declarations, hence no `override`
+  evaluate(almanac: Almanac): Promise<RuleResult> {
+    if (this.canRunSync(almanac)) {
+      try {
+        return Promise.resolve(this.evaluateSync(almanac));
+      } catch (e) {
+        if (e !== NOT_SYNC) return Promise.reject(e);
+      }
+    }
+    return (Rule.prototype as unknown as { evaluate(a: Almanac): Promise<RuleResult> }).evaluate.call(this, almanac);
+  }
+
+  /**
+   * Rule.evaluate without promises. Throws NOT_SYNC (before anything outside this call was
+   * touched) when a fact is not a plain value; json-rules-engine's evaluate then runs instead.
+   */
+  evaluateSync(almanac: FactAlmanac): RuleResult {
+    const self = this as unknown as RuleInternals & { priority: number; name: string };
+    // RuleResult's constructor with a copier for Condition trees in place of clone()
+    const ruleResult = Object.create(RULE_RESULT_PROTO!) as RuleResultInternals;
+    ruleResult.conditions = copyTree(this.conditions as unknown as Cond);
+    ruleResult.event = Object.assign({}, self.ruleEvent);
+    ruleResult.priority = self.priority;
+    ruleResult.name = self.name;
+    ruleResult.result = null;
+
+    const run: SyncRun = { rule: self, almanac };
+    const root = ruleResult.conditions;
+    let result: unknown;
+    // upstream tests these by truthiness, in this order, and sets no result on the root group
+    if (root.any) result = prioritizeAndRun(run, root.any, "any");
+    else if (root.all) result = prioritizeAndRun(run, root.all, "all");
+    else result = !prioritizeAndRun(run, [root.not!], "not");
+    ruleResult.setResult(result);
+    return ruleResult as unknown as RuleResult;
+  }
+}
+
+/*
+ * Rule.evaluate's inner functions, synchronous. Module functions rather than closures: a
+ * closure per call is what upstream does, and under tsx each one also pays a __name wrapper.
+ */
+interface SyncRun {
+  rule: RuleInternals;
+  almanac: FactAlmanac;
+}
+
+function evaluateCondition(run: SyncRun, c: Cond): unknown {
+  const op = booleanOperator(c);
+  if (op) {
+    const v = op === "all" ? prioritizeAndRun(run, c.all!, "all") : op === "any" ? prioritizeAndRun(run, c.any!, "any") : !prioritizeAndRun(run, [c.not!], "not");
+    const passes = v === true;
+    c.result = passes;
+    return passes;
+  }
+  // Condition.evaluate; fastTree guarantees a plain value and no params
+  const operator = run.rule.engine.operators.get(c.operator!);
+  if (!operator) throw new Error("Unknown operator: " + c.operator);
+  const rightHandSideValue = c.value;
+  const leftHandSideValue = run.almanac.valueSync(c.fact!, c.path);
+  const passes = operator.evaluate(leftHandSideValue, rightHandSideValue);
+  c.factResult = leftHandSideValue;
+  c.valueResult = rightHandSideValue;
+  c.result = passes;
+  return passes;
+}
+
+/** upstream evaluates every condition of a priority level (Promise.all), then every/some */
+function evaluateConditions(run: SyncRun, conditions: Cond[], every: boolean): boolean {
+  let all = true;
+  let some = false;
+  for (const c of conditions) {
+    if (evaluateCondition(run, c) === true) some = true;
+    else all = false;
+  }
+  return every ? all : some;
+}
+
+function prioritizeAndRun(run: SyncRun, conditions: Cond[], operator: "all" | "any" | "not"): unknown {
+  if (conditions.length === 0) return true;
+  if (conditions.length === 1) return evaluateCondition(run, conditions[0]!);
+  let setResult: unknown = operator === "all";
+  if (singleLevel(run, conditions)) {
+    return operator === "any" ? setResult || evaluateConditions(run, conditions, false) : setResult && evaluateConditions(run, conditions, true);
+  }
+  for (const set of run.rule.prioritizeConditions(conditions)) {
+    // upstream: setResult || evaluateConditions(...) for any, setResult && ... for all
+    if (operator === "any") setResult = setResult || evaluateConditions(run, set, false);
+    else setResult = setResult && evaluateConditions(run, set, true);
+  }
+  return setResult;
+}
+
+/** true when Rule.prioritizeConditions would return a single set: `conditions`, in order */
+function singleLevel(run: SyncRun, conditions: Cond[]): boolean {
+  let first: number | undefined;
+  for (const c of conditions) {
+    let p = c.priority;
+    if (!p) p = run.rule.engine.getFact(c.fact!)?.priority || 1;
+    if (first === undefined) first = p;
+    else if (p !== first) return false;
+  }
+  return true;
+}
+
+/**
+ * An Engine whose evaluateRules runs FastRules synchronously: one resolved promise per
+ * priority level instead of several per rule. Results and events go to the Almanac as in
+ * Engine.evaluateRules; within a level they are recorded in rule order (upstream records them
+ * in promise-settlement order, which callers must not rely on and ours do not).
+ */
+export class FastEngine extends Engine {
+  evaluateRules(ruleArray: Rule[], almanac: Almanac): Promise<unknown> {
+    const self = this as unknown as EngineInternals;
+    if (!FAST_PATH || !(almanac instanceof FactAlmanac) || self.hasListeners()) {
+      return (Engine.prototype as unknown as { evaluateRules(r: Rule[], a: Almanac): Promise<unknown> }).evaluateRules.call(this, ruleArray, almanac);
+    }
+    let pending: Array<Promise<void>> | undefined;
+    try {
+      for (const rule of ruleArray) {
+        // upstream checks the status of every rule before any of them runs; nothing here can change it
+        if (self.status !== RUNNING) continue;
+        let ruleResult: RuleResult | undefined;
+        if (rule instanceof FastRule && rule.canRunSync(almanac)) {
+          try {
+            ruleResult = rule.evaluateSync(almanac);
+          } catch (e) {
+            if (e !== NOT_SYNC) throw e;
+          }
+        }
+        if (ruleResult) record(almanac, ruleResult);
+        else (pending ??= []).push((rule as unknown as { evaluate(a: Almanac): Promise<RuleResult> }).evaluate(almanac).then((r) => record(almanac, r)));
+      }
+    } catch (e) {
+      // the run fails with this error; rules already under way must not fail unhandled
+      for (const p of pending ?? []) p.catch(() => undefined);
+      return Promise.reject(e);
+    }
+    return pending ? Promise.all(pending) : Promise.resolve();
+  }
+}
+
+/** what Engine.evaluateRules does with a rule's result when nobody listens to the engine */
+function record(almanac: Almanac, ruleResult: RuleResult): void {
+  const a = almanac as unknown as AlmanacInternals;
+  a.addResult(ruleResult);
+  a.addEvent(ruleResult.event, ruleResult.result ? "success" : "failure");
+}
+
+/** runs `engine` on plain-valued facts, through the fast path when it is on */
+export function runEngine(engine: Engine, facts: Record<string, unknown>, options: { allowUndefinedFacts: boolean; pathResolver: (value: object, path: string) => unknown }): Promise<EngineResult> {
+  if (!FAST_PATH) return engine.run(facts);
+  return engine.run({}, { almanac: new FactAlmanac(facts, options) });
+}
