@@ -62,6 +62,8 @@ export interface SignRate {
   workers: number;
   p50Ms: number;
   p99Ms: number;
+  /** this process's CPU (main thread and sign workers) per sign */
+  cpuMsPerSign: number;
 }
 
 /**
@@ -75,9 +77,11 @@ export async function measureSignRate(o: { key?: "ecdsa" | "rsa"; workers?: numb
     const ca = await openBuiltinCa(tmp, { workers: o.workers });
     try {
       await drive(ca, o.csrs, 500); // warm-up: JIT, worker start
+      const cpu0 = process.cpuUsage();
       const r = await drive(ca, o.csrs, (o.seconds ?? 3) * 1000);
+      const c = process.cpuUsage(cpu0);
       const lat = r.lat.sort((a, b) => a - b);
-      return { signsPerSec: Math.round(r.n / r.secs), signs: r.n, workers: o.workers ?? availableParallelism(), p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
+      return { signsPerSec: Math.round(r.n / r.secs), signs: r.n, workers: o.workers ?? availableParallelism(), p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), cpuMsPerSign: (c.user + c.system) / 1000 / Math.max(1, r.n) };
     } finally {
       await ca.close();
     }

@@ -16,6 +16,9 @@ import type { Inventory } from "../src/types/index.js";
 import { benchFile, procCpuSeconds, spawnChild } from "./children.js";
 import type { DaemonChildConfig, DaemonChildSummary } from "./daemon-child.js";
 import { inventories } from "./policy.bench.js";
+import { csrPool } from "./ca.bench.js";
+import { openBuiltinCa } from "../src/ca/index.js";
+import { loadPolicySet } from "../src/policy/index.js";
 
 export const TOKEN = "bench-token";
 export const REPO = new URL("../", import.meta.url).pathname;
@@ -197,26 +200,64 @@ export async function runWaiting(o: { nodes: number; caDir: string }): Promise<W
 }
 
 export interface RpcRate {
+  shape: "ping" | "flow";
   rpcsPerSec: number;
   rpcs: number;
   window: number;
   clientCpuS: number;
   responderCpuS: number;
   natsCpuS: number;
+  /** client + responder + nats-server CPU per call */
+  cpuMsPerRpc: number;
   p50Ms: number;
   p99Ms: number;
+}
+
+/** The request data of one provisioning's four calls, as the daemon sends them (see flowRequests). */
+export type FlowRequests = Array<{ agent: string; action: string; data: Record<string, unknown> }>;
+
+/**
+ * What the daemon sends a node with the shipped policies and the built-in CA: a real decision's
+ * configuration and policies, a real certificate and CA, in the flow's order and field layout.
+ */
+export async function flowRequests(caDir: string): Promise<FlowRequests> {
+  const ps = await loadPolicySet({ policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules") });
+  const inv = inventories(1)[0]!;
+  const d = await ps.evaluate(inv);
+  const ca = await openBuiltinCa(caDir, { workers: 1 });
+  try {
+    const [{ csrPem }] = await csrPool(1);
+    const signed = await ca.sign({ identity: inv.identity, csrPem: csrPem!, profile: d.certificate });
+    const token = { token: TOKEN };
+    return [
+      { agent: "rpcutil", action: "inventory", data: {} },
+      { agent: "choria_provision", action: "gencsr", data: { cn: inv.identity, ...token } },
+      {
+        agent: "choria_provision",
+        action: "configure",
+        data: { action_policies: d.actionPolicies, ca: signed.caPem, certificate: signed.certificatePem, config: JSON.stringify(d.configuration), ecdh_public: "", key: "", opa_policies: d.opaPolicies, server_jwt: "", ssldir: "/etc/choria/ssl", token: TOKEN },
+      },
+      { agent: "choria_provision", action: "restart", data: { splay: 1, ...token } },
+    ];
+  } finally {
+    await ca.close();
+  }
 }
 
 /**
  * NATS request/reply bound on loopback: the project's RpcClient (this process) against a
  * trivial responder (its own process), `window` calls in flight, each to a different identity.
+ * With `flow`, each in-flight slot walks nodes through the four calls of a provisioning with
+ * the flow's real request data, and the responder answers with the fleet's reply sizes.
  */
-export async function measureRpcRate(o: { seconds?: number; window?: number } = {}): Promise<RpcRate> {
+export async function measureRpcRate(o: { seconds?: number; window?: number; flow?: FlowRequests } = {}): Promise<RpcRate> {
   const srv = await startNatsServer();
-  const responder = spawnChild(benchFile("responder-child.ts"), [srv.url]);
+  const shape = o.flow ? "flow" : "ping";
+  const responder = spawnChild(benchFile("responder-child.ts"), [srv.url, shape]);
   const nc = await connectNats({ servers: srv.url, name: "bench-rpc-client" });
   const client = new RpcClient({ nc, identity: "provisioner.bench" });
   client.start();
+  const calls: FlowRequests = o.flow ?? [{ agent: "rpcutil", action: "ping", data: {} }];
   try {
     await responder.next("ready", 60_000);
     const window = o.window ?? 256;
@@ -229,10 +270,13 @@ export async function measureRpcRate(o: { seconds?: number; window?: number } = 
         Array.from({ length: window }, async (_, w) => {
           let i = w;
           while (performance.now() < end) {
-            const s = performance.now();
-            await client.call(`node${i % 50_000}.example.net`, "rpcutil", "ping", {}, { timeoutMs: 30_000 });
-            lat.push(performance.now() - s);
-            n++;
+            const identity = `node${i % 50_000}.example.net`;
+            for (const c of calls) {
+              const s = performance.now();
+              await client.call(identity, c.agent, c.action, c.data, { timeoutMs: 30_000 });
+              lat.push(performance.now() - s);
+              n++;
+            }
             i += window;
           }
         }),
@@ -249,13 +293,16 @@ export async function measureRpcRate(o: { seconds?: number; window?: number } = 
     responder.send({ type: "report" });
     const rep = await responder.next<{ cpuS: number }>("report");
     const lat = r.lat.sort((a, b) => a - b);
+    const clientCpuS = (c.user + c.system) / 1e6;
     return {
+      shape,
       rpcsPerSec: Math.round(r.n / r.secs),
       rpcs: r.n,
       window,
-      clientCpuS: (c.user + c.system) / 1e6,
+      clientCpuS,
       responderCpuS: rep.cpuS,
       natsCpuS,
+      cpuMsPerRpc: ((clientCpuS + rep.cpuS + natsCpuS) * 1000) / Math.max(1, r.n),
       p50Ms: lat[Math.floor(lat.length * 0.5)] ?? 0,
       p99Ms: lat[Math.floor(lat.length * 0.99)] ?? 0,
     };
