@@ -89,9 +89,17 @@ test("calls can be cancelled, and closing the client settles pending calls", asy
   const silent = await responder("quiet.example.net", { silent: true });
   const { nc, c } = await client();
   const ac = new AbortController();
+  // one signal shared by several calls (a node's whole flow shares one), one of them already settled
+  await assert.rejects(c.call("quiet.example.net", "rpcutil", "ping", {}, { timeoutMs: 50, signal: ac.signal }), RpcTimeoutError);
   const p = c.call("quiet.example.net", "rpcutil", "inventory", {}, { timeoutMs: 60_000, signal: ac.signal });
+  const p2 = c.call("quiet.example.net", "rpcutil", "ping", {}, { timeoutMs: 60_000, signal: ac.signal });
+  assert.equal(c.inFlight, 2);
   ac.abort();
   await assert.rejects(p, RpcCancelledError);
+  await assert.rejects(p2, RpcCancelledError);
+  assert.equal(c.inFlight, 0);
+  // an already aborted signal fails a new call at once
+  await assert.rejects(c.call("quiet.example.net", "rpcutil", "ping", {}, { timeoutMs: 60_000, signal: ac.signal }), RpcCancelledError);
   const pending = c.call("quiet.example.net", "rpcutil", "inventory", {}, { timeoutMs: 60_000 });
   await c.close();
   await assert.rejects(pending, RpcClosedError);
