@@ -105,30 +105,31 @@ function booleanOperator(c: Cond): "any" | "all" | "not" | undefined {
 
 /**
  * true when every node is one the synchronous path implements exactly: all/any/not groups and
- * tests of a fact (no params) against a plain value, so the per-run copy is shallow per node
+ * tests of a fact (no params) against a plain value. Every property other than a group's
+ * children must be a primitive and every enumerable property an own one, so copyTree is exact.
  */
 function fastTree(c: Cond): boolean {
-  if (hasOwn(c, "condition")) return false;
+  for (const k in c) if (!hasOwn(c, k)) return false;
+  if (hasOwn(c, "condition") || hasOwn(c, "params")) return false;
   const op = booleanOperator(c);
-  if (op === "not") return fastTree(c.not!);
-  if (op) return (c[op] as Cond[]).every(fastTree);
-  if (hasOwn(c, "params")) return false;
-  return typeof c.value !== "object" || c.value === null;
+  for (const k of Object.keys(c)) {
+    const v = c[k];
+    if (k !== op && typeof v === "object" && v !== null) return false;
+  }
+  if (op === "not") return typeof c.not === "object" && c.not !== null && !Array.isArray(c.not) && fastTree(c.not);
+  if (op) return Array.isArray(c[op]) && (c[op] as Cond[]).every(fastTree);
+  return true;
 }
 
 /**
  * What `clone` produces for a tree that passed fastTree: a new object with the same prototype
- * and the same enumerable properties (for-in, as clone), groups copied recursively, leaves'
- * values being primitives.
+ * and the same enumerable properties, the group's children copied the same way.
  */
 function copyTree(c: Cond): Cond {
-  const out = Object.create(Object.getPrototypeOf(c)) as Cond;
-  for (const k in c) {
-    const v = c[k];
-    if (Array.isArray(v)) out[k] = v.map(copyTree);
-    else if (typeof v === "object" && v !== null) out[k] = copyTree(v as Cond);
-    else out[k] = v;
-  }
+  const out = Object.assign(Object.create(Object.getPrototypeOf(c) as object) as Cond, c);
+  const op = booleanOperator(c);
+  if (op === "not") out.not = copyTree(c.not!);
+  else if (op) out[op] = (c[op] as Cond[]).map(copyTree);
   return out;
 }
 
@@ -178,23 +179,32 @@ export class FactAlmanac extends Almanac {
  * gets none).
  */
 export class FastRule extends Rule {
-  private readonly fast: boolean;
+  /** the conditions checked by fastTree; setConditions() replaces them, and with them the fast path */
+  private readonly checked: unknown;
 
   constructor(props: RuleProperties) {
     super(props);
     const self = this as unknown as RuleInternals & { name: unknown };
-    this.fast =
+    const fast =
       FAST_PATH &&
       fastTree(this.conditions as unknown as Cond) &&
       booleanOperator(this.conditions as unknown as Cond) !== undefined &&
       self.ruleEvent.params === undefined &&
       (typeof self.name !== "object" || self.name === null);
+    this.checked = fast ? this.conditions : undefined;
   }
 
   /** the run-time half of the check: nothing may observe the promises we skip */
   canRunSync(almanac: unknown): almanac is FactAlmanac {
     const self = this as unknown as RuleInternals;
-    return this.fast && almanac instanceof FactAlmanac && !self.engine.replaceFactsInEventParams && !self.hasListeners();
+    // Rule.evaluate emits only these two on the rule
+    return (
+      this.conditions === this.checked &&
+      almanac instanceof FactAlmanac &&
+      !self.engine.replaceFactsInEventParams &&
+      !self.hasListeners("success") &&
+      !self.hasListeners("failure")
+    );
   }
 
   // not in json-rules-engine's type declarations, hence no `override`

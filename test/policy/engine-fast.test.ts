@@ -157,6 +157,15 @@ describe("json-rules-engine fast path (engine-fast.ts)", () => {
     assert.equal(calls, 6, "the six rules above run json-rules-engine's Rule.evaluate");
     assert.deepEqual(byName(actual), byName(expected));
 
+    // conditions replaced after construction were never checked: json-rules-engine evaluates them
+    const replaced = new FastRule({ name: "replaced", conditions: { all: [leaf("n", "equal", 4)] }, event: { type: "matched" } });
+    replaced.setConditions({ all: [leaf("n", "equal", { fact: "m" })] });
+    const alone = new FastEngine([], OPTIONS);
+    alone.addRule(replaced);
+    const rerun = await upstreamEvaluations(() => runEngine(alone, facts, OPTIONS));
+    assert.equal(rerun.calls, 1);
+    assert.equal(rerun.value.results.length, 1);
+
     // a listener on the engine is served by json-rules-engine's own Engine.evaluateRules
     const seen: string[] = [];
     fast.on("success", (e: { type: string }) => seen.push(e.type));
