@@ -1,5 +1,5 @@
 import type { CertificateProfile, Decision, Outcome } from "../types/index.js";
-import { DEFAULT_VALIDITY_DAYS, type CompiledPolicy, type CompiledRule, type CompiledThen } from "./model.js";
+import { DEFAULT_VALIDITY_DAYS, RESERVED_KEYS, type CompiledPolicy, type CompiledRule, type CompiledThen } from "./model.js";
 import { TemplateError, type CompiledTemplate } from "./template.js";
 
 export type MergedDecision = Omit<Decision, "policy" | "fired">;
@@ -25,42 +25,25 @@ export interface MergeResult {
  * Only winning values are rendered, so a template on an overridden value cannot defer a node.
  */
 export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: Record<string, unknown>, identity: string): MergeResult {
-  const ordered = [...fired].sort((a, b) => b.priority - a.priority || b.index - a.index);
-  const stopRule = ordered.find((r) => r.stop);
+  const ordered = [...fired].sort(byMergeOrder);
+  const stopRule = ordered.find(isStop);
   const applied = stopRule ? ordered.filter((r) => r.priority >= stopRule.priority) : ordered;
   const stopped = stopRule ? ordered.filter((r) => r.priority < stopRule.priority) : [];
-  const layers: Array<{ then: CompiledThen; name: string }> = [...applied.map((r) => ({ then: r.then, name: `rule ${r.name}` })), { then: policy.defaults, name: "defaults" }];
+  const layers: Layer[] = applied.map(ruleLayer);
+  layers.push({ then: policy.defaults, rule: undefined });
 
   const result = (decision: MergedDecision): MergeResult => (stopRule ? { decision, applied, stopped, stoppedBy: stopRule } : { decision, applied, stopped });
   try {
     const outcomeLayer = layers.find((l) => l.then.outcome !== undefined);
     const outcome: Outcome = outcomeLayer?.then.outcome ?? "configure";
     const validityDays = layers.find((l) => l.then.validityDays !== undefined)?.then.validityDays ?? DEFAULT_VALIDITY_DAYS;
-    const render = (t: CompiledTemplate, where: string) => {
-      try {
-        return t.render(ctx);
-      } catch (e) {
-        if (e instanceof TemplateError) throw new TemplateError(`${where}: ${e.message}`);
-        throw e;
-      }
-    };
-    const reasonOf = (l: { then: CompiledThen; name: string } | undefined) => (l?.then.reason ? render(l.then.reason, `${l.name} reason`) : undefined);
-    const base = (o: Outcome, reason: string): MergedDecision => ({
-      outcome: o,
-      reason,
-      brokers: [],
-      configuration: {},
-      certificate: { validityDays, sans: [] },
-      actionPolicies: {},
-      opaPolicies: {},
-    });
 
     if (outcome === "defer" || outcome === "shutdown") {
-      return result(base(outcome, reasonOf(outcomeLayer) ?? `${outcome} by ${outcomeLayer!.name}`));
+      return result(base(outcome, reasonOf(outcomeLayer, ctx) ?? `${outcome} by ${layerName(outcomeLayer!)}`, validityDays));
     }
     if (outcome === "upgrade") {
       const up = layers.find((l) => l.then.upgrade)!.then.upgrade!;
-      const d = base("upgrade", reasonOf(outcomeLayer) ?? `upgrade to ${up.version} by ${outcomeLayer!.name}`);
+      const d = base("upgrade", reasonOf(outcomeLayer, ctx) ?? `upgrade to ${up.version} by ${layerName(outcomeLayer!)}`, validityDays);
       d.upgradeVersion = up.version;
       if (up.repository) d.upgradeRepository = up.repository;
       return result(d);
@@ -69,22 +52,22 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
     const brokerLayer = layers.find((l) => l.then.brokerSet !== undefined);
     if (!brokerLayer) {
       const names = applied.map((r) => r.name);
-      return result(base("defer", `no broker set chosen for this node (rules applied: ${names.length ? names.join(", ") : "none"}); a node is never configured without brokers`));
+      return result(base("defer", `no broker set chosen for this node (rules applied: ${names.length ? names.join(", ") : "none"}); a node is never configured without brokers`, validityDays));
     }
     const brokerSet = brokerLayer.then.brokerSet!;
     const brokers = policy.brokerSets[brokerSet] ?? [];
-    if (brokers.length === 0) return result(base("defer", `broker set "${brokerSet}" has no brokers`));
+    if (brokers.length === 0) return result(base("defer", `broker set "${brokerSet}" has no brokers`, validityDays));
 
     const configuration: Record<string, string> = {};
     const actionPolicies: Record<string, string> = {};
     const opaPolicies: Record<string, string> = {};
     const sans: string[] = [];
     for (const l of layers) {
-      for (const [k, t] of l.then.configuration) if (!(k in configuration)) configuration[k] = render(t, `${l.name} configuration ${k}`);
+      for (const [k, t] of l.then.configuration) if (!(k in configuration)) configuration[k] = render(t, ctx, l, "configuration", k);
       for (const [k, v] of l.then.actionPolicies) if (!(k in actionPolicies)) actionPolicies[k] = v;
       for (const [k, v] of l.then.opaPolicies) if (!(k in opaPolicies)) opaPolicies[k] = v;
       for (const t of l.then.sans) {
-        const s = render(t, `${l.name} certificate SAN`);
+        const s = render(t, ctx, l, "certificate SAN");
         if (s !== identity && !sans.includes(s)) sans.push(s);
       }
     }
@@ -94,13 +77,13 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
     configuration["plugin.choria.middleware_hosts"] = brokers.join(",");
 
     const certificate: CertificateProfile = { validityDays, sans };
-    const explicitReason = reasonOf(outcomeLayer);
+    const explicitReason = reasonOf(outcomeLayer, ctx);
     return result({
       outcome: "configure",
-      reason: explicitReason ?? `configure with broker set ${brokerSet} (chosen by ${brokerLayer.name})`,
+      reason: explicitReason ?? `configure with broker set ${brokerSet} (chosen by ${layerName(brokerLayer)})`,
       brokerSet,
       brokers: [...brokers],
-      configuration: sortKeys(configuration),
+      configuration: sortKeys(configuration, configurationKeys(policy)),
       certificate,
       actionPolicies,
       opaPolicies,
@@ -119,9 +102,78 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
   }
 }
 
-/** stable key order so printed decisions and diffs do not depend on rule order */
-function sortKeys(o: Record<string, string>): Record<string, string> {
+/*
+ * Helpers at module level rather than closures in mergeRules, and layer names built only for
+ * messages: this runs once per evaluated node, and under tsx every named closure also costs a
+ * __name wrapper.
+ */
+
+/** a rule's `then` or the policy defaults (no rule) */
+interface Layer {
+  then: CompiledThen;
+  rule?: CompiledRule;
+}
+
+const byMergeOrder = (a: CompiledRule, b: CompiledRule) => b.priority - a.priority || b.index - a.index;
+const isStop = (r: CompiledRule) => r.stop;
+const ruleLayer = (r: CompiledRule): Layer => ({ then: r.then, rule: r });
+const layerName = (l: Layer) => (l.rule ? `rule ${l.rule.name}` : "defaults");
+
+function render(t: CompiledTemplate, ctx: Record<string, unknown>, l: Layer, what: string, key?: string): string {
+  try {
+    return t.render(ctx);
+  } catch (e) {
+    if (e instanceof TemplateError) throw new TemplateError(`${layerName(l)} ${what}${key === undefined ? "" : ` ${key}`}: ${e.message}`);
+    throw e;
+  }
+}
+
+const reasonOf = (l: Layer | undefined, ctx: Record<string, unknown>) => (l?.then.reason ? render(l.then.reason, ctx, l, "reason") : undefined);
+
+function base(o: Outcome, reason: string, validityDays: number): MergedDecision {
+  return {
+    outcome: o,
+    reason,
+    brokers: [],
+    configuration: {},
+    certificate: { validityDays, sans: [] },
+    actionPolicies: {},
+    opaPolicies: {},
+  };
+}
+
+const keysOfPolicy = new WeakMap<CompiledPolicy, string[]>();
+
+/** every configuration key the policy can produce, sorted; computed once per compiled policy */
+function configurationKeys(policy: CompiledPolicy): string[] {
+  let keys = keysOfPolicy.get(policy);
+  if (!keys) {
+    const all = new Set<string>(Object.keys(RESERVED_KEYS));
+    for (const then of [policy.defaults, ...policy.rules.map((r) => r.then)]) for (const [k] of then.configuration) all.add(k);
+    keys = [...all].sort();
+    keysOfPolicy.set(policy, keys);
+  }
+  return keys;
+}
+
+/**
+ * stable key order so printed decisions and diffs do not depend on rule order: `o`'s keys in
+ * sorted order, picked from the policy's sorted key list instead of sorting them per node
+ */
+function sortKeys(o: Record<string, string>, sorted: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(o).sort()) out[k] = o[k]!;
-  return out;
+  let picked = 0;
+  for (const k of sorted) {
+    if (Object.prototype.hasOwnProperty.call(o, k)) {
+      out[k] = o[k]!;
+      picked++;
+    }
+  }
+  let present = 0;
+  for (const _ in o) present++;
+  if (picked === present) return out;
+  // a key outside the policy's list (cannot happen today): sort for real
+  const all: Record<string, string> = {};
+  for (const k of Object.keys(o).sort()) all[k] = o[k]!;
+  return all;
 }
