@@ -38,6 +38,33 @@ const toGlob = (p: string) => cached(globCache, p, (k) => picomatch(k, { dot: tr
 const toCidr = (p: string) => cached(cidrCache, p, (k) => ipaddr.parseCIDR(k));
 const toRange = (p: string) => cached(rangeCache, p, (k) => new semver.Range(k, { loose: true }));
 
+const versionCache = new Map<string, semver.SemVer | null>();
+const VERSION_CACHE_MAX = 10_000;
+
+/**
+ * A node's version as the range test sees it, or null. Parsed once per distinct string: a fleet
+ * runs a handful of versions, and Range.test would otherwise parse the string again on every
+ * call (it accepts the SemVer, built with the range's options, in place of the string).
+ */
+function toVersion(f: string): semver.SemVer | null {
+  let v = versionCache.get(f);
+  if (v === undefined) {
+    // Choria versions have a 4th build part (0.99.0.20221129), which strict semver rejects
+    const s = semver.valid(f, { loose: true }) ?? semver.coerce(f)?.version;
+    v = null;
+    if (s) {
+      try {
+        v = new semver.SemVer(s, { loose: true });
+      } catch {
+        v = null;
+      }
+    }
+    if (versionCache.size >= VERSION_CACHE_MAX) versionCache.clear();
+    versionCache.set(f, v);
+  }
+  return v;
+}
+
 /** a value that is one string or a non-empty list of strings */
 function stringOrList(value: unknown, what: string, each: (s: string) => string | undefined): string | undefined {
   const list = Array.isArray(value) ? value : [value];
@@ -74,8 +101,13 @@ function anyMatch(factValue: unknown, value: unknown, test: (fact: string, patte
 }
 
 function parseIp(s: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (!ipaddr.isValid(s)) return undefined;
-  const a = ipaddr.parse(s);
+  // ipaddr.parse runs the same isValid checks itself; calling isValid first parsed every address twice
+  let a: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    a = ipaddr.parse(s);
+  } catch {
+    return undefined;
+  }
   // IPv4-mapped IPv6 addresses should match IPv4 ranges
   return a.kind() === "ipv6" && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address() : a;
 }
@@ -132,9 +164,8 @@ const custom: OperatorSpec[] = [
         : `value must be a semver range such as ">= 0.28.0" or "^1.2", got ${JSON.stringify(v)}`,
     evaluate: (f, v) => {
       if (typeof f !== "string" || typeof v !== "string") return false;
-      // Choria versions have a 4th build part (0.99.0.20221129), which strict semver rejects
-      const version = semver.valid(f, { loose: true }) ?? semver.coerce(f)?.version;
-      return version !== undefined && version !== null && toRange(v).test(version);
+      const version = toVersion(f);
+      return version !== null && toRange(v).test(version);
     },
   },
   {
