@@ -185,8 +185,11 @@ export class FastRule extends Rule {
   constructor(props: RuleProperties) {
     super(props);
     const self = this as unknown as RuleInternals & { name: unknown };
+    // a Rule may be built without conditions (set later, or never)
     const fast =
       FAST_PATH &&
+      typeof this.conditions === "object" &&
+      this.conditions !== null &&
       fastTree(this.conditions as unknown as Cond) &&
       booleanOperator(this.conditions as unknown as Cond) !== undefined &&
       self.ruleEvent.params === undefined &&
@@ -199,6 +202,7 @@ export class FastRule extends Rule {
     const self = this as unknown as RuleInternals;
     // Rule.evaluate emits only these two on the rule
     return (
+      this.checked !== undefined &&
       this.conditions === this.checked &&
       almanac instanceof FactAlmanac &&
       !self.engine.replaceFactsInEventParams &&

@@ -166,6 +166,15 @@ describe("json-rules-engine fast path (engine-fast.ts)", () => {
     assert.equal(rerun.calls, 1);
     assert.equal(rerun.value.results.length, 1);
 
+    // a rule built without conditions behaves as json-rules-engine's until it has some
+    const bare = new FastRule({ name: "bare", event: { type: "matched" } } as unknown as RuleProperties);
+    bare.setConditions({ all: [leaf("n", "equal", 4)] });
+    const bareEngine = new FastEngine([], OPTIONS);
+    bareEngine.addRule(bare);
+    const bareRun = await upstreamEvaluations(() => runEngine(bareEngine, facts, OPTIONS));
+    assert.equal(bareRun.calls, 1);
+    assert.equal(bareRun.value.results.length, 1);
+
     // a listener on the engine is served by json-rules-engine's own Engine.evaluateRules
     const seen: string[] = [];
     fast.on("success", (e: { type: string }) => seen.push(e.type));
