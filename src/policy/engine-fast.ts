@@ -126,11 +126,16 @@ function fastTree(c: Cond): boolean {
  * and the same enumerable properties, the group's children copied the same way.
  */
 function copyTree(c: Cond): Cond {
-  const out = Object.assign(Object.create(Object.getPrototypeOf(c) as object) as Cond, c);
+  const out = copyNode(c);
   const op = booleanOperator(c);
   if (op === "not") out.not = copyTree(c.not!);
   else if (op) out[op] = (c[op] as Cond[]).map(copyTree);
   return out;
+}
+
+/** one node of copyTree, its children still shared with `c` */
+function copyNode(c: Cond): Cond {
+  return Object.assign(Object.create(Object.getPrototypeOf(c) as object) as Cond, c);
 }
 
 /** thrown inside the synchronous path when a fact is not a plain value in a FactAlmanac */
@@ -229,21 +234,27 @@ export class FastRule extends Rule {
    */
   evaluateSync(almanac: FactAlmanac): RuleResult {
     const self = this as unknown as RuleInternals & { priority: number; name: string };
-    // RuleResult's constructor with a copier for Condition trees in place of clone()
+    // RuleResult's constructor, the conditions copied node by node as they are evaluated
+    // (evaluateCopy) in place of clone()
+    const template = this.conditions as unknown as Cond;
+    const root = copyNode(template);
     const ruleResult = Object.create(RULE_RESULT_PROTO!) as RuleResultInternals;
-    ruleResult.conditions = copyTree(this.conditions as unknown as Cond);
+    ruleResult.conditions = root;
     ruleResult.event = Object.assign({}, self.ruleEvent);
     ruleResult.priority = self.priority;
     ruleResult.name = self.name;
     ruleResult.result = null;
 
     const run: SyncRun = { rule: self, almanac };
-    const root = ruleResult.conditions;
     let result: unknown;
     // upstream tests these by truthiness, in this order, and sets no result on the root group
-    if (root.any) result = prioritizeAndRun(run, root.any, "any");
-    else if (root.all) result = prioritizeAndRun(run, root.all, "all");
-    else result = !prioritizeAndRun(run, [root.not!], "not");
+    if (root.any) result = evaluateGroup(run, template, root, "any");
+    else if (root.all) result = evaluateGroup(run, template, root, "all");
+    else {
+      const child = evaluateCopy(run, template.not!);
+      root.not = child;
+      result = !child.result;
+    }
     ruleResult.setResult(result);
     return ruleResult as unknown as RuleResult;
   }
@@ -258,13 +269,22 @@ interface SyncRun {
   almanac: FactAlmanac;
 }
 
-function evaluateCondition(run: SyncRun, c: Cond): unknown {
-  const op = booleanOperator(c);
+/**
+ * Rule.evaluate's evaluateCondition, applied to a copy of template node `t` made on the way.
+ * Returns the copy; its `result` is what evaluateCondition returns.
+ */
+function evaluateCopy(run: SyncRun, t: Cond): Cond {
+  const c = copyNode(t);
+  const op = booleanOperator(t);
   if (op) {
-    const v = op === "all" ? prioritizeAndRun(run, c.all!, "all") : op === "any" ? prioritizeAndRun(run, c.any!, "any") : !prioritizeAndRun(run, [c.not!], "not");
-    const passes = v === true;
-    c.result = passes;
-    return passes;
+    let v: unknown;
+    if (op === "not") {
+      const child = evaluateCopy(run, t.not!);
+      c.not = child;
+      v = !child.result;
+    } else v = evaluateGroup(run, t, c, op);
+    c.result = v === true;
+    return c;
   }
   // Condition.evaluate; fastTree guarantees a plain value and no params
   const operator = run.rule.engine.operators.get(c.operator!);
@@ -275,32 +295,57 @@ function evaluateCondition(run: SyncRun, c: Cond): unknown {
   c.factResult = leftHandSideValue;
   c.valueResult = rightHandSideValue;
   c.result = passes;
-  return passes;
+  return c;
 }
 
-/** upstream evaluates every condition of a priority level (Promise.all), then every/some */
-function evaluateConditions(run: SyncRun, conditions: Cond[], every: boolean): boolean {
-  let all = true;
-  let some = false;
-  for (const c of conditions) {
-    if (evaluateCondition(run, c) === true) some = true;
-    else all = false;
+/**
+ * Rule.evaluate's prioritizeAndRun over the children of group `t` (operator all/any), their
+ * copies going to `c[op]` in their original order. Every child of a priority level is
+ * evaluated (upstream: Promise.all, then every/some); a level after the group is decided is
+ * not, and its children are copied without results, as upstream leaves them.
+ */
+function evaluateGroup(run: SyncRun, t: Cond, c: Cond, op: "all" | "any"): unknown {
+  const kids = t[op] as Cond[];
+  const n = kids.length;
+  if (n === 0) {
+    c[op] = [];
+    return true;
   }
-  return every ? all : some;
-}
-
-function prioritizeAndRun(run: SyncRun, conditions: Cond[], operator: "all" | "any" | "not"): unknown {
-  if (conditions.length === 0) return true;
-  if (conditions.length === 1) return evaluateCondition(run, conditions[0]!);
-  let setResult: unknown = operator === "all";
-  if (singleLevel(run, conditions)) {
-    return operator === "any" ? setResult || evaluateConditions(run, conditions, false) : setResult && evaluateConditions(run, conditions, true);
+  if (n === 1) {
+    const only = evaluateCopy(run, kids[0]!);
+    c[op] = [only];
+    return only.result;
   }
-  for (const set of run.rule.prioritizeConditions(conditions)) {
-    // upstream: setResult || evaluateConditions(...) for any, setResult && ... for all
-    if (operator === "any") setResult = setResult || evaluateConditions(run, set, false);
-    else setResult = setResult && evaluateConditions(run, set, true);
+  if (singleLevel(run, kids)) {
+    const copies: Cond[] = [];
+    let all = true;
+    let some = false;
+    for (const k of kids) {
+      const copy = evaluateCopy(run, k);
+      copies.push(copy);
+      if (copy.result === true) some = true;
+      else all = false;
+    }
+    c[op] = copies;
+    // upstream: (op === "all") || some for any, (op === "all") && all for all
+    return op === "any" ? some : all;
   }
+  const copies: Array<Cond | undefined> = kids.map(() => undefined);
+  let setResult: unknown = op === "all";
+  for (const set of run.rule.prioritizeConditions(kids)) {
+    // upstream: setResult || evaluateConditions(set, some) for any, setResult && ... for all
+    if (op === "any" ? setResult : !setResult) continue;
+    let all = true;
+    let some = false;
+    for (const k of set) {
+      const copy = evaluateCopy(run, k);
+      copies[kids.indexOf(k)] = copy;
+      if (copy.result === true) some = true;
+      else all = false;
+    }
+    setResult = op === "any" ? some : all;
+  }
+  c[op] = copies.map((copy, i) => copy ?? copyTree(kids[i]!));
   return setResult;
 }
 

@@ -100,6 +100,7 @@ const RULES: RuleProperties[] = [
   { name: "levels-all", conditions: { all: [leaf("n", "equal", 0, { priority: 9 }), leaf("n", "equal", 4, { priority: 2 }), leaf("version", "equal", "1")] }, event: { type: "matched" } },
   { name: "levels-any", conditions: { any: [leaf("n", "equal", 4, { priority: 9 }), leaf("n", "equal", 0, { priority: 2 })] }, event: { type: "matched" } },
   { name: "levels-mixed", conditions: { any: [leaf("n", "equal", 0, { priority: 1 }), leaf("n", "equal", 4, { priority: 1 }), { all: [leaf("n", "equal", 4)], priority: 7 }] }, event: { type: "matched" } },
+  { name: "levels-nested", conditions: { all: [leaf("n", "equal", 0, { priority: 9 }), { any: [leaf("n", "equal", 4), { not: leaf("version", "equal", "1") }] }] }, event: { type: "matched" } },
   { name: "custom", priority: 2, conditions: { all: [leaf("tags", "hasAll", "a,b"), leaf("n", "even", true)] }, event: { type: "matched" } },
 ];
 
