@@ -74,7 +74,8 @@ export async function measureSignRate(o: { key?: "ecdsa" | "rsa"; workers?: numb
   const tmp = mkdtempSync(join(tmpdir(), "ca-bench-"));
   try {
     await initBuiltinCa(tmp, { key: o.key ?? "ecdsa" });
-    const ca = await openBuiltinCa(tmp, { workers: o.workers });
+    // every core, as each bound is measured alone on the machine
+    const ca = await openBuiltinCa(tmp, { workers: o.workers ?? availableParallelism() });
     try {
       await drive(ca, o.csrs, 500); // warm-up: JIT, worker start
       const cpu0 = process.cpuUsage();

@@ -121,7 +121,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       log("bound: CSR verify + sign (built-in ECDSA CA, worker pool)...");
       const csrs = await csrPool(o.quick ? 40 : 100);
       sign = await measureSignRate({ key: "ecdsa", seconds: secs, csrs });
-      emit({ name: "bound-sign", metrics: { signs_per_sec: sign.signsPerSec, signs: sign.signs, workers: sign.workers, p50_ms: r1(sign.p50Ms), p99_ms: r1(sign.p99Ms), cpu_ms_per_sign: r3(sign.cpuMsPerSign) }, notes: ["bench/ca.bench.ts logic: RSA-2048 node CSRs, ECDSA P-256 CA, one worker per core (the daemon's default), 256 in flight"] });
+      emit({ name: "bound-sign", metrics: { signs_per_sec: sign.signsPerSec, signs: sign.signs, workers: sign.workers, p50_ms: r1(sign.p50Ms), p99_ms: r1(sign.p99Ms), cpu_ms_per_sign: r3(sign.cpuMsPerSign) }, notes: ["bench/ca.bench.ts logic: RSA-2048 node CSRs, ECDSA P-256 CA, one worker per core (measured alone on the machine; the daemon keeps one core for its event loop), 256 in flight"] });
       log("bound: policy evaluations...");
       evals = await measureEvalRate({ seconds: secs, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules") });
       emit({ name: "bound-eval", metrics: { evals_per_sec: evals.evalsPerSec, evals: evals.evals, rules: evals.rules, concurrency: evals.concurrency }, notes: [`bench/policy.bench.ts logic: policy ${evals.policy}, 1000 varied inventories, one core`] });
