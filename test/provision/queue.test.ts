@@ -115,3 +115,17 @@ test("nodes dropped for waiting too long are reported", async () => {
   assert.equal((await q.take())?.identity, "new");
   assert.deepEqual(stale, ["old"]);
 });
+
+test("expired holds are swept once the held list grows, and live holds stay held", () => {
+  const c = clock();
+  const q = new WorkQueue({ maxSize: 100_000, maxWaitMs: 60_000, now: c.now });
+  // 15k nodes held for a minute, then the minute passes
+  for (let i = 0; i < 15_000; i++) q.done(`old${i}`, 60_000);
+  c.advance(61_000);
+  // 30k more held now: the list crosses its sweep thresholds and the expired ones go
+  for (let i = 0; i < 30_000; i++) q.done(`new${i}`, 60_000);
+  assert.ok(q.heldCount <= 30_000 + 1, `expired holds swept (${q.heldCount} held)`);
+  assert.equal(q.add("new0", "event"), "held");
+  assert.equal(q.add("new29999", "event"), "held");
+  assert.equal(q.add("old0", "event"), "queued");
+});
