@@ -222,8 +222,15 @@ export type FlowRequests = Array<{ agent: string; action: string; data: Record<s
  */
 export async function flowRequests(caDir: string): Promise<FlowRequests> {
   const ps = await loadPolicySet({ policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules") });
-  const inv = inventories(1)[0]!;
-  const d = await ps.evaluate(inv);
+  // the first sample inventory the shipped policy configures (others defer or shut down)
+  let inv = inventories(1)[0]!;
+  let d = await ps.evaluate(inv);
+  for (const candidate of inventories(50)) {
+    if (d.outcome === "configure") break;
+    inv = candidate;
+    d = await ps.evaluate(inv);
+  }
+  if (d.outcome !== "configure") throw new Error("no sample inventory is configured by the shipped policy");
   const ca = await openBuiltinCa(caDir, { workers: 1 });
   try {
     const [{ csrPem }] = await csrPool(1);
