@@ -3,7 +3,19 @@ import { OPERATORS } from "./operators.js";
 import { checkPath, splitPath } from "./paths.js";
 import type { SourceFile } from "./positions.js";
 import { compileTemplate, type CompiledTemplate } from "./template.js";
-import { DEFAULT_PRIORITY, RESERVED_KEYS, type CompiledCondition, type CompiledRule, type CompiledThen, type ConditionDoc, type RuleDoc, type ThenDoc } from "./model.js";
+import {
+  DEFAULT_PRIORITY,
+  RESERVED_KEYS,
+  SERVER_PERMISSIONS,
+  type CompiledCondition,
+  type CompiledRule,
+  type CompiledServerClaims,
+  type CompiledThen,
+  type ConditionDoc,
+  type RuleDoc,
+  type ServerClaimsDoc,
+  type ThenDoc,
+} from "./model.js";
 
 type Path = Array<string | number>;
 
@@ -31,8 +43,8 @@ export function compileRule(ctx: CompileContext, path: Path, rule: RuleDoc, inde
   const then = compileThen(ctx, [...path, "then"], rule.then, report);
   if (then.outcome === "upgrade" && !then.upgrade) report([...path, "then"], 'outcome "upgrade" needs then.upgrade.version');
   if (rule.then.upgrade && then.outcome !== "upgrade") report([...path, "then", "upgrade"], 'then.upgrade is only used with outcome "upgrade"', true);
-  if ((then.outcome === "defer" || then.outcome === "shutdown") && (then.brokerSet || then.configuration.length)) {
-    report([...path, "then", "outcome"], `outcome "${then.outcome}" never configures the node; its brokerSet/configuration would be ignored`);
+  if ((then.outcome === "defer" || then.outcome === "shutdown") && (then.brokerSet || then.configuration.length || then.serverClaims)) {
+    report([...path, "then", "outcome"], `outcome "${then.outcome}" never configures the node; its brokerSet/configuration/serverClaims would be ignored`);
   }
   if (ctx.problems.length !== before || !condition) return undefined;
   const { line, col } = ctx.src.pos(path);
@@ -151,5 +163,43 @@ export function compileThen(ctx: CompileContext, path: Path, t: ThenDoc | undefi
   if (t.upgrade) out.upgrade = t.upgrade;
   out.actionPolicies = Object.entries(t.actionPolicies ?? {});
   out.opaPolicies = Object.entries(t.opaPolicies ?? {});
+  if (t.serverClaims) {
+    const sc = compileServerClaims(t.serverClaims, [...path, "serverClaims"], tmpl);
+    if (sc) out.serverClaims = sc;
+  }
   return out;
+}
+
+/** undefined when the map sets nothing (`serverClaims: {}`), so such a layer costs the merge nothing */
+function compileServerClaims(d: ServerClaimsDoc, path: Path, tmpl: (p: Path, text: string) => CompiledTemplate | undefined): CompiledServerClaims | undefined {
+  const out: CompiledServerClaims = { permissions: [] };
+  let any = false;
+  const list = (key: "collectives" | "pub_subjects") => {
+    const l = d[key];
+    if (l === undefined) return;
+    const compiled: CompiledTemplate[] = [];
+    l.forEach((s, i) => {
+      const c = tmpl([...path, key, i], s);
+      if (c) compiled.push(c);
+    });
+    out[key] = compiled;
+    any = true;
+  };
+  if (d.ou !== undefined) {
+    const c = tmpl([...path, "ou"], d.ou);
+    if (c) out.ou = c;
+    any = true;
+  }
+  if (d.exp !== undefined) {
+    out.exp = d.exp;
+    any = true;
+  }
+  list("collectives");
+  list("pub_subjects");
+  for (const k of SERVER_PERMISSIONS) {
+    const v = d.permissions?.[k];
+    if (v !== undefined) out.permissions.push([k, v]);
+  }
+  if (d.permissions !== undefined && out.permissions.length) any = true;
+  return any ? out : undefined;
 }

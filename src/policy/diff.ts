@@ -55,6 +55,12 @@ export function diffDecisions(a: Decision, b: Decision): KeyChange[] {
   cmp("upgradeRepository", a.upgradeRepository, b.upgradeRepository);
   for (const k of unionKeys(a.actionPolicies, b.actionPolicies)) cmp(`actionPolicies.${k}`, a.actionPolicies[k], b.actionPolicies[k]);
   for (const k of unionKeys(a.opaPolicies, b.opaPolicies)) cmp(`opaPolicies.${k}`, a.opaPolicies[k], b.opaPolicies[k]);
+  const sa = a.serverClaims ?? {};
+  const sb = b.serverClaims ?? {};
+  for (const k of ["ou", "exp", "collectives", "pub_subjects"] as const) cmp(`serverClaims.${k}`, sa[k], sb[k]);
+  const pa: Record<string, unknown> = sa.permissions ?? {};
+  const pb: Record<string, unknown> = sb.permissions ?? {};
+  for (const k of unionKeys(pa, pb)) cmp(`serverClaims.permissions.${k}`, pa[k], pb[k]);
   cmp("fired", a.fired.map((f) => f.name), b.fired.map((f) => f.name));
   return out;
 }

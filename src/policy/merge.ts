@@ -1,5 +1,5 @@
-import type { CertificateProfile, Decision, Outcome } from "../types/index.js";
-import { DEFAULT_VALIDITY_DAYS, RESERVED_KEYS, type CompiledPolicy, type CompiledRule, type CompiledThen } from "./model.js";
+import type { CertificateProfile, Decision, Outcome, ServerClaims } from "../types/index.js";
+import { DEFAULT_VALIDITY_DAYS, RESERVED_KEYS, SERVER_PERMISSIONS, type CompiledPolicy, type CompiledRule, type CompiledThen, type ServerPermission } from "./model.js";
 import { TemplateError, type CompiledTemplate } from "./template.js";
 
 export type MergedDecision = Omit<Decision, "policy" | "fired">;
@@ -19,8 +19,9 @@ export interface MergeResult {
  *     later wins (policy rules come after included rule sets, so they override them);
  *  2. a fired rule with `stop: true` drops every fired rule of lower priority;
  *  3. every scalar (outcome, brokerSet, validity, upgrade) and every configuration /
- *     action policy / OPA policy key takes the value of the first rule in that order that
- *     sets it, then the policy `defaults`; certificate SANs are the union of all;
+ *     action policy / OPA policy key, server claim and server permission takes the value of
+ *     the first rule in that order that sets it, then the policy `defaults`; certificate SANs
+ *     are the union of all;
  *  4. the safe defaults are applied last and cannot be overridden.
  * Only winning values are rendered, so a template on an overridden value cannot defer a node.
  */
@@ -76,9 +77,11 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
     configuration["identity"] = identity;
     configuration["plugin.choria.middleware_hosts"] = brokers.join(",");
 
+    const serverClaims = mergeServerClaims(layers, ctx);
+
     const certificate: CertificateProfile = { validityDays, sans };
     const explicitReason = reasonOf(outcomeLayer, ctx);
-    return result({
+    const d: MergedDecision = {
       outcome: "configure",
       reason: explicitReason ?? `configure with broker set ${brokerSet} (chosen by ${layerName(brokerLayer)})`,
       brokerSet,
@@ -87,7 +90,9 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
       certificate,
       actionPolicies,
       opaPolicies,
-    });
+    };
+    if (serverClaims) d.serverClaims = serverClaims;
+    return result(d);
   } catch (e) {
     if (!(e instanceof TemplateError)) throw e;
     return result({
@@ -126,6 +131,54 @@ function render(t: CompiledTemplate, ctx: Record<string, unknown>, l: Layer, wha
     if (e instanceof TemplateError) throw new TemplateError(`${layerName(l)} ${what}${key === undefined ? "" : ` ${key}`}: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * Each claim, and each permission on its own, from the first layer that sets it. The result has
+ * a fixed key order (Go's claim order) whatever the rule order, so printed decisions and diffs
+ * are stable. undefined when no layer sets a claim: the signer's defaults then apply unchanged.
+ */
+function mergeServerClaims(layers: Layer[], ctx: Record<string, unknown>): ServerClaims | undefined {
+  let ou: Layer | undefined;
+  let exp: number | undefined;
+  let collectives: Layer | undefined;
+  let pubSubjects: Layer | undefined;
+  let permissions: Partial<Record<ServerPermission, boolean>> | undefined;
+  for (const l of layers) {
+    const sc = l.then.serverClaims;
+    if (!sc) continue;
+    if (!ou && sc.ou) ou = l;
+    if (exp === undefined && sc.exp !== undefined) exp = sc.exp;
+    if (!collectives && sc.collectives) collectives = l;
+    if (!pubSubjects && sc.pub_subjects) pubSubjects = l;
+    for (const [k, v] of sc.permissions) {
+      permissions ??= {};
+      if (!(k in permissions)) permissions[k] = v;
+    }
+  }
+  if (!ou && exp === undefined && !collectives && !pubSubjects && !permissions) return undefined;
+  const out: ServerClaims = {};
+  if (ou) out.ou = claimText(ou.then.serverClaims!.ou!, ctx, ou, "ou");
+  if (exp !== undefined) out.exp = exp;
+  if (collectives) out.collectives = collectives.then.serverClaims!.collectives!.map((t) => claimText(t, ctx, collectives!, "collectives"));
+  if (pubSubjects) out.pub_subjects = pubSubjects.then.serverClaims!.pub_subjects!.map((t) => claimText(t, ctx, pubSubjects!, "pub_subjects"));
+  if (permissions) {
+    const ordered: Partial<Record<ServerPermission, boolean>> = {};
+    for (const k of SERVER_PERMISSIONS) if (k in permissions) ordered[k] = permissions[k]!;
+    out.permissions = ordered;
+  }
+  return out;
+}
+
+/**
+ * An empty collective is refused by the signer, and an empty ou or subject is never what was
+ * meant: caught here so `policy eval` shows the deferral the daemon would otherwise only hit
+ * when it signs.
+ */
+function claimText(t: CompiledTemplate, ctx: Record<string, unknown>, l: Layer, claim: string): string {
+  const s = render(t, ctx, l, `serverClaims.${claim}`);
+  if (s === "") throw new TemplateError(`${layerName(l)} serverClaims.${claim}: renders to an empty string${t.paths.length ? ` (from ${t.paths.join(", ")})` : ""}`);
+  return s;
 }
 
 const reasonOf = (l: Layer | undefined, ctx: Record<string, unknown>) => (l?.then.reason ? render(l.then.reason, ctx, l, "reason") : undefined);

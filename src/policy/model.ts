@@ -16,6 +16,24 @@ export interface CertificateDoc {
   sans?: string[];
 }
 
+/** server JWT claims (features.ed25519) as written: the Go provisioner's helper `server_claims` keys */
+export interface ServerClaimsDoc {
+  ou?: string;
+  /** Unix seconds */
+  exp?: number;
+  collectives?: string[];
+  pub_subjects?: string[];
+  permissions?: Partial<Record<ServerPermission, boolean>>;
+}
+
+/**
+ * The permissions of go-choria's tokens.ServerPermissions, in its field order. The signer
+ * (credentials/ed25519.ts) keeps only these; others would be silently dropped, so the schema
+ * refuses them.
+ */
+export const SERVER_PERMISSIONS = ["submission", "streams", "governor", "service_host"] as const;
+export type ServerPermission = (typeof SERVER_PERMISSIONS)[number];
+
 export interface ThenDoc {
   outcome?: Outcome;
   reason?: string;
@@ -25,6 +43,7 @@ export interface ThenDoc {
   upgrade?: { version: string; repository?: string };
   actionPolicies?: Record<string, string>;
   opaPolicies?: Record<string, string>;
+  serverClaims?: ServerClaimsDoc;
 }
 
 export interface RuleDoc {
@@ -71,6 +90,18 @@ export interface CompiledThen {
   upgrade?: { version: string; repository?: string };
   actionPolicies: Array<[string, string]>;
   opaPolicies: Array<[string, string]>;
+  /** absent when the layer sets no claim, so merging a policy without any costs one check per layer */
+  serverClaims?: CompiledServerClaims;
+}
+
+/** each claim (and each permission) merges like a configuration key: first layer that sets it wins */
+export interface CompiledServerClaims {
+  ou?: CompiledTemplate;
+  exp?: number;
+  /** a list is one value: the winning layer's list replaces, it is not a union like SANs */
+  collectives?: CompiledTemplate[];
+  pub_subjects?: CompiledTemplate[];
+  permissions: Array<[ServerPermission, boolean]>;
 }
 
 export interface CompiledRule {

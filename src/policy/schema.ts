@@ -72,6 +72,7 @@ function messageOf(e: ErrorObject): string {
   if (e.keyword === "enum") return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
   if (e.keyword === "const") return `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
   if (e.keyword === "type" && (e.params as { type: string }).type === "string") return "must be a string (quote numbers and booleans in YAML)";
+  if (e.keyword === "type" && (e.params as { type: string }).type === "boolean") return "must be true or false (yes/no/on/off are strings in YAML 1.2)";
   return e.message ?? e.keyword;
 }
 
@@ -81,6 +82,10 @@ function hint(kind: SchemaKind, path: string[], extra: string): string {
   if (extra === "event" || extra === "actions") return ' (rules put their effects under "then")';
   if (extra === "when") return ' (rules put their tests under "conditions")';
   if (last === "then" && ["config", "brokers"].includes(extra)) return extra === "config" ? ' (did you mean "configuration"?)' : ' (did you mean "brokerSet"?)';
+  // the legacy helper's output key, the one thing a migrating author will type
+  if ((last === "then" || last === "defaults") && (extra === "server_claims" || extra === "serverclaims")) return ' (did you mean "serverClaims"?)';
+  if (last === "serverClaims") return " (server JWT claims a policy sets: ou, exp, collectives, pub_subjects, permissions)";
+  if (last === "permissions" && path[path.length - 2] === "serverClaims") return " (server permissions: submission, streams, governor, service_host)";
   return "";
 }
 

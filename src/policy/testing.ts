@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import type { Decision, Inventory } from "../types/index.js";
+import type { Decision, Inventory, ServerClaims } from "../types/index.js";
 import { PolicyLoadError, type PolicyProblem } from "./errors.js";
 import type { ConditionTrace, Explanation, RuleTrace } from "./explain.js";
 import { inventoryFromFile, InventoryFileError } from "./inventory-file.js";
@@ -22,6 +22,8 @@ export interface Expectation {
   sans?: string[];
   validityDays?: number;
   upgradeVersion?: string;
+  /** these claims; a permission expected false also matches one the decision leaves unset */
+  serverClaims?: ServerClaims;
   fired?: string[];
 }
 
@@ -209,6 +211,7 @@ export function compare(e: Expectation, d: Decision): string[] {
   if (e.sans !== undefined && q([...e.sans].sort()) !== q([...d.certificate.sans].sort())) f.push(`certificate.sans: expected ${q(e.sans)}, got ${q(d.certificate.sans)}`);
   if (e.validityDays !== undefined && e.validityDays !== d.certificate.validityDays) f.push(`certificate.validityDays: expected ${e.validityDays}, got ${d.certificate.validityDays}`);
   if (e.upgradeVersion !== undefined && e.upgradeVersion !== d.upgradeVersion) f.push(`upgradeVersion: expected ${e.upgradeVersion}, got ${d.upgradeVersion ?? "none"}`);
+  if (e.serverClaims !== undefined) compareServerClaims(e.serverClaims, d.serverClaims ?? {}, f);
   if (e.fired !== undefined) {
     const got = d.fired.map((r) => r.name);
     const missing = e.fired.filter((n) => !got.includes(n));
@@ -217,6 +220,19 @@ export function compare(e: Expectation, d: Decision): string[] {
     if (extra.length) f.push(`fired: ${extra.join(", ")} fired, not expected`);
   }
   return f;
+}
+
+function compareServerClaims(e: ServerClaims, d: ServerClaims, f: string[]): void {
+  const q = (v: unknown) => JSON.stringify(v);
+  for (const k of ["ou", "exp", "collectives", "pub_subjects"] as const) {
+    if (e[k] === undefined) continue;
+    // lists in the order they go into the JWT
+    if (d[k] === undefined) f.push(`serverClaims.${k}: expected ${q(e[k])}, not set`);
+    else if (q(e[k]) !== q(d[k])) f.push(`serverClaims.${k}: expected ${q(e[k])}, got ${q(d[k])}`);
+  }
+  const got: Record<string, boolean | undefined> = d.permissions ?? {};
+  // false and unset sign the same token (the signer drops false permissions)
+  for (const [k, v] of Object.entries(e.permissions ?? {})) if ((got[k] === true) !== v) f.push(`serverClaims.permissions.${k}: expected ${v}, got ${got[k] ?? "unset"}`);
 }
 
 /** the rules that matter for a failure, with every condition and the value seen */
@@ -294,6 +310,7 @@ export function expectationOf(d: Decision): Expectation {
     e.configuration = d.configuration;
     e.sans = d.certificate.sans;
     e.validityDays = d.certificate.validityDays;
+    if (d.serverClaims) e.serverClaims = d.serverClaims;
   } else {
     e.reason = d.reason;
   }
