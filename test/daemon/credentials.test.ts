@@ -6,8 +6,8 @@ import "reflect-metadata";
  *     policies as jwt.* and the decision records; a JWT signed by another key is refused
  *   - a legacy helper's private key reaches the node only encrypted to its ECDH key; the node
  *     decrypts it and checks it matches the certificate
- *   - features.ed25519: gen25519 + a server JWT that verifies with the signer's public key,
- *     over protocol v1 and over protocol v2
+ *   - features.ed25519: gen25519 + a server JWT that verifies with the signer's public key and
+ *     carries the policy's serverClaims, over protocol v1 and over protocol v2
  * Every test also checks that no secret reaches the audit log or the daemon's own log.
  */
 import { before, test } from "node:test";
@@ -36,7 +36,10 @@ before(async () => {
 });
 const BROKER_PASSWORD = "chpwd-broker-s3cret";
 
-/** a small policy that reads the JWT: a condition on jwt.ou and templates from jwt.* */
+/**
+ * a small policy that reads the JWT: a condition on jwt.ou and templates from jwt.*; its
+ * serverClaims only matter to the features.ed25519 runs, which sign them into the server JWT
+ */
 const JWT_POLICY = `apiVersion: choria-provisioner/v1
 kind: Policy
 metadata:
@@ -51,6 +54,8 @@ defaults:
     plugin.choria.provisioning_url: "{{ jwt.chu }}"
   certificate:
     validityDays: 30
+  serverClaims:
+    permissions: { submission: true }
 rules:
   - name: acme-organisation
     description: nodes whose provisioning JWT names the acme organisation join its collective
@@ -61,6 +66,10 @@ rules:
       configuration:
         collectives: acme
         plugin.choria.organization: "{{ jwt.ou }}"
+      serverClaims:
+        ou: "{{ jwt.ou }}"
+        pub_subjects: ["choria.node_metadata.{{ identity }}"]
+        permissions: { streams: true }
 `;
 
 interface Harness {
@@ -381,6 +390,11 @@ async function ed25519Run(protocol: 1 | 2): Promise<void> {
       // the policy's acme rule (on jwt.ou) sets collectives: the server JWT follows the configuration
       assert.deepEqual(claims.collectives, ["acme"]);
       assert.equal(node.configuration?.collectives, "acme");
+      // the policy's serverClaims: ou and subject templated per node, permissions merged from the
+      // defaults (submission) and the acme rule (streams)
+      assert.equal(claims.ou, "acme");
+      assert.deepEqual(claims.pub_subjects, [`choria.node_metadata.${node.identity}`]);
+      assert.deepEqual(claims.permissions, { submission: true, streams: true });
       assert.ok(Math.abs(claims.exp - (nowS() + validityDays * 86400)) < 120, `exp ${claims.exp}`);
       const r = m.get(node.identity)!;
       assert.equal(r.serverJwt?.jti, claims.jti, "the record names the token without holding it");
@@ -394,6 +408,6 @@ async function ed25519Run(protocol: 1 | 2): Promise<void> {
   }
 }
 
-test("features.ed25519 over protocol v1: gen25519 and a server JWT that verifies with the signer's public key", () => ed25519Run(1));
+test("features.ed25519 over protocol v1: gen25519 and a server JWT that verifies with the signer's public key and carries the policy's serverClaims", () => ed25519Run(1));
 
 test("a protocol v2 fleet is provisioned end to end (ed25519, client JWT as caller)", () => ed25519Run(2));
