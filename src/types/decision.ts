@@ -62,11 +62,11 @@ export interface Decision {
    * keyPem is only ever sent to the node encrypted to its ECDH key (§7.4), never recorded.
    */
   suppliedTls?: { certificatePem: string; caPem: string; ssldir?: string; keyPem?: string };
-  /** overrides for the server JWT claims (features.ed25519, §7.3): the legacy helper's server_claims */
+  /** overrides for the server JWT claims (features.ed25519, §7.3): a policy's serverClaims or the legacy helper's server_claims */
   serverClaims?: ServerClaims;
 }
 
-/** The part of a helper's `server_claims` the Go provisioner honours when it signs a server JWT. */
+/** The part of a helper's `server_claims` the Go provisioner honours when it signs a server JWT; policies set the same keys. */
 export interface ServerClaims {
   ou?: string;
   /** Unix seconds */
