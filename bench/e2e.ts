@@ -113,9 +113,12 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
       // "upgrade" decisions fall through to configure: every node ends in one pass, no re-announce
       upgradable: false,
     };
+    // both waiters before the start: a small fleet (no startup ramp) sends the two back to back
+    const startedP = fleet.next<{ listeningMs: number }>("started", 120_000);
+    const startupP = fleet.next<{ ms: number }>("startupComplete", 600_000);
     fleet.send({ type: "start", opts: fleetOpts });
-    const started = await fleet.next<{ listeningMs: number }>("started", 120_000);
-    const startup = await fleet.next<{ ms: number }>("startupComplete", 600_000);
+    const started = await startedP;
+    const startup = await startupP;
     const { summary } = await done;
     clearInterval(guard);
     const natsCpuS = procCpuSeconds(srv.pid) - nats0;

@@ -1,0 +1,44 @@
+import "reflect-metadata";
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { flowRequests, measureRpcRate, runE2e } from "../../bench/e2e.js";
+import { measureNodeWork } from "../../bench/node-work.js";
+import { initBuiltinCa } from "../../src/ca/index.js";
+
+// `npm run bench` is not part of CI; these keep its parts working (small and short, so they
+// check plumbing and accounting, not speed).
+describe("benchmark harness", () => {
+  const caDir = mkdtempSync(join(tmpdir(), "bench-harness-"));
+  before(() => initBuiltinCa(caDir, { key: "ecdsa" }));
+  after(() => rmSync(caDir, { recursive: true, force: true }));
+
+  test("the RPC bound's requests are what the daemon sends for a configured node", async () => {
+    const calls = await flowRequests(caDir);
+    assert.deepEqual(calls.map((c) => `${c.agent}#${c.action}`), ["rpcutil#inventory", "choria_provision#gencsr", "choria_provision#configure", "choria_provision#restart"]);
+    const cfg = calls[2]!.data;
+    assert.match(String(cfg.certificate), /^-----BEGIN CERTIFICATE-----/);
+    assert.match(String(cfg.ca), /^-----BEGIN CERTIFICATE-----/);
+    assert.ok(Object.keys(JSON.parse(String(cfg.config))).length > 3, "a real configuration, not an empty one");
+  });
+
+  test("provisioning-shaped RPC bound and node work report rates and CPU per unit", async () => {
+    const rpc = await measureRpcRate({ seconds: 0.3, window: 16, flow: await flowRequests(caDir) });
+    assert.equal(rpc.shape, "flow");
+    assert.ok(rpc.rpcs >= 4 && rpc.rpcsPerSec > 0, JSON.stringify(rpc));
+    assert.ok(rpc.cpuMsPerRpc > 0 && rpc.responderCpuS > 0, JSON.stringify(rpc));
+    const node = await measureNodeWork({ caDir, seconds: 0.2 });
+    assert.ok(node.nodes > 0 && node.cpuMsPerNode > 0, JSON.stringify(node));
+  });
+
+  test("a small end-to-end run settles every node with no protocol violation", async () => {
+    const r = await runE2e({ nodes: 150, caDir });
+    assert.equal(r.daemon.settled, 150);
+    assert.equal(r.fleet.totals.violations, 0);
+    assert.equal(r.fleet.totals.configuredMoreThanOnce, 0);
+    assert.ok(r.nodesPerMin > 0 && r.provisionerCpuS > 0 && r.fleet.cpuS > 0, JSON.stringify({ npm: r.nodesPerMin, cpu: r.provisionerCpuS }));
+    assert.ok(r.daemon.signs >= r.daemon.outcomes.configure!, "every configured node had its certificate signed");
+  });
+});
