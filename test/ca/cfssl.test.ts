@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import * as x509 from "@peculiar/x509";
 import { createCfsslSigner, initBuiltinCa, CaRejectedError, CaUnavailableError, CsrRefusedError } from "../../src/ca/index.js";
 import { freePort, startCfssl, type CfsslServer } from "./cfssl-server.js";
@@ -69,15 +70,22 @@ describe("cfssl signer against a real cfssl serve", () => {
   });
 
   test("cfssl not answering → CaUnavailableError after the timeout", async () => {
-    // freeze the real server: the kernel still accepts the connection, nobody answers
-    process.kill(server.pid, "SIGSTOP");
+    // a listener that accepts and never answers: what a hung CA looks like from here (it used to
+    // SIGSTOP the real cfssl, which once answered anyway on a loaded CI machine)
+    const held: Socket[] = [];
+    const hole = createServer((sock) => held.push(sock));
+    await new Promise<void>((r) => hole.listen(0, "127.0.0.1", r));
     try {
-      const signer = createCfsslSigner({ url: server.url, timeoutMs: 300, caPem });
+      const { port } = hole.address() as AddressInfo;
+      const signer = createCfsslSigner({ url: `http://127.0.0.1:${port}`, timeoutMs: 300, caPem });
       const t0 = Date.now();
       await assert.rejects(signer.sign({ identity: ID, csrPem: csr, profile: { validityDays: 1, sans: [] } }), (e: unknown) => e instanceof CaUnavailableError && /300 ms/.test(e.message));
       assert.ok(Date.now() - t0 < 3000, "gave up near the timeout");
+      assert.ok(held.length >= 1, "the request reached the listener");
     } finally {
-      process.kill(server.pid, "SIGCONT");
+      for (const s of held) s.destroy();
+      await new Promise((r) => hole.close(r));
     }
   });
+
 });
