@@ -213,7 +213,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         value: r3(f),
         goal: ">= 0.7 of the machine bound",
         met: f >= 0.7,
-        note: `bound ${Math.round(machineBound)} nodes/min = ${cores} cores / ${r3(cpu.rpc + cpu.sign + cpu.eval + cpu.node)} CPU-ms per node (RPC ${r3(cpu.rpc)}, sign ${r3(cpu.sign)}, eval ${r3(cpu.eval)}, node work ${r3(cpu.node)}); e2e spent ${r3(e2eCpuMs)}. Without the nodes' own work ${Math.round(provisionerSide)}/min -> ${r3(big.nodesPerMin / provisionerSide)}; slowest single resource (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0]![0]}) ${Math.round(slowest)}/min -> ${r3(big.nodesPerMin / slowest)}`,
+        note: `bound ${Math.round(machineBound)} nodes/min = ${cores} cores / ${r3(cpu.rpc + cpu.sign + cpu.eval + cpu.node)} CPU-ms per node (RPC ${r3(cpu.rpc)}, sign ${r3(cpu.sign)}, eval ${r3(cpu.eval)}, node work ${r3(cpu.node)}); e2e spent ${r3(e2eCpuMs)} (provisioner ${r3((big.provisionerCpuS * 1000) / settled)}, fleet ${r3((big.fleet.cpuS * 1000) / settled)}, nats-server ${r3((big.natsCpuS * 1000) / settled)}). Bound if the nodes' own work were not on this machine: ${Math.round(provisionerSide)}/min -> ${r3(big.nodesPerMin / provisionerSide)}; slowest single resource (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0]![0]}) ${Math.round(slowest)}/min -> ${r3(big.nodesPerMin / slowest)}`,
       };
     }
     if (evals && helper)
