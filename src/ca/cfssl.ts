@@ -4,7 +4,7 @@
  * answer is CaRejectedError: cfssl looked at the request and said no.
  */
 import { acceptRemoteCertificate } from "./cert-info.js";
-import { parseCsr } from "./csr-inspect.js";
+import { isOwnParse, parseCsr } from "./csr-inspect.js";
 import { CaRejectedError, CaUnavailableError } from "./errors.js";
 import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
 
@@ -82,7 +82,7 @@ export function createCfsslSigner(opts: CfsslSignerOptions): Signer {
   return {
     kind: "cfssl",
     async sign(req: SignRequest): Promise<SignedCertificate> {
-      const csr = parseCsr(req.csrPem);
+      const csr = isOwnParse(req.checked, req.csrPem) ? req.checked : parseCsr(req.csrPem);
       const hosts = [req.identity, ...(req.profile.sans ?? []).filter((s) => s !== req.identity)];
       const [certificate, ca] = await Promise.all([call("/api/v1/cfssl/sign", withTarget({ certificate_request: req.csrPem, hosts })), caChain()]);
       return acceptRemoteCertificate(certificate, ca, csr.spkiDer, req.identity, `cfssl ${base}`);

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { acceptRemoteCertificate } from "./cert-info.js";
-import { parseCsr } from "./csr-inspect.js";
+import { isOwnParse, parseCsr } from "./csr-inspect.js";
 import { CaRejectedError, CaUnavailableError } from "./errors.js";
 import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
 import { childEnv } from "../types/child-env.js";
@@ -116,7 +116,8 @@ export function createExecSigner(opts: ExecSignerOptions): Signer {
   return {
     kind: "exec",
     async sign(req: SignRequest): Promise<SignedCertificate> {
-      const csr = parseCsr(req.csrPem);
+      // the daemon's own parse of this PEM when it has one: no second parse and verify
+      const csr = isOwnParse(req.checked, req.csrPem) ? req.checked : parseCsr(req.csrPem);
       const out = await slot(() => run(req));
       if (PRIVATE_KEY_BLOCK.test(out)) {
         PRIVATE_KEY_BLOCK.lastIndex = 0;

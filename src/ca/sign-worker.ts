@@ -1,6 +1,7 @@
 /**
- * Worker thread body: verifies CSRs and issues certificates in batches. The CA key is imported
- * once at start; per batch the only work is parsing, verifying and signing.
+ * Worker thread body: issues certificates in batches. The CA key is imported once at start. A
+ * task the daemon already parsed and verified on its main thread carries the key bytes and is
+ * only signed; any other task's CSR is parsed and verified here first.
  */
 import { parentPort, threadId, workerData } from "node:worker_threads";
 import { createPrivateKey } from "node:crypto";

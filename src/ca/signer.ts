@@ -6,8 +6,9 @@ export interface SignRequest {
   /** validityDays and the SANs granted beyond the identity */
   profile: CertificateProfile;
   /**
-   * The caller's parseCsr of csrPem after the CSR policy passed it. The built-in CA then issues
-   * without parsing and verifying the CSR a second time; other signers ignore it.
+   * The caller's parseCsr of csrPem after the CSR policy passed it: signers use it instead of
+   * parsing and verifying the CSR a second time, but only if it is parseCsr's own parse of
+   * exactly this PEM (isOwnParse); anything else is ignored.
    */
   checked?: unknown;
 }
