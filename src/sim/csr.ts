@@ -32,6 +32,19 @@ export function encodeSubject(s: CsrSubject): Buffer {
 /** spkiDer: the key's SubjectPublicKeyInfo; privateKey signs. Returns the PEM text Go writes. */
 export function createCsrPem(subject: CsrSubject, spkiDer: Buffer, privateKey: KeyObject): string {
   const info = seq(integerSmall(0), encodeSubject(subject), spkiDer, tlv(0xa0));
-  const signature = sign("sha256", info, privateKey);
+  return csrPem(info, sign("sha256", info, privateKey));
+}
+
+/**
+ * createCsrPem with the RSA signature on libuv's thread pool: a fleet of thousands of nodes in
+ * one process would otherwise make every node's signature wait for the others' on one thread,
+ * where a real server signs on its own machine.
+ */
+export function createCsrPemAsync(subject: CsrSubject, spkiDer: Buffer, privateKey: KeyObject): Promise<string> {
+  const info = seq(integerSmall(0), encodeSubject(subject), spkiDer, tlv(0xa0));
+  return new Promise((resolve, reject) => sign("sha256", info, privateKey, (err, signature) => (err ? reject(err) : resolve(csrPem(info, signature)))));
+}
+
+function csrPem(info: Buffer, signature: Buffer): string {
   return pem("CERTIFICATE REQUEST", seq(info, seq(oid(OID.sha256WithRSA), NULL), bitString(signature)));
 }

@@ -6,7 +6,7 @@
  */
 import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import { checkDeliveredCertificate } from "../cert-check.js";
-import { createCsrPem } from "../csr.js";
+import { createCsrPemAsync } from "../csr.js";
 import { hasFault } from "../faults.js";
 import { decodeGoStruct, GoJsonError, type GoStruct } from "../gojson.js";
 import { decryptDeliveredKey, newEcdhPair } from "../keytransport.js";
@@ -115,7 +115,7 @@ function goJsonConfig(text: string): Record<string, string> | string {
   return out;
 }
 
-function gencsr(rt: SimRuntime, node: SimNode, a: Args): ActionResult {
+async function gencsr(rt: SimRuntime, node: SimNode, a: Args): Promise<ActionResult> {
   let cn = (a.cn as string) || node.identity;
   if (hasFault(node.faults, "wrong_cn_csr")) {
     const other = rt.nodes[(node.index + 1) % rt.nodes.length];
@@ -128,7 +128,7 @@ function gencsr(rt: SimRuntime, node: SimNode, a: Args): ActionResult {
   } else {
     const t0 = performance.now();
     // ST is accepted and ignored, as Go does
-    csr = createCsrPem({ cn, C: a.C as string, L: a.L as string, O: a.O as string, OU: a.OU as string }, key.spkiDer, key.privateKey);
+    csr = await createCsrPemAsync({ cn, C: a.C as string, L: a.L as string, O: a.O as string, OU: a.OU as string }, key.spkiDer, key.privateKey);
     rt.stats.csrTimed(performance.now() - t0);
   }
   const after = hasFault(node.faults, "die_after_gencsr") ? () => rt.kill(node, "die_after_gencsr") : undefined;
@@ -293,7 +293,7 @@ function releaseUpdate(rt: SimRuntime, node: SimNode, a: Args): ActionResult {
  * The action body, called with the agent mutex held. `agentInBody` is the agent named in the
  * RPC body, which Go uses in its InvalidData text.
  */
-export function runProvisionAction(rt: SimRuntime, node: SimNode, action: string, data: unknown, env: EnvelopeInfo, agentInBody: string): ActionResult {
+export function runProvisionAction(rt: SimRuntime, node: SimNode, action: string, data: unknown, env: EnvelopeInfo, agentInBody: string): ActionResult | Promise<ActionResult> {
   // a restart or shutdown in progress holds the mutex until the process is replaced
   if (node.mode !== Mode.Provisioning) return NO_REPLY;
   if (action === "reprovision") {
