@@ -20,13 +20,16 @@ let target: string;
 
 const count = (kind: string): number => fleet.report().totals.violationsByKind[kind] ?? 0;
 
-function collect(replyTo: string): RpcReplyBody[] {
-  const got: RpcReplyBody[] = [];
+function collect(replyTo: string): RpcReplyBody[] & { first: Promise<void> } {
+  let arrived!: () => void;
+  // `first` is not enumerable, so `got` still compares equal to a plain array of replies
+  const got = Object.defineProperty([] as RpcReplyBody[], "first", { value: new Promise<void>((r) => (arrived = r)), enumerable: false }) as RpcReplyBody[] & { first: Promise<void> };
   nc.subscribe(replyTo, {
     max: 10,
     callback: (_e, m) => {
       const d = decodeReply(m.data);
       got.push(d.reply.message === "pong" ? { action: "", statuscode: 0, statusmsg: "pong", data: {} } : decodeRpcReply(d.reply.message));
+      arrived();
     },
   });
   return got;
@@ -55,10 +58,14 @@ async function answered(r: RawRequest): Promise<RpcReplyBody> {
   const got = collect(req.replyTo);
   await nc.flush();
   nc.publish(nodeSubject(target), req.bytes);
+  // the reply itself, not a barrier: like a Go server, the simulator may answer a later rpcutil
+  // call first (gencsr signs on the thread pool, under the agent mutex)
+  await Promise.race([got.first, new Promise((_, rej) => setTimeout(() => rej(new Error("no reply within 3 s")), 3000).unref())]);
+  // then a barrier for a second reply to the same request, which must never come
   await client.call(target, "rpcutil", "ping");
   await nc.flush();
   assert.equal(got.length, 1, "exactly one reply");
-  return got[0];
+  return got[0]!;
 }
 
 function transportWith(data: string): Uint8Array {
