@@ -9,7 +9,7 @@
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { DerError } from "../der/reader.js";
-import { X509_OID, readCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
+import { X509_OID, readCsrDer, type ParsedCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
 import type { CsrSummary, KeyType } from "../types/index.js";
 import { CsrRefusedError } from "./errors.js";
 import { decodePem, PemError } from "./pem.js";
@@ -62,7 +62,6 @@ const WEAK_SIG_ALGS: Record<string, string> = {
   "1.2.840.10045.4.1": "ecdsa-with-SHA1",
 };
 
-
 /** Summary of the CSR after PEM, DER and self-signature checks. See parseCsr for the details kept. */
 export function inspectCsr(csrPem: string, opts: { maxBytes?: number } = {}): CsrSummary {
   return parseCsr(csrPem, opts).summary;
@@ -75,7 +74,7 @@ export function parseCsr(csrPem: string, opts: { maxBytes?: number } = {}): Pars
   if (size > maxBytes) throw new CsrRefusedError("too_large", `CSR is ${size} bytes, the limit is ${maxBytes}`);
 
   const der = pemCsrDer(csrPem);
-  let csr;
+  let csr: ParsedCsrDer;
   try {
     csr = readCsrDer(der);
   } catch (e) {
@@ -114,11 +113,12 @@ function pemCsrDer(text: string): Uint8Array {
   return b.der;
 }
 
-const CURVE_OIDS: Record<string, { jwk: string; name: string; bits: number; coord: number }> = {
-  "1.2.840.10045.3.1.7": { jwk: "P-256", name: "P-256", bits: 256, coord: 32 },
-  "1.3.132.0.34": { jwk: "P-384", name: "P-384", bits: 384, coord: 48 },
-  "1.3.132.0.35": { jwk: "P-521", name: "P-521", bits: 521, coord: 66 },
-  "1.3.132.0.10": { jwk: "secp256k1", name: "secp256k1", bits: 256, coord: 32 },
+// name is also the JWK crv; coord is the byte length of each point coordinate
+const CURVE_OIDS: Record<string, { name: string; bits: number; coord: number }> = {
+  "1.2.840.10045.3.1.7": { name: "P-256", bits: 256, coord: 32 },
+  "1.3.132.0.34": { name: "P-384", bits: 384, coord: 48 },
+  "1.3.132.0.35": { name: "P-521", bits: 521, coord: 66 },
+  "1.3.132.0.10": { name: "secp256k1", bits: 256, coord: 32 },
 };
 
 const b64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url");
@@ -133,7 +133,7 @@ function importFast(spki: SubjectPublicKeyInfo): KeyObject | null {
       const k = spki.key;
       // uncompressed points only; compressed ones go through OpenSSL
       if (!c || k.length !== 1 + 2 * c.coord || k[0] !== 0x04) return null;
-      return createPublicKey({ key: { kty: "EC", crv: c.jwk, x: b64url(k.subarray(1, 1 + c.coord)), y: b64url(k.subarray(1 + c.coord)) }, format: "jwk" });
+      return createPublicKey({ key: { kty: "EC", crv: c.name, x: b64url(k.subarray(1, 1 + c.coord)), y: b64url(k.subarray(1 + c.coord)) }, format: "jwk" });
     }
     case X509_OID.ed25519:
       if (spki.key.length !== 32) return null;
