@@ -9,7 +9,7 @@
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { DerError } from "../der/reader.js";
-import { X509_OID, readCsrDer, type ParsedCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
+import { SIGNATURE_ALGORITHMS, X509_OID, readCsrDer, type ParsedCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
 import type { CsrSummary, KeyType } from "../types/index.js";
 import { CsrRefusedError } from "./errors.js";
 import { decodePem, PemError } from "./pem.js";
@@ -40,22 +40,7 @@ export function isOwnParse(parsed: unknown, pem: string): parsed is ParsedCsr {
   return typeof parsed === "object" && parsed !== null && OWN_PARSES.has(parsed) && (parsed as ParsedCsr).pem === pem;
 }
 
-interface SigAlg {
-  hash: string | null;
-  key: KeyType;
-}
-
-// Only what Choria nodes and sane tooling produce; SHA-1/MD5 are refused as forgeable.
-const SIG_ALGS: Record<string, SigAlg> = {
-  "1.2.840.113549.1.1.11": { hash: "sha256", key: "rsa" },
-  "1.2.840.113549.1.1.12": { hash: "sha384", key: "rsa" },
-  "1.2.840.113549.1.1.13": { hash: "sha512", key: "rsa" },
-  "1.2.840.10045.4.3.2": { hash: "sha256", key: "ecdsa" },
-  "1.2.840.10045.4.3.3": { hash: "sha384", key: "ecdsa" },
-  "1.2.840.10045.4.3.4": { hash: "sha512", key: "ecdsa" },
-  "1.3.101.112": { hash: null, key: "ed25519" },
-};
-
+// SHA-1/MD5 signatures get their own refusal: forgeable, and a node sending one should be told so
 const WEAK_SIG_ALGS: Record<string, string> = {
   "1.2.840.113549.1.1.4": "md5WithRSAEncryption",
   "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
@@ -171,7 +156,7 @@ function verifySelfSignature(oid: string, tbs: Uint8Array, signature: Uint8Array
   if (!key) return;
   const weak = WEAK_SIG_ALGS[oid];
   if (weak) throw new CsrRefusedError("bad_signature", `CSR is signed with ${weak}, which is not accepted`);
-  const alg = SIG_ALGS[oid];
+  const alg = SIGNATURE_ALGORITHMS[oid];
   if (!alg) throw new CsrRefusedError("bad_signature", `CSR signature algorithm ${oid} is not supported`);
   if (alg.key !== keyType) throw new CsrRefusedError("bad_signature", `CSR signature algorithm ${oid} does not fit its ${keyType} key`);
   let ok: boolean;

@@ -16,6 +16,20 @@ export const X509_OID = {
   ed25519: "1.3.101.112",
 } as const;
 
+/**
+ * The signature algorithms either side accepts, with the digest node:crypto's verify takes (null
+ * for Ed25519) and the key type that must sign with them. SHA-1/MD5 are not here: forgeable.
+ */
+export const SIGNATURE_ALGORITHMS: Readonly<Record<string, { hash: string | null; key: "rsa" | "ecdsa" | "ed25519" }>> = {
+  "1.2.840.113549.1.1.11": { hash: "sha256", key: "rsa" },
+  "1.2.840.113549.1.1.12": { hash: "sha384", key: "rsa" },
+  "1.2.840.113549.1.1.13": { hash: "sha512", key: "rsa" },
+  "1.2.840.10045.4.3.2": { hash: "sha256", key: "ecdsa" },
+  "1.2.840.10045.4.3.3": { hash: "sha384", key: "ecdsa" },
+  "1.2.840.10045.4.3.4": { hash: "sha512", key: "ecdsa" },
+  "1.3.101.112": { hash: null, key: "ed25519" },
+};
+
 // node's X509Certificate prints these short names; everything else is shown as its OID
 const ATTRIBUTE_NAMES: Record<string, string> = {
   "2.5.4.3": "CN",

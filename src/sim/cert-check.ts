@@ -5,7 +5,7 @@
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { bytesEqual } from "../der/reader.js";
-import { nameString, readCertificateDer, type ParsedCertificateDer } from "../der/x509.js";
+import { SIGNATURE_ALGORITHMS, nameString, readCertificateDer, type ParsedCertificateDer } from "../der/x509.js";
 import type { CertificateRecord } from "./node.js";
 
 export interface Finding {
@@ -50,23 +50,13 @@ function parseBundle(pemText: string): ParsedCertificateDer[] | undefined {
   }
 }
 
-const SIG_HASH: Record<string, string | null> = {
-  "1.2.840.113549.1.1.11": "sha256",
-  "1.2.840.113549.1.1.12": "sha384",
-  "1.2.840.113549.1.1.13": "sha512",
-  "1.2.840.10045.4.3.2": "sha256",
-  "1.2.840.10045.4.3.3": "sha384",
-  "1.2.840.10045.4.3.4": "sha512",
-  "1.3.101.112": null,
-};
-
 /** what OpenSSL's check_issued + verify decide for our purposes: issuer name bytes, CA flag, signature */
 function issuedBy(c: ParsedCertificateDer, issuer: CaCert): boolean {
   if (!issuer.cert.isCa || !bytesEqual(c.issuerDer, issuer.cert.subjectDer)) return false;
-  const hash = SIG_HASH[c.signatureAlgorithm];
-  if (hash === undefined) return false;
+  const alg = SIGNATURE_ALGORITHMS[c.signatureAlgorithm];
+  if (!alg) return false;
   try {
-    return verify(hash, c.tbs, issuer.publicKey, c.signature);
+    return verify(alg.hash, c.tbs, issuer.publicKey, c.signature);
   } catch {
     return false;
   }
