@@ -155,9 +155,17 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     if (regOn) n.regNextAt = Date.now() + 1000 + Math.floor(rngFor(seed, `reg:${n.startups}`, n.identity)() * 3000);
   };
 
+  // What the fleet sends in one event-loop turn goes out together (as the provisioner's RpcClient
+  // does): nats.js writes once per microtask checkpoint, and replies finished by different
+  // promise chains would each cost a write and a wake-up of nats-server.
+  let outbox: Array<{ shard: Shard; subject: string; bytes: Uint8Array | string }> = [];
+  const flushOutbox = (): void => {
+    const batch = outbox;
+    outbox = [];
+    for (const m of batch) if (!m.shard.nc.isClosed()) m.shard.nc.publish(m.subject, m.bytes);
+  };
   const publish = (node: SimNode, subject: string, bytes: Uint8Array | string): void => {
-    const nc = shards[node.shard].nc;
-    if (!nc.isClosed()) nc.publish(subject, bytes);
+    if (outbox.push({ shard: shards[node.shard], subject, bytes }) === 1) setImmediate(flushOutbox);
   };
 
   const rt: SimRuntime = {
