@@ -13,6 +13,11 @@ import { LineCounter, parseDocument, isNode } from "yaml";
 import { parseDuration } from "./duration.js";
 import type { ConfigFile } from "./types.js";
 
+// Throughput is at most workers / time per node (Little's law): at ~65 ms a node on the bench
+// machine, 100 workers capped a daemon near 92k nodes/min, and more flows in flight also share
+// each socket write. 200 gave 7% more nodes/min at 50k nodes with less CPU per node.
+export const DEFAULT_WORKERS = 200;
+
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
@@ -190,7 +195,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     policy: c.policy,
     testOnReload: c.test_on_reload ?? false,
     watch: c.watch ?? true,
-    workers: c.workers ?? 100,
+    workers: c.workers ?? DEFAULT_WORKERS,
     queueMaxSize: c.queue?.max_size ?? 200_000,
     queueMaxWaitMs: parseDuration(c.queue?.max_wait, Math.max(2 * interval, 60_000)),
     discoveryIntervalMs: interval,
