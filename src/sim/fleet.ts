@@ -19,6 +19,7 @@ import {
   nodeSubject,
 } from "../protocol/index.js";
 import { closeNats, connectNats } from "../transport/connection.js";
+import { endOfTurnPublisher } from "../transport/publish-batch.js";
 import { leavesProvisioning } from "./agents/choria-provision.js";
 import { Dispatcher } from "./dispatcher.js";
 import { factsResolver, identityOf, upgradableOf, versionOf, type Facts, type FactsInput } from "./facts.js";
@@ -155,17 +156,14 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     if (regOn) n.regNextAt = Date.now() + 1000 + Math.floor(rngFor(seed, `reg:${n.startups}`, n.identity)() * 3000);
   };
 
-  // What the fleet sends in one event-loop turn goes out together (as the provisioner's RpcClient
-  // does): nats.js writes once per microtask checkpoint, and replies finished by different
-  // promise chains would each cost a write and a wake-up of nats-server.
-  let outbox: Array<{ shard: Shard; subject: string; bytes: Uint8Array | string }> = [];
-  const flushOutbox = (): void => {
-    const batch = outbox;
-    outbox = [];
-    for (const m of batch) if (!m.shard.nc.isClosed()) m.shard.nc.publish(m.subject, m.bytes);
-  };
+  // what the fleet sends in one turn goes out together (see transport/publish-batch.ts); a
+  // shard closed meanwhile drops its messages, as a stopped server's would be
+  const publishSoon = endOfTurnPublisher();
   const publish = (node: SimNode, subject: string, bytes: Uint8Array | string): void => {
-    if (outbox.push({ shard: shards[node.shard], subject, bytes }) === 1) setImmediate(flushOutbox);
+    const nc = shards[node.shard].nc;
+    publishSoon(nc, subject, bytes, (e) => {
+      if (!nc.isClosed()) throw e;
+    });
   };
 
   const rt: SimRuntime = {

@@ -25,6 +25,7 @@ import {
   type RpcReplyBody,
 } from "../protocol/index.js";
 import { RpcCancelledError, RpcClosedError, RpcTimeoutError } from "./errors.js";
+import { endOfTurnPublisher } from "./publish-batch.js";
 
 export interface RpcClientOptions {
   nc: NatsConnection;
@@ -141,27 +142,8 @@ export class RpcClient {
     });
   }
 
-  // Directed requests wait for the end of this event-loop turn and go out together. nats.js
-  // writes its buffer to the socket once per microtask checkpoint, and the flows resumed by one
-  // chunk of replies publish across many checkpoints: one write (and one wake-up of
-  // nats-server) per request instead of one per turn; batching took ~15% off nats-server's CPU.
-  private outbox: Array<{ subject: string; bytes: Uint8Array; onError: (e: Error) => void }> = [];
-
-  private publishSoon(subject: string, bytes: Uint8Array, onError: (e: Error) => void): void {
-    if (this.outbox.push({ subject, bytes, onError }) === 1) setImmediate(this.flushOutbox);
-  }
-
-  private readonly flushOutbox = (): void => {
-    const batch = this.outbox;
-    this.outbox = [];
-    for (const m of batch) {
-      try {
-        this.nc.publish(m.subject, m.bytes);
-      } catch (e) {
-        m.onError(e as Error);
-      }
-    }
-  };
+  // directed requests go out at the end of the turn, together (see publish-batch.ts)
+  private readonly publishSoon = endOfTurnPublisher();
 
   // One "abort" listener per signal rather than one per call: a node's calls share its signal,
   // and node's EventTarget add/remove cost several microseconds each, four calls a node.
@@ -232,7 +214,7 @@ export class RpcClient {
         }
       },
       });
-      this.publishSoon(nodeSubject(identity, this.collective), enc.bytes, (e) => {
+      this.publishSoon(this.nc, nodeSubject(identity, this.collective), enc.bytes, (e) => {
         finish();
         reject(e);
       });
