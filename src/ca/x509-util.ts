@@ -3,14 +3,13 @@ import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
+import { X509_OID } from "../der/x509.js";
 
+// what src/der reads, plus what only issuing needs
 export const OID = {
-  commonName: "2.5.4.3",
-  extensionRequest: "1.2.840.113549.1.9.14",
-  subjectAltName: "2.5.29.17",
+  ...X509_OID,
   subjectKeyIdentifier: "2.5.29.14",
   authorityKeyIdentifier: "2.5.29.35",
-  basicConstraints: "2.5.29.19",
   keyUsage: "2.5.29.15",
   extKeyUsage: "2.5.29.37",
   serverAuth: "1.3.6.1.5.5.7.3.1",

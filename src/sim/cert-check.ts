@@ -5,7 +5,7 @@
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { bytesEqual } from "../der/reader.js";
-import { SIGNATURE_ALGORITHMS, nameString, readCertificateDer, type ParsedCertificateDer } from "../der/x509.js";
+import { SIGNATURE_ALGORITHMS, X509_OID, nameString, readCertificateDer, type ParsedCertificateDer } from "../der/x509.js";
 import type { CertificateRecord } from "./node.js";
 
 export interface Finding {
@@ -63,7 +63,7 @@ function issuedBy(c: ParsedCertificateDer, issuer: CaCert): boolean {
 }
 
 function names(cert: ParsedCertificateDer): string[] {
-  const cns = cert.subject.filter((a) => a.type === "2.5.4.3").map((a) => a.value);
+  const cns = cert.subject.filter((a) => a.type === X509_OID.commonName).map((a) => a.value);
   // DNS names only: the other SAN kinds carry a prefix (email:, uri:) or are IP addresses, and
   // neither DNS names nor IPv4 addresses contain a colon
   return [...cns, ...cert.sans.filter((n) => !n.includes(":") && !/^[\d.]+$/.test(n))];
