@@ -1,32 +1,12 @@
 /**
- * A minimal DER writer for the per-certificate hot path. pkijs prepares every constant part
- * once (issuer name, algorithm identifiers, fixed extensions); per leaf we only splice bytes.
- * Profiling showed asn1js re-encoding the whole certificate tree was ~60% of sign CPU.
+ * What the per-certificate hot path writes beyond src/der's TLVs: tags, times, strings. pkijs
+ * prepares every constant part once (issuer name, algorithm identifiers, fixed extensions); per
+ * leaf we only splice bytes.
  */
 
-export function derLength(n: number): Uint8Array {
-  if (n < 0x80) return Uint8Array.of(n);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Uint8Array.of(0x80 | bytes.length, ...bytes);
-}
+import { tlv } from "../der/writer.js";
 
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
-  const body = content.length === 1 ? content[0]! : concat(content);
-  return concat([Uint8Array.of(tag), derLength(body.length), body]);
-}
+export { concat, derLength, tlv } from "../der/writer.js";
 
 export const TAG = {
   integer: 0x02,

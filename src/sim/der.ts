@@ -2,19 +2,12 @@
  * The few DER constructs a PKCS#10 request needs. Hand-built because the CSR is on the hot
  * path of a 100k-node fleet and the WebCrypto-based generators are async and several times slower.
  */
-export function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  while (n > 0) {
-    bytes.unshift(n & 0xff);
-    n >>>= 8;
-  }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
+import { tlv as derTlv } from "../der/writer.js";
 
-export function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+// Buffers out, as the rest of the simulator expects; the encoding itself is src/der's.
+export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
+  const t = derTlv(tag, ...content);
+  return Buffer.from(t.buffer, t.byteOffset, t.byteLength);
 }
 
 export const seq = (...c: Buffer[]): Buffer => tlv(0x30, ...c);
