@@ -157,12 +157,12 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   };
 
   // what the fleet sends in one turn goes out together (see transport/publish-batch.ts); a
-  // shard closed meanwhile drops its messages, as a stopped server's would be
+  // shard draining or closed by stop() meanwhile drops its messages, as a stopped server's would
   const publishSoon = endOfTurnPublisher();
   const publish = (node: SimNode, subject: string, bytes: Uint8Array | string): void => {
     const nc = shards[node.shard].nc;
     publishSoon(nc, subject, bytes, (e) => {
-      if (!nc.isClosed()) throw e;
+      if (!nc.isClosed() && !nc.isDraining()) throw e;
     });
   };
 

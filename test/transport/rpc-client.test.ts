@@ -11,6 +11,7 @@ import {
   nodeSubject,
 } from "../../src/protocol/index.js";
 import { RpcClient, RpcCancelledError, RpcClosedError, RpcTimeoutError, closeNats, connectNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { endOfTurnPublisher } from "../../src/transport/publish-batch.js";
 
 let srv: LocalNatsServer;
 before(async () => {
@@ -153,4 +154,31 @@ test("the connection survives a broker restart and RPC works again afterwards", 
   await closeNats(nc);
   await closeNats(node);
   await own.stop();
+});
+
+test("end-of-turn publisher: a turn's messages arrive in order; one queued before a drain goes to its error handler, not up the stack", async () => {
+  const pub = endOfTurnPublisher();
+  const sender = await connectNats({ servers: srv.url, name: "batch-sender" });
+  const receiver = await connectNats({ servers: srv.url, name: "batch-receiver" });
+  const got: string[] = [];
+  let resolveAll!: () => void;
+  const all = new Promise<void>((r) => (resolveAll = r));
+  receiver.subscribe("batch.test", { callback: (_e, m) => {
+    got.push(new TextDecoder().decode(m.data));
+    if (got.length === 5) resolveAll();
+  } });
+  await receiver.flush();
+  const noError = (e: Error) => assert.fail(`unexpected publish error: ${e.message}`);
+  for (let i = 0; i < 5; i++) pub(sender, "batch.test", `m${i}`, noError);
+  assert.deepEqual(got, [], "nothing is sent before the turn ends");
+  await all;
+  assert.deepEqual(got, ["m0", "m1", "m2", "m3", "m4"]);
+
+  const errors: Error[] = [];
+  pub(sender, "batch.test", "late", (e) => errors.push(e));
+  const drained = sender.drain();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(errors.length, 1, "the publish that met the drain was reported to its handler");
+  await drained;
+  await closeNats(receiver);
 });
