@@ -81,8 +81,10 @@ export interface Fleet {
   /** resolves once pred(report) holds, evaluated on every fleet change; rejects after timeoutMs */
   waitFor(pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport>;
   republishStartup(identity?: string): void;
-  /** all startup events have been published */
+  /** all startup events have been published and the broker has them (as after flush()) */
   startupComplete: Promise<void>;
+  /** resolves once everything published so far, including this turn's batched messages, has reached the broker */
+  flush(): Promise<void>;
   keyPool: { size: number; generated: number; generatedMs: number };
   stop(): Promise<void>;
 }
@@ -264,7 +266,13 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   // every node is "subscribed" now; startup events follow, spread over the ramp
   stats.totals.inProvisioningMode = nodes.length;
   const ramp = o.startupRampMs ?? (nodes.length <= 1000 ? 0 : Math.round(nodes.length / 10));
-  const startupComplete = new Promise<void>((resolve) => {
+  // publishes wait for the end of the turn (publish-batch.ts): a setImmediate queued now runs after
+  // that batch went into the connections' buffers, and a flush round trip then proves the broker has it
+  const flush = async (): Promise<void> => {
+    await new Promise<void>((r) => setImmediate(r));
+    await Promise.all(shards.filter((s) => !s.nc.isClosed() && !s.nc.isDraining()).map((s) => s.nc.flush()));
+  };
+  const startupPublished = new Promise<void>((resolve) => {
     const ticks = Math.max(1, Math.ceil(ramp / 20));
     const perTick = Math.ceil(nodes.length / ticks);
     let next = 0;
@@ -277,6 +285,15 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       else setImmediate(tick);
     };
     tick();
+  });
+  // stop() closing the connections meanwhile is not a failure of the startup
+  const startupComplete = startupPublished.then(async () => {
+    if (stopped) return;
+    try {
+      await flush();
+    } catch (e) {
+      if (!stopped) throw e;
+    }
   });
 
   let regTimer: NodeJS.Timeout | undefined;
@@ -316,6 +333,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     report: () => stats.report(),
     events: stats.events,
     startupComplete,
+    flush,
     keyPool: { size: keys.size, generated: keys.generated, generatedMs: keys.generatedMs },
     waitFor(pred, timeoutMs) {
       return new Promise<FleetReport>((resolve, reject) => {

@@ -79,6 +79,27 @@ describe("sim: options", () => {
     }
   });
 
+  it("startupComplete means the broker has every startup event; flush() covers later publishes", async () => {
+    let startups = 0;
+    const sub = nc.subscribe("choria.lifecycle.event.startup.>", { callback: () => startups++ });
+    await nc.flush();
+    const N = 300;
+    const fleet = await startFleet({ servers: srv.url, nodes: N, startupRampMs: 0 });
+    try {
+      await fleet.startupComplete;
+      // the broker delivers in order, so our own round trip after it proves delivery to us
+      await nc.flush();
+      assert.equal(startups, N);
+      fleet.republishStartup();
+      await fleet.flush();
+      await nc.flush();
+      assert.equal(startups, 2 * N);
+    } finally {
+      sub.unsubscribe();
+      await fleet.stop();
+    }
+  });
+
   it("facts: generated facts are realistic and consistent; a file can override them for all or per identity", async () => {
     const ids = Array.from({ length: 2000 }, (_, i) => identityOf(i));
     const facts = ids.map((id) => generateFacts(9, id));
