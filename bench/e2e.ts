@@ -35,6 +35,9 @@ export interface E2eOptions {
   fleetProfileDir?: string;
   /** daemon workers (default: the daemon's default) */
   workers?: number;
+  /** extra node/V8 flags for the provisioner and the fleet processes (for experiments such as GC settings) */
+  daemonExecArgv?: string[];
+  fleetExecArgv?: string[];
   onProgress?: (p: { settled: number; records: number; queued: number; rssMiB: number; s: number }) => void;
 }
 
@@ -72,10 +75,10 @@ function daemonConfig(o: { broker: string; caDir: string; helper?: string; worke
 export async function runE2e(o: E2eOptions): Promise<E2eResult> {
   const work = mkdtempSync(join(tmpdir(), "cp-bench-e2e-"));
   const srv = await startNatsServer();
-  const execArgv = ["--max-old-space-size=4096"];
+  const execArgv = ["--max-old-space-size=4096", ...(o.daemonExecArgv ?? [])];
   if (o.profileDir) execArgv.push("--cpu-prof", `--cpu-prof-dir=${o.profileDir}`);
   const daemon = spawnChild(benchFile("daemon-child.ts"), [], execArgv);
-  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096", ...(o.fleetProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.fleetProfileDir}`] : [])]);
+  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096", ...(o.fleetExecArgv ?? []), ...(o.fleetProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.fleetProfileDir}`] : [])]);
   try {
     const cfg: DaemonChildConfig = {
       config: daemonConfig({ broker: srv.url, caDir: o.caDir, helper: o.helper, workers: o.workers, work }),

@@ -156,7 +156,7 @@ test("the connection survives a broker restart and RPC works again afterwards", 
   await own.stop();
 });
 
-test("end-of-turn publisher: a turn's messages arrive in order; one queued before a drain goes to its error handler, not up the stack", async () => {
+test("end-of-turn publisher: a turn's messages arrive in order, a long turn releases them every maxBatch, and one queued before a drain goes to its error handler, not up the stack", async () => {
   const pub = endOfTurnPublisher();
   const sender = await connectNats({ servers: srv.url, name: "batch-sender" });
   const receiver = await connectNats({ servers: srv.url, name: "batch-receiver" });
@@ -173,6 +173,15 @@ test("end-of-turn publisher: a turn's messages arrive in order; one queued befor
   assert.deepEqual(got, [], "nothing is sent before the turn ends");
   await all;
   assert.deepEqual(got, ["m0", "m1", "m2", "m3", "m4"]);
+
+  // a long turn hands every maxBatch messages to the connection at once instead of holding all
+  const capped = endOfTurnPublisher(4);
+  const before = sender.stats().outMsgs;
+  for (let i = 0; i < 10; i++) capped(sender, "batch.cap", `c${i}`, noError);
+  assert.equal(sender.stats().outMsgs - before, 8, "two full batches released within the turn");
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sender.stats().outMsgs - before, 10, "the rest at the end of the turn");
+  assert.throws(() => endOfTurnPublisher(0), RangeError);
 
   const errors: Error[] = [];
   pub(sender, "batch.test", "late", (e) => errors.push(e));
