@@ -12,8 +12,8 @@
  * times before moving on), and holding every resulting publish until the phase ends turns two
  * busy processes into a ping-pong: each waits idle while the other works through a whole burst.
  * Releasing every `maxBatch` messages lets the other side start while this one is still
- * reading. In `npm run bench` (20k nodes, alternating runs) the cap of 32 took the machine's idle
- * time from 16–17% to 9–10% and end-to-end throughput up by 7–20%.
+ * reading. In `npm run bench` (20k nodes) the cap of 32 took the machine's idle time from 16–17%
+ * to 9–10% and end-to-end throughput up by 8% (three alternating pairs).
  */
 import type { NatsConnection } from "nats";
 
