@@ -178,12 +178,14 @@ export class RpcClient {
   call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data: Record<string, unknown> = {}, o: CallOptions = {}): Promise<RpcReplyBody<T>> {
     this.ensureOpen();
     const timeoutMs = o.timeoutMs ?? 10_000;
-    const enc = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
+    // the closures below keep only the request id: holding the whole encoded request (its
+    // document and payload text) for the call's lifetime got it promoted to V8's old generation
+    const { requestId, bytes } = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
     return new Promise<RpcReplyBody<T>>((resolve, reject) => {
       if (o.signal?.aborted) return reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
       const finish = (): void => {
         clearTimeout(timer);
-        this.waiters.delete(enc.requestId);
+        this.waiters.delete(requestId);
         unlisten?.();
       };
       const onAbort = (): void => {
@@ -195,7 +197,7 @@ export class RpcClient {
         reject(new RpcTimeoutError(identity, agent, action, timeoutMs));
       }, timeoutMs);
       const unlisten = o.signal ? this.onAbort(o.signal, onAbort) : undefined;
-      this.waiters.set(enc.requestId, {
+      this.waiters.set(requestId, {
         close: () => {
           finish();
           reject(new RpcClosedError());
@@ -214,7 +216,7 @@ export class RpcClient {
         }
       },
       });
-      this.publishSoon(this.nc, nodeSubject(identity, this.collective), enc.bytes, (e) => {
+      this.publishSoon(this.nc, nodeSubject(identity, this.collective), bytes, (e) => {
         finish();
         reject(e);
       });
