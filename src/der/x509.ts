@@ -180,12 +180,16 @@ function readExtensions(buf: Uint8Array, exts: Tlv): Extension[] {
   });
 }
 
+/** PKIX's SIGNED{} shape, shared by CSRs and certificates: SEQUENCE { tbs SEQUENCE, algorithm, signature } */
+function readSigned(der: Uint8Array, outer: string, inner: string): [Tlv, Tlv, Tlv] {
+  const top = children(der, readRoot(der, TAGS.sequence, outer));
+  if (top.length !== 3) throw new DerError(`${outer} has ${top.length} elements, expected 3`);
+  if (top[0]!.tag !== TAGS.sequence) throw new DerError(`${inner} is not a SEQUENCE`);
+  return top as [Tlv, Tlv, Tlv];
+}
+
 export function readCsrDer(der: Uint8Array): ParsedCsrDer {
-  const root = readRoot(der, TAGS.sequence, "CertificationRequest");
-  const top = children(der, root);
-  if (top.length !== 3) throw new DerError(`CertificationRequest has ${top.length} elements, expected 3`);
-  const [info, sigAlg, sig] = top as [Tlv, Tlv, Tlv];
-  if (info.tag !== TAGS.sequence) throw new DerError("certificationRequestInfo is not a SEQUENCE");
+  const [info, sigAlg, sig] = readSigned(der, "CertificationRequest", "certificationRequestInfo");
   const fields = children(der, info);
   if (fields.length !== 4) throw new DerError(`certificationRequestInfo has ${fields.length} elements, expected 4`);
   const [version, subject, spki, attrs] = fields as [Tlv, Tlv, Tlv, Tlv];
@@ -212,11 +216,7 @@ export function readCsrDer(der: Uint8Array): ParsedCsrDer {
 }
 
 export function readCertificateDer(der: Uint8Array): ParsedCertificateDer {
-  const root = readRoot(der, TAGS.sequence, "Certificate");
-  const top = children(der, root);
-  if (top.length !== 3) throw new DerError(`Certificate has ${top.length} elements, expected 3`);
-  const [tbs, sigAlg, sig] = top as [Tlv, Tlv, Tlv];
-  if (tbs.tag !== TAGS.sequence) throw new DerError("tbsCertificate is not a SEQUENCE");
+  const [tbs, sigAlg, sig] = readSigned(der, "Certificate", "tbsCertificate");
   const f = children(der, tbs);
   let i = 0;
   if (f[0]?.tag === 0xa0) i++; // explicit version
