@@ -21,5 +21,7 @@ if (files.length === 0) {
   console.error("no test files matched");
   process.exit(1);
 }
-const res = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...files], { stdio: "inherit" });
+// a test that never settles fails by name after 3 minutes instead of holding CI for its 90 (the
+// slowest test takes about 40 s on 2 busy cores); twice a run stalled here with no test named
+const res = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=180000", "--test-reporter=spec", ...files], { stdio: "inherit" });
 process.exit(res.status ?? 1);
