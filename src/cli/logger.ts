@@ -1,16 +1,54 @@
 /**
  * pino with the project's redaction rules: tokens, passwords and keys never reach a log line,
  * whatever object a caller passes.
+ *
+ * Redaction is a log formatter, not pino's `redact` option: that one (@pinojs/redact in pino 10)
+ * re-parses every configured path on every call and copies the object; for the daemon's line
+ * per provisioned node it cost more than the rest of the line (5 µs against 2.3) and about 19 KB
+ * of garbage (9% of the daemon's allocation per node in `npm run bench`). The keys below are a
+ * fixed set checked at two levels, so one pass over the object's keys decides, and an object
+ * with nothing secret in it (every line the daemon logs per node) is passed on as it is.
  */
 import pino, { type Logger } from "pino";
 
-export const REDACT_PATHS = [
-  "token", "*.token", "password", "*.password", "pass", "*.pass", "key", "*.key", "privateKey", "*.privateKey",
-  "config.token", "data.token", "data.key", "headers.authorization", "*.headers.authorization", "brokerPassword", "brokerToken", "adminToken",
-];
+/** censored wherever they appear as a key of the logged object or of an object directly in it */
+export const SECRET_LOG_KEYS: ReadonlySet<string> = new Set(["token", "password", "pass", "key", "privateKey", "brokerPassword", "brokerToken", "adminToken"]);
+
+export const LOG_CENSOR = "[redacted]";
+
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Error) && !ArrayBuffer.isView(v);
+}
+
+// headers.authorization (HTTP requests logged by the admin endpoint or a remote CA client)
+function redactHeaders(v: unknown): unknown {
+  return isPlainRecord(v) && "authorization" in v ? { ...v, authorization: LOG_CENSOR } : v;
+}
+
+function redactLevel(obj: Record<string, unknown>, nested: boolean): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const k in obj) {
+    if (!Object.prototype.hasOwnProperty.call(obj, k)) continue;
+    const v = obj[k];
+    let r: unknown = v;
+    if (SECRET_LOG_KEYS.has(k)) r = LOG_CENSOR;
+    else if (k === "headers") r = redactHeaders(v);
+    else if (nested && isPlainRecord(v)) r = redactLevel(v, false);
+    if (r !== v) {
+      out ??= { ...obj };
+      out[k] = r;
+    }
+  }
+  return out ?? obj;
+}
+
+/** `obj` itself when nothing in it is secret, else a copy with every secret value censored; never mutates `obj` */
+export function redactLogObject(obj: Record<string, unknown>): Record<string, unknown> {
+  return redactLevel(obj, true);
+}
 
 export function createLogger(o: { level?: string; file?: string; name?: string } = {}): Logger {
-  const opts = { name: o.name ?? "choria-provisioner", level: o.level ?? "info", redact: { paths: REDACT_PATHS, censor: "[redacted]" } };
+  const opts = { name: o.name ?? "choria-provisioner", level: o.level ?? "info", formatters: { log: redactLogObject } };
   if (o.file) return pino(opts, pino.destination({ dest: o.file, mkdir: true, sync: false }));
   return pino(opts, pino.destination({ dest: 2, sync: false }));
 }
