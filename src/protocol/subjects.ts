@@ -14,9 +14,18 @@ export function broadcastSubject(agent: string, collective = PROVISIONING_COLLEC
   return `${collective}.broadcast.agent.${agent}`;
 }
 
+// A client has one callerid, and every request it sends needs its md5 (about 2 µs, 4 times a
+// provisioned node): remember the last one rather than hash it again.
+let lastCaller = "";
+let lastCallerMd5 = "";
+
 /** prefix under which every reply for this caller arrives; subscribe to `${prefix}.>` once */
 export function replyPrefix(callerid: string, collective = PROVISIONING_COLLECTIVE): string {
-  return `${collective}.reply.${md5hex(callerid)}`;
+  if (callerid !== lastCaller || lastCallerMd5 === "") {
+    lastCallerMd5 = md5hex(callerid);
+    lastCaller = callerid;
+  }
+  return `${collective}.reply.${lastCallerMd5}`;
 }
 
 export function replySubject(callerid: string, requestId: string, collective = PROVISIONING_COLLECTIVE): string {
