@@ -48,6 +48,13 @@ export interface FleetOptions {
   lifecycleFormat?: "cloudevent" | "choria";
   /** publish file_content registration data: first after 1–4 s, then every intervalMs (default 120 s) */
   registration?: boolean | { intervalMs: number };
+  /**
+   * alive lifecycle events while a node is in provisioning mode, as a server sends them: the first
+   * at a random point within firstWithinMs of its startup (default 29/30 of intervalMs: the
+   * server's 0–29 minutes), then every intervalMs (default 30 minutes). Off by default, so that a test's
+   * nodes are announced only by their startup events.
+   */
+  alive?: boolean | { intervalMs: number; firstWithinMs?: number };
   /** also publish registration on the pre-2021 choria.provisioning_data subject */
   legacyRegistration?: boolean;
   /** real wait between a restart/shutdown reply and its effect; default Go's splay in seconds */
@@ -162,6 +169,15 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     if (regOn) n.regNextAt = Date.now() + 1000 + Math.floor(rngFor(seed, `reg:${n.startups}`, n.identity)() * 3000);
   };
 
+  const ALIVE_INTERVAL = 30 * 60_000;
+  const aliveInterval = typeof o.alive === "object" ? o.alive.intervalMs : ALIVE_INTERVAL;
+  const aliveFirstWithin = typeof o.alive === "object" && o.alive.firstWithinMs !== undefined ? o.alive.firstWithinMs : Math.floor((aliveInterval * 29) / 30);
+  const aliveOn = !!o.alive;
+  if (aliveOn && !(aliveInterval > 0 && aliveFirstWithin >= 0)) throw new RangeError(`alive: intervalMs must be > 0 and firstWithinMs >= 0`);
+  const scheduleFirstAlive = (n: SimNode): void => {
+    if (aliveOn) n.aliveNextAt = Date.now() + Math.floor(rngFor(seed, `alive:${n.startups}`, n.identity)() * aliveFirstWithin);
+  };
+
   // what the fleet sends in one turn goes out together (see transport/publish-batch.ts); a
   // shard draining or closed by stop() meanwhile drops its messages, as a stopped server's would
   const publishSoon = endOfTurnPublisher();
@@ -183,10 +199,11 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     restartDelayMs: o.restartDelayMs,
     factsOf: (node: SimNode): Facts => resolveFacts(node.identity, node.index),
     lifecycle(node, type, component, extra) {
-      const e = newLifecycleEvent(type, node.identity, component, type === "startup" ? { version: node.version } : extra);
+      const e = newLifecycleEvent(type, node.identity, component, type === "startup" || type === "alive" ? { version: node.version } : extra);
       publish(node, lifecycleSubject(type, component), encodeLifecycle(e, format));
       stats.totals.lifecycleEvents++;
       if (type === "startup") stats.totals.startupEvents++;
+      if (type === "alive") stats.totals.aliveEvents++;
     },
     restart(node, delayMs, ro = {}) {
       node.restartCount++;
@@ -232,6 +249,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   function startNode(node: SimNode): void {
     node.startups++;
     scheduleFirstRegistration(node);
+    scheduleFirstAlive(node);
     rt.lifecycle(node, "startup", "provision_mode_server");
     stats.events.emit("startup", node.identity);
     stats.changed();
@@ -300,28 +318,39 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     }
   });
 
-  let regTimer: NodeJS.Timeout | undefined;
-  if (regOn) {
+  // one sweep for the periodic messages of every node in provisioning mode (a timer per node
+  // would cost 100k timers); registration and alive events are due at ms resolution, sent at 250
+  let periodicTimer: NodeJS.Timeout | undefined;
+  if (regOn || aliveOn) {
     const mtime = Math.floor(Date.now() / 1000);
-    regTimer = setInterval(() => {
+    periodicTimer = setInterval(() => {
       const now = Date.now();
+      let sent = false;
       for (const n of nodes) {
-        if (n.regNextAt === 0 || n.regNextAt > now || n.mode !== Mode.Provisioning) continue;
-        const bytes = encodeRegistration({
-          identity: n.identity,
-          file: "/etc/choria/metadata.json",
-          content: JSON.stringify({ identity: n.identity, ...rt.factsOf(n) }),
-          mtime,
-          updated: false,
-          connectedServer: shards[n.shard].server,
-        });
-        if (o.registration) publish(n, REGISTRATION_SUBJECT, bytes);
-        if (o.legacyRegistration) publish(n, LEGACY_REGISTRATION_SUBJECT, bytes);
-        n.regCount++;
-        stats.totals.registrations++;
-        n.regNextAt = now + regInterval;
+        if (n.mode !== Mode.Provisioning) continue;
+        if (n.regNextAt !== 0 && n.regNextAt <= now) {
+          const bytes = encodeRegistration({
+            identity: n.identity,
+            file: "/etc/choria/metadata.json",
+            content: JSON.stringify({ identity: n.identity, ...rt.factsOf(n) }),
+            mtime,
+            updated: false,
+            connectedServer: shards[n.shard].server,
+          });
+          if (o.registration) publish(n, REGISTRATION_SUBJECT, bytes);
+          if (o.legacyRegistration) publish(n, LEGACY_REGISTRATION_SUBJECT, bytes);
+          n.regCount++;
+          stats.totals.registrations++;
+          n.regNextAt = now + regInterval;
+          sent = true;
+        }
+        if (n.aliveNextAt !== 0 && n.aliveNextAt <= now) {
+          rt.lifecycle(n, "alive", "provision_mode_server");
+          n.aliveNextAt = now + aliveInterval;
+          sent = true;
+        }
       }
-      stats.changed();
+      if (sent) stats.changed();
     }, 250);
   }
 
@@ -381,7 +410,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (regTimer) clearInterval(regTimer);
+      if (periodicTimer) clearInterval(periodicTimer);
       for (const t of timers) clearTimeout(t);
       timers.clear();
       await Promise.all(shards.map((s) => closeNats(s.nc)));

@@ -70,6 +70,8 @@ export class SimNode {
   /** next registration publish, ms since epoch; 0 when registration is off */
   regNextAt = 0;
   regCount = 0;
+  /** next alive lifecycle event, ms since epoch; 0 when alive events are off */
+  aliveNextAt = 0;
 
   constructor(o: { index: number; identity: string; shard: number; keyIndex: number; faults: number; version: string; upgradable: boolean }) {
     this.index = o.index;

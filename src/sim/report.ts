@@ -50,6 +50,7 @@ export interface FleetTotals {
   toAbsentNodes: number;
   startupEvents: number;
   lifecycleEvents: number;
+  aliveEvents: number;
   registrations: number;
   /** CSRs built, and the time spent building and signing them */
   csrs: number;
@@ -105,6 +106,7 @@ export class FleetStats {
       toAbsentNodes: 0,
       startupEvents: 0,
       lifecycleEvents: 0,
+      aliveEvents: 0,
       registrations: 0,
       csrs: 0,
       csrMs: 0,

@@ -29,7 +29,7 @@ export interface SimRuntime {
   factsOf(node: SimNode): Facts;
   /** replaces the real splay wait when set (tests); the reply still states Go's value */
   readonly restartDelayMs: number | undefined;
-  lifecycle(node: SimNode, type: "startup" | "shutdown" | "provisioned" | "upgraded", component: string, extra?: { version?: string; new_version?: string }): void;
+  lifecycle(node: SimNode, type: "startup" | "shutdown" | "provisioned" | "upgraded" | "alive", component: string, extra?: { version?: string; new_version?: string }): void;
   /** restart accepted: shutdown event now, after delayMs the node either leaves or comes back in provisioning mode */
   restart(node: SimNode, delayMs: number, o?: { forceProvisioning?: boolean }): void;
   /** shutdown accepted: after delayMs a shutdown event and gone for good */

@@ -79,6 +79,36 @@ describe("sim: options", () => {
     }
   });
 
+  it("alive events: each node in provisioning mode sends them every interval, with its version; none once it has left", async () => {
+    const log = new LifecycleLog(nc);
+    await nc.flush();
+    const ca = await makeCa();
+    const fleet = await startFleet({ servers: srv.url, nodes: 3, alive: { intervalMs: 300, firstWithinMs: 100 }, restartDelayMs: 20 });
+    try {
+      const alive = (id: string) => (e: { type: string; subject: string; event: { identity: string } }) => e.type === "alive" && e.event.identity === id && e.subject === "choria.lifecycle.event.alive.provision_mode_server";
+      for (const id of fleet.identities) {
+        const e = await log.next(alive(id), 5000, 2);
+        assert.equal(e.event.version, fleet.report().nodes.find((n) => n.identity === id)!.version);
+      }
+      // provision the first node: from its restart on it is a server, and sends no provisioning-mode alive events
+      const id = fleet.identities[0]!;
+      const rpc = new RpcClient({ nc, identity: "provisioner.test" });
+      const csr = (await rpc.call<{ csr: string }>(id, "choria_provision", "gencsr", {})).data.csr;
+      assert.equal((await rpc.call(id, "choria_provision", "configure", configData(id, { certificate: await signCsr(ca, csr), ca: ca.pem }))).statuscode, 0);
+      assert.equal((await rpc.call(id, "choria_provision", "restart", { splay: 1 })).statuscode, 0);
+      await log.next(ev("startup", id, "server"));
+      const before = log.count(alive(id));
+      // two more alive events from another node prove at least one interval passed meanwhile
+      const other = fleet.identities[1]!;
+      await log.next(alive(other), 5000, log.count(alive(other)) + 2);
+      assert.equal(log.count(alive(id)), before, "no alive event from a node that left provisioning mode");
+      assert.ok(fleet.report().totals.aliveEvents >= 6);
+      await rpc.close();
+    } finally {
+      await fleet.stop();
+    }
+  });
+
   it("startupComplete means the broker has every startup event; flush() covers later publishes", async () => {
     let startups = 0;
     const sub = nc.subscribe("choria.lifecycle.event.startup.>", { callback: () => startups++ });

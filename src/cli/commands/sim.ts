@@ -15,6 +15,8 @@ interface SimCliOptions {
   lifecycleFormat: string;
   registration?: string | boolean;
   legacyRegistration?: boolean;
+  alive: boolean;
+  aliveInterval?: string;
   restartDelay?: string;
   startupRamp?: string;
   jwt?: string;
@@ -58,6 +60,8 @@ export function register(program: Command): void {
     .option("--lifecycle-format <format>", "cloudevent or choria", "cloudevent")
     .option("--registration [intervalMs]", "publish file_content registration data (default every 120000 ms)")
     .option("--legacy-registration", "also publish registration on choria.provisioning_data")
+    .option("--alive-interval <ms>", "alive lifecycle events every <ms> while in provisioning mode, the first at random within 29/30 of it (default 1800000, as servers)")
+    .option("--no-alive", "send no alive lifecycle events")
     .option("--restart-delay <ms>", "real delay for restart/shutdown instead of Go's splay seconds")
     .option("--startup-ramp <ms>", "spread startup events over this long")
     .option("--jwt <file>", "provisioning.jwt contents the jwt action returns")
@@ -82,6 +86,7 @@ export function register(program: Command): void {
         lifecycleFormat: opts.lifecycleFormat,
         registration: opts.registration === undefined ? false : opts.registration === true ? true : { intervalMs: int("registration", String(opts.registration), 1)! },
         legacyRegistration: opts.legacyRegistration,
+        alive: opts.alive === false ? false : opts.aliveInterval === undefined ? true : { intervalMs: int("alive-interval", opts.aliveInterval, 1)! },
         restartDelayMs: int("restart-delay", opts.restartDelay),
         startupRampMs: int("startup-ramp", opts.startupRamp),
         provisioningJwt: opts.jwt ? readFileSync(opts.jwt, "utf8") : undefined,
