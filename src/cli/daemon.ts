@@ -315,6 +315,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       flow: flowOptionsFrom(s, { ...credentials, ...ov.flow }),
       intake: {
         lifecycleComponent: s.lifecycleComponent,
+        aliveEvents: s.aliveEvents,
         registration: s.registration,
         legacyRegistration: s.legacyRegistration,
         discoveryIntervalMs: s.discoveryIntervalMs,

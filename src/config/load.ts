@@ -133,6 +133,8 @@ export interface Settings {
   discoveryQuietMs: number;
   discoverAtStart: boolean;
   lifecycleComponent: string;
+  /** also queue nodes on alive events of lifecycleComponent */
+  aliveEvents: boolean;
   registration: boolean;
   legacyRegistration: boolean;
   pki: boolean;
@@ -203,6 +205,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     discoveryQuietMs: parseDuration(c.discovery?.quiet, 300),
     discoverAtStart: c.discovery?.at_start ?? true,
     lifecycleComponent: c.intake?.lifecycle_component ?? "provision_mode_server",
+    aliveEvents: c.intake?.alive ?? true,
     registration: c.intake?.registration ?? true,
     legacyRegistration: c.intake?.legacy_registration ?? true,
     // ed25519 implies jwt and replaces pki, as in the Go provisioner (credentialProblems refuses an explicit pki: true)

@@ -1,5 +1,5 @@
 /**
- * Intake: everything that tells us a node is waiting. Lifecycle startup events (both
+ * Intake: everything that tells us a node is waiting. Lifecycle startup and alive events (both
  * formats), periodic broadcast discovery (and once at start), and registration data on the
  * current and the 2018 subjects. Each source hands identities to one `offer` callback;
  * bad messages are counted by source and reason and never stop the subscription.
@@ -18,6 +18,8 @@ import type { IntakeSource } from "./queue.js";
 
 export interface IntakeOptions {
   lifecycleComponent: string;
+  /** alive events of lifecycleComponent too: a server in provisioning mode sends one every 30 minutes */
+  aliveEvents?: boolean;
   registration: boolean;
   legacyRegistration: boolean;
   discoveryIntervalMs: number;
@@ -55,6 +57,7 @@ export class Intake {
   start(): void {
     if (this.o.lifecycleComponent) {
       this.subs.push(this.nc.subscribe(lifecycleSubject("startup", this.o.lifecycleComponent), { callback: (_e, m) => this.onLifecycle(m.data) }));
+      if (this.o.aliveEvents) this.subs.push(this.nc.subscribe(lifecycleSubject("alive", this.o.lifecycleComponent), { callback: (_e, m) => this.onLifecycle(m.data) }));
     }
     if (this.o.registration) this.subs.push(this.nc.subscribe(REGISTRATION_SUBJECT, { callback: (_e, m) => this.onRegistration(m.data) }));
     if (this.o.legacyRegistration) this.subs.push(this.nc.subscribe(LEGACY_REGISTRATION_SUBJECT, { callback: (_e, m) => this.onRegistration(m.data) }));
@@ -65,8 +68,8 @@ export class Intake {
   private onLifecycle(data: Uint8Array): void {
     try {
       const d = decodeLifecycle(data);
-      if (d.type !== "startup") return;
-      if (!isValidIdentity(d.event.identity)) return this.hooks.invalid("event", "bad_identity", `startup event with unusable identity ${JSON.stringify(d.event.identity)}`);
+      if (d.type !== "startup" && d.type !== "alive") return;
+      if (!isValidIdentity(d.event.identity)) return this.hooks.invalid("event", "bad_identity", `${d.type} event with unusable identity ${JSON.stringify(d.event.identity)}`);
       this.hooks.offer(d.event.identity, "event");
     } catch (e) {
       this.hooks.invalid("event", e instanceof ProtocolError ? e.code : "error", (e as Error).message);

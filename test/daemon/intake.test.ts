@@ -44,12 +44,36 @@ test("registration data on the 2018 subject choria.provisioning_data brings node
 test("Choria-format lifecycle events bring nodes in; garbage on intake subjects is counted and ignored", async () => {
   const { metrics } = await provisionVia({ lifecycleFormat: "choria" }, {}, /choria_provisioner_event_discovered\{site="default"\} [1-9]\d*/, (publish) => {
     publish("choria.lifecycle.event.startup.provision_mode_server", "{not json");
+    publish("choria.lifecycle.event.alive.provision_mode_server", "{not json either");
     publish("choria.lifecycle.event.startup.provision_mode_server", JSON.stringify({ protocol: "io.choria.lifecycle.v1.startup", id: "x", identity: "bad identity*", component: "provision_mode_server", timestamp: 1 }));
     publish("provisioning.registration.data", JSON.stringify({ protocol: "choria:transport:1", data: "%%%", headers: {} }));
   });
-  assert.match(metrics, /choria_provisioner_intake_errors\{site="default",source="event",reason="not_json"\} 1/);
+  assert.match(metrics, /choria_provisioner_intake_errors\{site="default",source="event",reason="not_json"\} 2/);
   assert.match(metrics, /choria_provisioner_intake_errors\{site="default",source="event",reason="bad_identity"\} 1/);
   assert.match(metrics, /choria_provisioner_intake_errors\{site="default",source="registration",reason="bad_base64"\} 1/);
+});
+
+test("alive events bring in nodes whose startup events the provisioner missed", async () => {
+  const srv = await startNatsServer();
+  // the fleet starts first: its startup events reach nobody
+  const fleet = await startFleet({ servers: srv.url, nodes: 20, seed: 21, restartDelayMs: 50, alive: { intervalMs: 500, firstWithinMs: 300 } });
+  try {
+    await fleet.startupComplete;
+    const d = await startTestDaemon(srv.url, { ca: { dir: await makeCa() }, discovery: { at_start: false, interval: "1h" }, intake: { registration: false, legacy_registration: false } });
+    try {
+      await d.waitFor((r) => fleetHandled(r, fleet), 60_000, "every node handled");
+      const metrics = await (await fetch(`${d.admin.url}/metrics`)).text();
+      assert.match(metrics, /choria_provisioner_event_discovered\{site="default"\} (\d+)/);
+      assert.ok(Number(/choria_provisioner_event_discovered\{site="default"\} (\d+)/.exec(metrics)![1]) >= 20, "every node came in through an event");
+      assert.ok(!/choria_provisioner_discover_cycles\{site="default"\} [1-9]/.test(metrics), "no discovery ran");
+      assert.ok(fleet.report().totals.aliveEvents >= 20);
+    } finally {
+      await d.stop(2000);
+    }
+  } finally {
+    await fleet.stop();
+    await srv.stop();
+  }
 });
 
 test("a node locked by another provisioner is its own case: recorded, counted, and the rest carry on", async () => {
