@@ -116,8 +116,6 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   if (protocol === 2) {
     // the server reads its own JWT unverified to pick the protocol (§3): we do the same
     if (safeJwtClaims(o.provisioningJwt)?.v2 !== true) throw new RangeError("protocol 2 nodes need a provisioningJwt whose claims have v2: true, as a real server only provisions over v2 then");
-    // registration data is published in v1 envelopes by this simulator
-    if (o.registration || o.legacyRegistration) throw new RangeError("the simulator publishes registration data only for protocol 1 fleets");
   }
   const seed = o.seed ?? 1;
   const nShards = Math.max(1, Math.min(o.nodes, o.connections ?? 1));
@@ -336,6 +334,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
             mtime,
             updated: false,
             connectedServer: shards[n.shard].server,
+            // a server makes registration with the NewMessage of its protocol; a v2 one has its provisioning JWT
+            ...(protocol === 2 ? { protocol: 2 as const, callerJwt: (o.provisioningJwt ?? "").trim() } : {}),
           });
           if (o.registration) publish(n, REGISTRATION_SUBJECT, bytes);
           if (o.legacyRegistration) publish(n, LEGACY_REGISTRATION_SUBJECT, bytes);

@@ -7,11 +7,13 @@ import {
   ProtocolError,
   StatusCode,
   checkRequestV2,
+  decodeRegistration,
   decodeReplyV2,
   decodeRequestV2,
   decodeRpcReply,
   decodeRpcRequest,
   encodeKsuid,
+  encodeRegistration,
   encodeReplyV2,
   encodeRequest,
   encodeRequestV2,
@@ -95,6 +97,27 @@ test("every request kind validates against the official v2 schemas and round-tri
     else assert.deepEqual(decodeRpcRequest(d.payload), JSON.parse(k.payload));
     assert.equal(transportProtocol(enc.bytes), "io.choria.protocol.v2.transport");
   }
+});
+
+test("registration data from a v2 server: a v2 request the provisioner decodes like a v1 one", () => {
+  for (const compress of [true, false]) {
+    const bytes = encodeRegistration({ identity: "n2.example.net", file: "/etc/node/metadata.json", content: '{"dc":"fra1"}', mtime: 1700000000, compress, protocol: 2, callerJwt: CALLER_JWT });
+    const { transport, secure, inner } = layers(bytes);
+    assertOfficial("v2", "transport", transport);
+    assertOfficial("v2", "secure_request", secure);
+    assertOfficial("v2", "request", inner);
+    assert.equal(inner.agent, "registration");
+    const d = decodeRegistration(bytes);
+    assert.equal(d.protocol, 2);
+    assert.equal(d.identity, "n2.example.net");
+    assert.equal(d.replyTo, "dev.null");
+    assert.equal(d.content.toString(), '{"dc":"fra1"}');
+  }
+  const v1 = decodeRegistration(encodeRegistration({ identity: "n1.example.net", file: "/f", content: "{}", mtime: 1 }));
+  assert.equal(v1.protocol, 1);
+  assert.throws(() => encodeRegistration({ identity: "n2", file: "/f", content: "{}", mtime: 1, protocol: 2 }), /callerJwt/);
+  // neither v1 nor v2: the error names the transport's protocol
+  expectProtocolError(() => decodeRegistration(JSON.stringify({ protocol: "choria:transport:9", data: "", headers: {} })), "unknown_protocol", "transport");
 });
 
 test("replies validate (reply.json modulo its upstream protocol const bug), carry the hash and round-trip", () => {

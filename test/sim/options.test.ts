@@ -43,7 +43,8 @@ describe("sim: options", () => {
         callback: (_e, m) => {
           const d = decodeRegistration(m.data);
           zipped &&= typeof d.document.zcontent === "string";
-          assert.equal(d.request.transport.headers["reply-to"], "dev.null");
+          assert.equal(d.replyTo, "dev.null");
+          assert.equal(d.protocol, 1);
           assert.equal(JSON.parse(d.content.toString()).identity, d.identity);
           seen[m.subject].add(d.identity);
           if (Object.values(seen).every((s) => s.size === 3)) resolve();

@@ -10,7 +10,7 @@ import type { NatsConnection } from "nats";
 import { connectNats, RpcClient, RpcTimeoutError, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { startFleet, type Fleet } from "../../src/sim/index.js";
 import { newNonce, signServerJwt, verifyGen25519 } from "../../src/credentials/index.js";
-import { ksuidSeconds } from "../../src/protocol/index.js";
+import { REGISTRATION_SUBJECT, decodeRegistration, ksuidSeconds } from "../../src/protocol/index.js";
 import { configData } from "./helpers.js";
 import { edPair, makeJwt, nowS } from "../credentials/helpers.js";
 
@@ -56,6 +56,33 @@ describe("sim: protocol v2", () => {
     await assert.rejects(startFleet({ servers: srv.url, nodes: 1, protocol: 2, provisioningJwt: provisioningJwt({}) }), /v2: true/);
     await assert.rejects(startFleet({ servers: srv.url, nodes: 1, protocol: 2 }), /v2: true/);
     assert.throws(() => new RpcClient({ nc, identity: "x", protocol: 2 }), /callerJwt/);
+  });
+
+  it("v2 nodes publish registration data as v2 requests carrying their provisioning JWT", async () => {
+    const seen = new Map<string, ReturnType<typeof decodeRegistration>>();
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    const sub = nc.subscribe(REGISTRATION_SUBJECT, {
+      callback: (_e, m) => {
+        const d = decodeRegistration(m.data);
+        if (d.identity.endsWith(".reg.example.net")) seen.set(d.identity, d);
+        if (seen.size === 2) done();
+      },
+    });
+    await nc.flush();
+    const fleet = await startFleet({ servers: srv.url, nodes: 2, seed: 23, token: TOKEN, provisioningJwt: V2_JWT, protocol: 2, domain: "reg.example.net", registration: { intervalMs: 500 } });
+    try {
+      await all;
+      for (const d of seen.values()) {
+        assert.equal(d.protocol, 2);
+        assert.equal(d.replyTo, "dev.null");
+        assert.equal((d.request as { secure: { caller: string } }).secure.caller, V2_JWT.trim());
+        assert.equal(JSON.parse(d.content.toString()).identity, d.identity);
+      }
+    } finally {
+      sub.unsubscribe();
+      await fleet.stop();
+    }
   });
 
   it("each client version discovers exactly the fleet of its own version", async () => {
