@@ -11,7 +11,7 @@ import { helperDecider } from "../src/cli/daemon.js";
 import { resolveSettings } from "../src/config/index.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { connectNats, RpcClient, startNatsServer } from "../src/transport/index.js";
-import type { FleetOptions } from "../src/sim/index.js";
+import { identityOf, type FleetOptions } from "../src/sim/index.js";
 import type { Inventory } from "../src/types/index.js";
 import { benchFile, procCpuSeconds, spawnChild } from "./children.js";
 import type { DaemonChildConfig, DaemonChildSummary } from "./daemon-child.js";
@@ -151,6 +151,59 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
     fleet.proc.kill("SIGKILL");
     await srv.stop();
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export interface EssentialResult {
+  nodes: number;
+  done: number;
+  failed: number;
+  outcomes: Record<string, number>;
+  /** ms from the fleet's start to the last node done */
+  wallMs: number;
+  nodesPerMin: number;
+  provisionerCpuS: number;
+  fleetCpuS: number;
+  natsCpuS: number;
+  /** protocol violations the fleet saw (none expected) */
+  violations: number;
+}
+
+/**
+ * The same fleet as runE2e, provisioned by the essential-work provisioner (essential-child.ts)
+ * instead of the daemon: the most a provisioner reaches on this machine against this fleet.
+ */
+export async function runEssential(o: { nodes: number; caDir: string; workers?: number }): Promise<EssentialResult> {
+  const srv = await startNatsServer();
+  const prov = spawnChild(benchFile("essential-child.ts"), [], ["--max-old-space-size=4096"]);
+  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
+  try {
+    const nats0 = procCpuSeconds(srv.pid);
+    const startedP = fleet.next<{ listeningMs: number }>("started", 120_000);
+    const startupP = fleet.next<{ ms: number }>("startupComplete", 600_000);
+    const fleetOpts: FleetOptions = { servers: srv.url, nodes: o.nodes, seed: 1, token: TOKEN, restartDelayMs: 50, upgradable: false };
+    fleet.send({ type: "start", opts: fleetOpts });
+    const started = await startedP;
+    const doneP = prov.next<{ done: number; failed: number; firstError: string; outcomes: Record<string, number>; wallMs: number; cpuS: number }>("done", 3_600_000);
+    const identities = Array.from({ length: o.nodes }, (_, i) => identityOf(i));
+    prov.send({ type: "run", o: { url: srv.url, caDir: o.caDir, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules"), token: TOKEN, identities, workers: o.workers ?? 200 } });
+    const r = await doneP;
+    const natsCpuS = procCpuSeconds(srv.pid) - nats0;
+    await startupP;
+    const repP = fleet.next<{ cpuS: number; totals: { violations: number } }>("report", 60_000);
+    fleet.send({ type: "report" });
+    const rep = await repP;
+    if (r.failed > 0) throw new Error(`essential provisioner: ${r.failed} of ${o.nodes} nodes failed, first: ${r.firstError}`);
+    // like runE2e's clock, from the fleet's start: its listening time counts too
+    const wallMs = started.listeningMs + r.wallMs;
+    prov.send({ type: "stop" });
+    fleet.send({ type: "stop" });
+    await Promise.all([prov.exited, fleet.exited]);
+    return { nodes: o.nodes, done: r.done, failed: r.failed, outcomes: r.outcomes, wallMs, nodesPerMin: (r.done / wallMs) * 60_000, provisionerCpuS: r.cpuS, fleetCpuS: rep.cpuS, natsCpuS, violations: rep.totals.violations };
+  } finally {
+    prov.proc.kill("SIGKILL");
+    fleet.proc.kill("SIGKILL");
+    await srv.stop();
   }
 }
 

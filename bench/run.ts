@@ -9,7 +9,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { initBuiltinCa } from "../src/ca/index.js";
 import { csrPool, measureSignRate } from "./ca.bench.js";
-import { flowRequests, measureHelperRate, measureRpcRate, REPO, runE2e, runWaiting, type E2eResult, type RpcRate } from "./e2e.js";
+import { flowRequests, measureHelperRate, measureRpcRate, REPO, runE2e, runEssential, runWaiting, type E2eResult, type EssentialResult, type RpcRate } from "./e2e.js";
 import { measureNodeWork } from "./node-work.js";
 import { checkGoal, machine, printResult, writeResult, type BenchResult } from "./harness.js";
 import { measureEvalRate } from "./policy.bench.js";
@@ -152,6 +152,19 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       }
     }
 
+    // ---- the same largest fleet, provisioned with the essential work only (essential-child.ts):
+    // what any provisioner could reach here, so the daemon's own overhead can be read off
+    let essential: EssentialResult | undefined;
+    if (!o.skipBounds && o.nodes.length) {
+      log(`e2e: ${largest} nodes, essential-work provisioner (the reference point)...`);
+      essential = await runEssential({ nodes: largest, caDir });
+      emit({
+        name: `e2e-essential-${largest / 1000}k`,
+        metrics: { nodes: essential.nodes, done: essential.done, nodes_per_min: Math.round(essential.nodesPerMin), wall_s: r3(essential.wallMs / 1000), provisioner_cpu_ms_per_node: r3((essential.provisionerCpuS * 1000) / essential.done), fleet_cpu_s: r3(essential.fleetCpuS), nats_cpu_s: r3(essential.natsCpuS), ...Object.fromEntries(Object.entries(essential.outcomes).map(([k, v]) => [`outcome_${k}`, v])) },
+        notes: ["bench/essential-child.ts against the same fleet: per node only inventory, gencsr, the shipped policy's decision, CSR parse + signature check, built-in CA signing, configure and restart (or shutdown), 200 in flight; no intake, queue, records, audit, logs, metrics, CSR policy or retries"],
+      });
+    }
+
     // ---- the bounds again, right after the end-to-end runs: this VM's speed drifts by several
     // percent over minutes, so the bound is the mean of a measurement on each side of them
     let after: { rpc: RpcRate; sign: typeof sign; evals: typeof evals; nodeWork: typeof nodeWork } | undefined;
@@ -231,6 +244,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         eval_nodes_per_min: Math.round(perMin.eval),
         slowest_resource_nodes_per_min: Math.round(slowest),
         // essential CPU per node after the end-to-end runs relative to before: how far the machine drifted
+        ...(essential ? { essential_provisioner_nodes_per_min: Math.round(essential.nodesPerMin), essential_provisioner_share: r3(essential.nodesPerMin / machineBound), daemon_vs_essential: r3(big.nodesPerMin / essential.nodesPerMin) } : {}),
         ...(after ? { drift_after_vs_before: r3((rpn * after.rpc.cpuMsPerRpc + spn * after.sign!.cpuMsPerSign + (dpn * 1000) / after.evals!.evalsPerSec + spn * after.nodeWork!.cpuMsPerNode) / (rpn * rpc.cpuMsPerRpc + spn * sign.cpuMsPerSign + (dpn * 1000) / evals.evalsPerSec + spn * nodeWork.cpuMsPerNode)) } : {}),
       };
       const f = big.nodesPerMin / machineBound;
@@ -238,7 +252,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         value: r3(f),
         goal: ">= 0.7 of the machine bound",
         met: f >= 0.7,
-        note: `bound ${Math.round(machineBound)} nodes/min = ${cores} cores / ${r3(cpu.rpc + cpu.sign + cpu.eval + cpu.node)} CPU-ms per node (RPC ${r3(cpu.rpc)}, sign ${r3(cpu.sign)}, eval ${r3(cpu.eval)}, node work ${r3(cpu.node)}); e2e spent ${r3(e2eCpuMs)} (provisioner ${r3((big.provisionerCpuS * 1000) / settled)}, fleet ${r3((big.fleet.cpuS * 1000) / settled)}, nats-server ${r3((big.natsCpuS * 1000) / settled)}). Bound if the nodes' own work were not on this machine: ${Math.round(provisionerSide)}/min -> ${r3(big.nodesPerMin / provisionerSide)}; slowest single resource (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0]![0]}) ${Math.round(slowest)}/min -> ${r3(big.nodesPerMin / slowest)}`,
+        note: `bound ${Math.round(machineBound)} nodes/min = ${cores} cores / ${r3(cpu.rpc + cpu.sign + cpu.eval + cpu.node)} CPU-ms per node (RPC ${r3(cpu.rpc)}, sign ${r3(cpu.sign)}, eval ${r3(cpu.eval)}, node work ${r3(cpu.node)}); e2e spent ${r3(e2eCpuMs)} (provisioner ${r3((big.provisionerCpuS * 1000) / settled)}, fleet ${r3((big.fleet.cpuS * 1000) / settled)}, nats-server ${r3((big.natsCpuS * 1000) / settled)}). ${essential ? `The essential-work provisioner against the same fleet: ${Math.round(essential.nodesPerMin)}/min -> ${r3(essential.nodesPerMin / machineBound)} of the bound; the daemon reaches ${r3(big.nodesPerMin / essential.nodesPerMin)} of it. ` : ""}Bound if the nodes' own work were not on this machine: ${Math.round(provisionerSide)}/min -> ${r3(big.nodesPerMin / provisionerSide)}; slowest single resource (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0]![0]}) ${Math.round(slowest)}/min -> ${r3(big.nodesPerMin / slowest)}`,
       };
     }
     if (evals && helper)

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { flowRequests, measureRpcRate, runE2e } from "../../bench/e2e.js";
+import { flowRequests, measureRpcRate, runE2e, runEssential } from "../../bench/e2e.js";
 import { measureNodeWork } from "../../bench/node-work.js";
 import { initBuiltinCa } from "../../src/ca/index.js";
 
@@ -40,5 +40,15 @@ describe("benchmark harness", () => {
     assert.equal(r.fleet.totals.configuredMoreThanOnce, 0);
     assert.ok(r.nodesPerMin > 0 && r.provisionerCpuS > 0 && r.fleet.cpuS > 0, JSON.stringify({ npm: r.nodesPerMin, cpu: r.provisionerCpuS }));
     assert.ok(r.daemon.signs >= r.daemon.outcomes.configure!, "every configured node had its certificate signed");
+  });
+
+  test("the essential-work provisioner takes the same fleet through the same outcomes", async () => {
+    const r = await runEssential({ nodes: 150, caDir, workers: 20 });
+    assert.equal(r.done, 150);
+    assert.equal(r.failed, 0);
+    assert.equal(r.violations, 0, "the fleet saw nothing a real server would reject");
+    assert.equal(Object.values(r.outcomes).reduce((a, b) => a + b, 0), 150);
+    assert.ok((r.outcomes.configure ?? 0) > 100, JSON.stringify(r.outcomes));
+    assert.ok(r.nodesPerMin > 0 && r.provisionerCpuS > 0 && r.fleetCpuS > 0);
   });
 });
