@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import pino from "pino";
 import { initBuiltinCa } from "../../ca/index.js";
 import { resolveSettings } from "../../config/index.js";
 import { parseFaultSpec, startFleet, type Fleet } from "../../sim/index.js";
@@ -107,7 +106,8 @@ export function register(program: Command): void {
         const discovered = new Set<string>();
         let firstPassS = 0;
         const started = Date.now();
-        daemon = await startDaemon(settings, { log: pino({ level: "warn" }, pino.destination({ dest: join(work, "provisioner.log"), mkdir: true, sync: false })) });
+        // the daemon's own logger, redaction included, from log.level/log.file above
+        daemon = await startDaemon(settings);
         const ref = daemon.policies.current().ref;
         out(`  provisioner      policy ${ref.name} ${ref.version} (${ref.hash.slice(0, 19)}…), admin ${daemon.admin.url}`);
         out("");
