@@ -49,19 +49,25 @@ test("the daemon's logger writes censored lines and keeps the rest of the line",
     log.info({ identity: "n1.example.net", outcome: "configure" }, "configured");
     log.warn({ token: "s3cret-token", data: { password: "hunter2" }, adminToken: "adm1n" }, "with secrets");
     log.debug({ err: "boom" }, "plain");
+    log.child({ component: "ca", brokerToken: "ch1ld-t0ken" }).info("from a child");
+    log.child({ component: "ha" }).child({ data: { key: "gr4ndchild-k3y" } }).info("from a grandchild");
     // ending the destination writes out everything buffered before it closes
     const closed = once(dest, "close");
     (dest as unknown as { end(): void }).end();
     await closed;
     const text = readFileSync(file, "utf8");
-    for (const secret of ["s3cret-token", "hunter2", "adm1n"]) assert.ok(!text.includes(secret), `${secret} is not in the log`);
+    for (const secret of ["s3cret-token", "hunter2", "adm1n", "ch1ld-t0ken", "gr4ndchild-k3y"]) assert.ok(!text.includes(secret), `${secret} is not in the log`);
     const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.equal(lines.length, 3);
+    assert.equal(lines.length, 5);
     assert.equal(lines[0]!.identity, "n1.example.net");
     assert.equal(lines[0]!.msg, "configured");
     assert.equal(lines[1]!.token, LOG_CENSOR);
     assert.deepEqual(lines[1]!.data, { password: LOG_CENSOR });
     assert.equal(lines[2]!.err, "boom");
+    assert.equal(lines[3]!.component, "ca");
+    assert.equal(lines[3]!.brokerToken, LOG_CENSOR);
+    assert.equal(lines[4]!.component, "ha");
+    assert.deepEqual(lines[4]!.data, { key: LOG_CENSOR });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
