@@ -54,6 +54,20 @@ export interface E2eResult {
   profile?: string;
 }
 
+/** The end-to-end runs' fleet: the same nodes whichever provisioner takes them */
+function benchFleet(servers: string, nodes: number): FleetOptions {
+  return {
+    servers,
+    nodes,
+    seed: 1,
+    token: TOKEN,
+    // a restarted node leaves provisioning mode 50 ms after its reply instead of the splay's seconds
+    restartDelayMs: 50,
+    // "upgrade" decisions fall through to configure: every node ends in one pass, no re-announce
+    upgradable: false,
+  };
+}
+
 function daemonConfig(o: { broker: string; caDir: string; helper?: string; workers?: number; work: string }): DaemonChildConfig["config"] {
   return {
     broker: o.broker,
@@ -106,16 +120,7 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
     });
     const nats0 = procCpuSeconds(srv.pid);
     daemon.send({ type: "go" });
-    const fleetOpts: FleetOptions = {
-      servers: srv.url,
-      nodes: o.nodes,
-      seed: 1,
-      token: TOKEN,
-      // a restarted node leaves provisioning mode 50 ms after its reply instead of the splay's seconds
-      restartDelayMs: 50,
-      // "upgrade" decisions fall through to configure: every node ends in one pass, no re-announce
-      upgradable: false,
-    };
+    const fleetOpts = benchFleet(srv.url, o.nodes);
     // both waiters before the start: a small fleet (no startup ramp) sends the two back to back
     const startedP = fleet.next<{ listeningMs: number }>("started", 120_000);
     const startupP = fleet.next<{ ms: number }>("startupComplete", 600_000);
@@ -181,8 +186,7 @@ export async function runEssential(o: { nodes: number; caDir: string; workers?: 
     const nats0 = procCpuSeconds(srv.pid);
     const startedP = fleet.next<{ listeningMs: number }>("started", 120_000);
     const startupP = fleet.next<{ ms: number }>("startupComplete", 600_000);
-    const fleetOpts: FleetOptions = { servers: srv.url, nodes: o.nodes, seed: 1, token: TOKEN, restartDelayMs: 50, upgradable: false };
-    fleet.send({ type: "start", opts: fleetOpts });
+    fleet.send({ type: "start", opts: benchFleet(srv.url, o.nodes) });
     const started = await startedP;
     const doneP = prov.next<{ done: number; failed: number; firstError: string; outcomes: Record<string, number>; wallMs: number; cpuS: number }>("done", 3_600_000);
     const identities = Array.from({ length: o.nodes }, (_, i) => identityOf(i));

@@ -167,7 +167,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
 
     // ---- the bounds again, right after the end-to-end runs: this VM's speed drifts by several
     // percent over minutes, so the bound is the mean of a measurement on each side of them
-    let after: { rpc: RpcRate; sign: typeof sign; evals: typeof evals; nodeWork: typeof nodeWork } | undefined;
+    let after: { rpc: RpcRate; sign: Awaited<ReturnType<typeof measureSignRate>>; evals: Awaited<ReturnType<typeof measureEvalRate>>; nodeWork: Awaited<ReturnType<typeof measureNodeWork>> } | undefined;
     if (rpc && sign && evals && nodeWork) {
       log("bounds again after the end-to-end runs (RPC, sign, eval, node work)...");
       after = {
@@ -178,7 +178,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       };
       emit({
         name: "bounds-after",
-        metrics: { rpc_cpu_ms_per_rpc: r3(after.rpc.cpuMsPerRpc), rpcs_per_sec: after.rpc.rpcsPerSec, sign_cpu_ms_per_sign: r3(after.sign!.cpuMsPerSign), evals_per_sec: after.evals!.evalsPerSec, node_work_cpu_ms_per_node: r3(after.nodeWork!.cpuMsPerNode) },
+        metrics: { rpc_cpu_ms_per_rpc: r3(after.rpc.cpuMsPerRpc), rpcs_per_sec: after.rpc.rpcsPerSec, sign_cpu_ms_per_sign: r3(after.sign.cpuMsPerSign), evals_per_sec: after.evals.evalsPerSec, node_work_cpu_ms_per_node: r3(after.nodeWork.cpuMsPerNode) },
         notes: ["bound-rpc, bound-sign, bound-eval and bound-node-work measured again after the end-to-end runs; the summary's bound uses the mean of both"],
       });
     }
@@ -216,16 +216,21 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       const dpn = big.daemon.decisions / settled;
       const cores = availableParallelism();
       // CPU milliseconds per node that the work itself needs, each measured alone on the machine
-      const mean = (a: number, b: number | undefined): number => (b === undefined ? a : (a + b) / 2);
-      const rpcCpuMs = mean(rpc.cpuMsPerRpc, after?.rpc.cpuMsPerRpc);
-      const signCpuMs = mean(sign.cpuMsPerSign, after?.sign?.cpuMsPerSign);
-      const evalsPerSec = mean(evals.evalsPerSec, after?.evals?.evalsPerSec);
-      const nodeCpuMs = mean(nodeWork.cpuMsPerNode, after?.nodeWork?.cpuMsPerNode);
-      const cpu = { rpc: rpn * rpcCpuMs, sign: spn * signCpuMs, eval: (dpn * 1000) / evalsPerSec, node: spn * nodeCpuMs };
+      // each measurement as the four rates the bound is made of; the bound takes the mean of before and after
+      type Rates = { rpcMs: number; rpcsPerSec: number; signMs: number; signsPerSec: number; evalsPerSec: number; nodeMs: number };
+      const rates = (m: { rpc: RpcRate; sign: NonNullable<typeof sign>; evals: NonNullable<typeof evals>; nodeWork: NonNullable<typeof nodeWork> }): Rates => ({
+        rpcMs: m.rpc.cpuMsPerRpc, rpcsPerSec: m.rpc.rpcsPerSec, signMs: m.sign.cpuMsPerSign, signsPerSec: m.sign.signsPerSec, evalsPerSec: m.evals.evalsPerSec, nodeMs: m.nodeWork.cpuMsPerNode,
+      });
+      const before = rates({ rpc, sign, evals, nodeWork });
+      const afterRates = after ? rates(after) : undefined;
+      const used: Rates = afterRates ? (Object.fromEntries(Object.entries(before).map(([k, v]) => [k, (v + afterRates[k as keyof Rates]) / 2])) as Rates) : before;
+      const parts = (r: Rates) => ({ rpc: rpn * r.rpcMs, sign: spn * r.signMs, eval: (dpn * 1000) / r.evalsPerSec, node: spn * r.nodeMs });
+      const sum = (c: ReturnType<typeof parts>): number => c.rpc + c.sign + c.eval + c.node;
+      const cpu = parts(used);
       const capacity = (ms: number): number => (cores * 60_000) / ms;
-      const machineBound = capacity(cpu.rpc + cpu.sign + cpu.eval + cpu.node);
+      const machineBound = capacity(sum(cpu));
       const provisionerSide = capacity(cpu.rpc + cpu.sign + cpu.eval);
-      const perMin = { rpc: (mean(rpc.rpcsPerSec, after?.rpc.rpcsPerSec) / rpn) * 60, sign: (mean(sign.signsPerSec, after?.sign?.signsPerSec) / spn) * 60, eval: (evalsPerSec / dpn) * 60 };
+      const perMin = { rpc: (used.rpcsPerSec / rpn) * 60, sign: (used.signsPerSec / spn) * 60, eval: (used.evalsPerSec / dpn) * 60 };
       const slowest = Math.min(perMin.rpc, perMin.sign, perMin.eval);
       const e2eCpuMs = ((big.provisionerCpuS + big.fleet.cpuS + big.natsCpuS) * 1000) / settled;
       bound = {
@@ -243,16 +248,16 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         sign_nodes_per_min: Math.round(perMin.sign),
         eval_nodes_per_min: Math.round(perMin.eval),
         slowest_resource_nodes_per_min: Math.round(slowest),
-        // essential CPU per node after the end-to-end runs relative to before: how far the machine drifted
         ...(essential ? { essential_provisioner_nodes_per_min: Math.round(essential.nodesPerMin), essential_provisioner_share: r3(essential.nodesPerMin / machineBound), daemon_vs_essential: r3(big.nodesPerMin / essential.nodesPerMin) } : {}),
-        ...(after ? { drift_after_vs_before: r3((rpn * after.rpc.cpuMsPerRpc + spn * after.sign!.cpuMsPerSign + (dpn * 1000) / after.evals!.evalsPerSec + spn * after.nodeWork!.cpuMsPerNode) / (rpn * rpc.cpuMsPerRpc + spn * sign.cpuMsPerSign + (dpn * 1000) / evals.evalsPerSec + spn * nodeWork.cpuMsPerNode)) } : {}),
+        // essential CPU per node measured after the end-to-end runs relative to before: how far the machine drifted
+        ...(afterRates ? { drift_after_vs_before: r3(sum(parts(afterRates)) / sum(parts(before))) } : {}),
       };
       const f = big.nodesPerMin / machineBound;
       goals.fraction_of_bound = {
         value: r3(f),
         goal: ">= 0.7 of the machine bound",
         met: f >= 0.7,
-        note: `bound ${Math.round(machineBound)} nodes/min = ${cores} cores / ${r3(cpu.rpc + cpu.sign + cpu.eval + cpu.node)} CPU-ms per node (RPC ${r3(cpu.rpc)}, sign ${r3(cpu.sign)}, eval ${r3(cpu.eval)}, node work ${r3(cpu.node)}); e2e spent ${r3(e2eCpuMs)} (provisioner ${r3((big.provisionerCpuS * 1000) / settled)}, fleet ${r3((big.fleet.cpuS * 1000) / settled)}, nats-server ${r3((big.natsCpuS * 1000) / settled)}). ${essential ? `The essential-work provisioner against the same fleet: ${Math.round(essential.nodesPerMin)}/min -> ${r3(essential.nodesPerMin / machineBound)} of the bound; the daemon reaches ${r3(big.nodesPerMin / essential.nodesPerMin)} of it. ` : ""}Bound if the nodes' own work were not on this machine: ${Math.round(provisionerSide)}/min -> ${r3(big.nodesPerMin / provisionerSide)}; slowest single resource (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0]![0]}) ${Math.round(slowest)}/min -> ${r3(big.nodesPerMin / slowest)}`,
+        note: `bound ${Math.round(machineBound)} nodes/min = ${cores} cores / ${r3(sum(cpu))} CPU-ms per node (RPC ${r3(cpu.rpc)}, sign ${r3(cpu.sign)}, eval ${r3(cpu.eval)}, node work ${r3(cpu.node)}); e2e spent ${r3(e2eCpuMs)} (provisioner ${r3((big.provisionerCpuS * 1000) / settled)}, fleet ${r3((big.fleet.cpuS * 1000) / settled)}, nats-server ${r3((big.natsCpuS * 1000) / settled)}). ${essential ? `The essential-work provisioner against the same fleet: ${Math.round(essential.nodesPerMin)}/min -> ${r3(essential.nodesPerMin / machineBound)} of the bound; the daemon reaches ${r3(big.nodesPerMin / essential.nodesPerMin)} of it. ` : ""}Bound if the nodes' own work were not on this machine: ${Math.round(provisionerSide)}/min -> ${r3(big.nodesPerMin / provisionerSide)}; slowest single resource (${Object.entries(perMin).sort((a, b) => a[1] - b[1])[0]![0]}) ${Math.round(slowest)}/min -> ${r3(big.nodesPerMin / slowest)}`,
       };
     }
     if (evals && helper)
