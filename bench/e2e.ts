@@ -19,6 +19,7 @@ import { inventories } from "./policy.bench.js";
 import { csrPool } from "./ca.bench.js";
 import { openBuiltinCa } from "../src/ca/index.js";
 import { loadPolicySet } from "../src/policy/index.js";
+import { configureRequestData } from "../src/provision/flow.js";
 
 export const TOKEN = "bench-token";
 export const REPO = new URL("../", import.meta.url).pathname;
@@ -305,7 +306,7 @@ export async function flowRequests(caDir: string): Promise<FlowRequests> {
       {
         agent: "choria_provision",
         action: "configure",
-        data: { action_policies: d.actionPolicies, ca: signed.caPem, certificate: signed.certificatePem, config: JSON.stringify(d.configuration), ecdh_public: "", key: "", opa_policies: d.opaPolicies, server_jwt: "", ssldir: "/etc/choria/ssl", token: TOKEN },
+        data: configureRequestData(d, { caPem: signed.caPem, certificatePem: signed.certificatePem, ssldir: "/etc/choria/ssl", token: TOKEN }),
       },
       { agent: "choria_provision", action: "restart", data: { splay: 1, ...token } },
     ];

@@ -14,6 +14,7 @@ import { openBuiltinCa } from "../src/ca/index.js";
 import { parseCsr } from "../src/ca/csr-inspect.js";
 import { loadPolicySet } from "../src/policy/index.js";
 import { inventoryFromRpcutil, type RpcutilInventoryData } from "../src/types/index.js";
+import { configureRequestData } from "../src/provision/flow.js";
 
 export interface EssentialRunOptions {
   url: string;
@@ -52,7 +53,7 @@ async function run(o: EssentialRunOptions): Promise<void> {
     }
     if (d.outcome === "defer") return;
     const signed = await ca.sign({ identity: id, csrPem: g.data.csr, profile: d.certificate, checked: parsed });
-    const data = { action_policies: d.actionPolicies, ca: signed.caPem, certificate: signed.certificatePem, config: JSON.stringify(d.configuration), ecdh_public: "", key: "", opa_policies: d.opaPolicies, server_jwt: "", ssldir: g.data.ssldir ?? "", token: o.token };
+    const data = configureRequestData(d, { caPem: signed.caPem, certificatePem: signed.certificatePem, ssldir: g.data.ssldir, token: o.token });
     const c = await rpc.call(id, "choria_provision", "configure", data, call);
     if (c.statuscode !== 0) throw new Error(`configure: ${c.statusmsg}`);
     await rpc.call(id, "choria_provision", "restart", { splay: 1, ...tok }, call);

@@ -97,6 +97,25 @@ interface GencsrReply {
   ssldir: string;
 }
 
+/** choria_provision#configure's data: the Go provisioner always sends all ten keys, sorted, with "" or {} when unused */
+export function configureRequestData(
+  decision: Pick<Decision, "actionPolicies" | "configuration" | "opaPolicies">,
+  p: { caPem?: string; certificatePem?: string; ecdhPublic?: string; key?: string; serverJwt?: string; ssldir?: string; token: string },
+): Record<string, unknown> {
+  return {
+    action_policies: decision.actionPolicies,
+    ca: p.caPem ?? "",
+    certificate: p.certificatePem ?? "",
+    config: JSON.stringify(decision.configuration),
+    ecdh_public: p.ecdhPublic ?? "",
+    key: p.key ?? "",
+    opa_policies: decision.opaPolicies,
+    server_jwt: p.serverJwt ?? "",
+    ssldir: p.ssldir ?? "",
+    token: p.token,
+  };
+}
+
 export function defaultFlowOptions(): FlowOptions {
   const p = (tries: number, timeoutMs: number, maxTimeouts = 2): StepPolicy => ({ tries, timeoutMs, maxTimeouts });
   return {
@@ -284,19 +303,15 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       }
     }
 
-    // the Go provisioner always sends all ten keys, sorted, with "" or {} when unused
-    const configureData = {
-      action_policies: decision.actionPolicies,
-      ca: signed?.caPem ?? "",
-      certificate: signed?.certificatePem ?? "",
-      config: JSON.stringify(decision.configuration),
-      ecdh_public: keyDelivery.ecdh_public,
+    const configureData = configureRequestData(decision, {
+      caPem: signed?.caPem,
+      certificatePem: signed?.certificatePem,
+      ecdhPublic: keyDelivery.ecdh_public,
       key: keyDelivery.key,
-      opa_policies: decision.opaPolicies,
-      server_jwt: serverJwt,
+      serverJwt,
       ssldir: signed ? decision.suppliedTls?.ssldir || gencsr?.ssldir || "" : "",
       token: o.token,
-    };
+    });
     await step("configure", "choria_provision", configureData, o.steps.configure);
     record.configuration = decision.configuration;
     await step("restart", "choria_provision", { splay: o.restartSplay, ...tokenData }, o.steps.restart);
