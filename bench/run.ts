@@ -110,16 +110,20 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
 
     // ---- machine bounds, each alone on the machine
     let rpc, sign, evals, helper, helperFloor, nodeWork;
+    // the bounds' inputs, made once and measured with again after the end-to-end runs
+    let flow: Awaited<ReturnType<typeof flowRequests>> | undefined;
+    let csrs: Awaited<ReturnType<typeof csrPool>> | undefined;
     if (!o.skipBounds) {
       const rpcMetrics = (r: RpcRate) => ({ rpcs_per_sec: r.rpcsPerSec, rpcs: r.rpcs, in_flight: r.window, p50_ms: r1(r.p50Ms), p99_ms: r1(r.p99Ms), client_cpu_s: r3(r.clientCpuS), responder_cpu_s: r3(r.responderCpuS), nats_cpu_s: r3(r.natsCpuS), cpu_ms_per_rpc: r3(r.cpuMsPerRpc) });
       log("bound: NATS request/reply, provisioning-shaped messages (RpcClient vs a trivial responder)...");
-      rpc = await measureRpcRate({ seconds: secs, flow: await flowRequests(caDir) });
+      flow = await flowRequests(caDir);
+      rpc = await measureRpcRate({ seconds: secs, flow });
       emit({ name: "bound-rpc", metrics: rpcMetrics(rpc), notes: ["project RpcClient (v1 codec, one reply subscription) in the bench process, a trivial responder (decode request, encode reply) in its own process, one nats-server", "each in-flight slot walks nodes through inventory, gencsr, configure, restart with the daemon's real request data (shipped policy decision, built-in CA certificate) and the fleet's reply sizes (its facts, a real CSR)"] });
       log("bound: NATS request/reply, empty pings (for reference)...");
       const ping = await measureRpcRate({ seconds: secs });
       emit({ name: "bound-rpc-ping", metrics: rpcMetrics(ping), notes: ["as bound-rpc with rpcutil#ping and empty data both ways: the smallest Choria messages, not this workload's"] });
       log("bound: CSR verify + sign (built-in ECDSA CA, worker pool)...");
-      const csrs = await csrPool(o.quick ? 40 : 100);
+      csrs = await csrPool(o.quick ? 40 : 100);
       sign = await measureSignRate({ key: "ecdsa", seconds: secs, csrs });
       emit({ name: "bound-sign", metrics: { signs_per_sec: sign.signsPerSec, signs: sign.signs, workers: sign.workers, p50_ms: r1(sign.p50Ms), p99_ms: r1(sign.p99Ms), cpu_ms_per_sign: r3(sign.cpuMsPerSign) }, notes: ["bench/ca.bench.ts logic: RSA-2048 node CSRs, ECDSA P-256 CA, one worker per core (measured alone on the machine; the daemon keeps one core for its event loop), 256 in flight"] });
       log("bound: policy evaluations...");
@@ -168,11 +172,11 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
     // ---- the bounds again, right after the end-to-end runs: this VM's speed drifts by several
     // percent over minutes, so the bound is the mean of a measurement on each side of them
     let after: { rpc: RpcRate; sign: Awaited<ReturnType<typeof measureSignRate>>; evals: Awaited<ReturnType<typeof measureEvalRate>>; nodeWork: Awaited<ReturnType<typeof measureNodeWork>> } | undefined;
-    if (rpc && sign && evals && nodeWork) {
+    if (rpc && sign && evals && nodeWork && flow && csrs) {
       log("bounds again after the end-to-end runs (RPC, sign, eval, node work)...");
       after = {
-        rpc: await measureRpcRate({ seconds: secs, flow: await flowRequests(caDir) }),
-        sign: await measureSignRate({ key: "ecdsa", seconds: secs, csrs: await csrPool(o.quick ? 40 : 100) }),
+        rpc: await measureRpcRate({ seconds: secs, flow }),
+        sign: await measureSignRate({ key: "ecdsa", seconds: secs, csrs }),
         evals: await measureEvalRate({ seconds: secs, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules") }),
         nodeWork: await measureNodeWork({ caDir, seconds: secs }),
       };
