@@ -1,0 +1,151 @@
+// Command choria runs a real go-choria server or broker for this project's
+// interoperability tests and benchmarks.
+//
+// Why not go-choria's own CLI (package cmd)? It imports choria-io/appbuilder
+// v0.17.1, which the Go module proxy available to this project does not serve
+// (and no served version is API-compatible), so a build through it cannot be
+// reproduced in CI. This entry point drives the same public go-choria APIs
+// that `choria server run` and `choria broker run` use, and registers the
+// plugins that go-choria's `go generate` step would have registered.
+//
+// Usage:
+//
+//	choria server run --config FILE
+//	choria broker run --config FILE
+//
+// The arguments are kept in go-choria's form because choria_provision#restart
+// re-executes os.Args as they are.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/choria-io/go-choria/broker/network"
+	"github.com/choria-io/go-choria/build"
+	"github.com/choria-io/go-choria/choria"
+	"github.com/choria-io/go-choria/config"
+	"github.com/choria-io/go-choria/plugin"
+	golangmco "github.com/choria-io/go-choria/providers/agent/mcorpc/golang"
+	"github.com/choria-io/go-choria/providers/agent/mcorpc/golang/provision"
+	"github.com/choria-io/go-choria/providers/provtarget"
+	"github.com/choria-io/go-choria/server"
+	log "github.com/sirupsen/logrus"
+)
+
+func main() {
+	if err := plugin.Register("golangmco", golangmco.ChoriaPlugin()); err != nil {
+		log.Fatal(err)
+	}
+	if err := plugin.Register("choria_provision", provision.ChoriaPlugin()); err != nil {
+		log.Fatal(err)
+	}
+
+	if len(os.Args) < 3 || os.Args[2] != "run" {
+		fmt.Fprintln(os.Stderr, "usage: choria server|broker run --config FILE")
+		os.Exit(2)
+	}
+
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	configFile := fs.String("config", "", "configuration file")
+	fs.Parse(os.Args[3:])
+	if *configFile == "" {
+		log.Fatal("--config is required")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go stopOnSignal(cancel)
+
+	wg := &sync.WaitGroup{}
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = runServer(ctx, wg, *configFile)
+	case "broker":
+		err = runBroker(ctx, wg, *configFile)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		log.Fatalf("choria %s: %s", os.Args[1], err)
+	}
+	wg.Wait()
+}
+
+// stopOnSignal cancels the run on SIGINT/SIGTERM and exits if shutdown takes
+// longer than a few seconds, as go-choria's CLI does.
+func stopOnSignal(cancel func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	<-sigs
+	cancel()
+	time.AfterFunc(5*time.Second, func() { os.Exit(1) })
+}
+
+func runServer(ctx context.Context, wg *sync.WaitGroup, configFile string) error {
+	bi := &build.Info{}
+	if len(bi.AgentProviders()) == 0 {
+		return errors.New("no agent providers registered")
+	}
+
+	cfg, err := config.NewSystemConfig(configFile, true)
+	if err != nil {
+		return fmt.Errorf("could not parse configuration: %w", err)
+	}
+	provtarget.Configure(ctx, cfg, log.WithField("component", "provtarget"))
+	// Only the `plugin.choria.server.provision = true` form of provisioning is
+	// supported here: the server keeps its own configuration file (and so its
+	// identity and file security paths) and ConfigureProvisioning switches it
+	// to the provisioning collective.
+	cfg.ApplyBuildSettings(bi)
+
+	fw, err := choria.NewWithConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("could not initialise Choria: %w", err)
+	}
+	fw.ConfigureProvisioning(ctx)
+
+	instance, err := server.NewInstance(fw)
+	if err != nil {
+		return fmt.Errorf("could not create Choria Server instance: %w", err)
+	}
+	log.Infof("Choria Server version %s starting with config %s", bi.Version(), cfg.ConfigFile)
+
+	wg.Add(1)
+	return instance.Run(ctx, wg)
+}
+
+func runBroker(ctx context.Context, wg *sync.WaitGroup, configFile string) error {
+	bi := &build.Info{}
+	cfg, err := config.NewSystemConfig(configFile, true)
+	if err != nil {
+		return fmt.Errorf("could not parse configuration: %w", err)
+	}
+	cfg.ApplyBuildSettings(bi)
+	if !cfg.Choria.BrokerNetwork {
+		return errors.New("plugin.choria.broker_network must be true")
+	}
+	cfg.SoftShutdownTimeout = cfg.Choria.NetworkSoftShutdownTimeout
+
+	fw, err := choria.NewWithConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("could not initialise Choria: %w", err)
+	}
+	srv, err := network.NewServer(fw, bi, false)
+	if err != nil {
+		return fmt.Errorf("could not set up Choria Network Broker: %w", err)
+	}
+	log.Infof("Choria Broker version %s starting with config %s", bi.Version(), cfg.ConfigFile)
+
+	wg.Add(1)
+	go srv.Start(ctx, wg)
+	return nil
+}
