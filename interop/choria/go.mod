@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/choria-io/go-choria v0.30.2
+	github.com/choria-io/tokens v0.0.4
 	github.com/sirupsen/logrus v1.9.4
 )
 
@@ -16,7 +17,6 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/choria-io/fisk v0.9.1 // indirect
 	github.com/choria-io/go-updater v0.1.0 // indirect
-	github.com/choria-io/tokens v0.0.4 // indirect
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
 	github.com/creack/pty v1.1.24 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect

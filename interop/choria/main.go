@@ -10,8 +10,10 @@
 //
 // Usage:
 //
-//	choria server run --config FILE
+//	choria server run --config FILE [--provisioning-jwt FILE]
 //	choria broker run --config FILE
+//	choria jwt keys SEED-FILE PUBLIC-FILE
+//	choria jwt prov JWT-FILE SIGNING-KEY --token T --urls U [--insecure=false] [--protocol-v2] [--upgrade]
 //
 // The arguments are kept in go-choria's form because choria_provision#restart
 // re-executes os.Args as they are.
@@ -48,16 +50,28 @@ func main() {
 		log.Fatal(err)
 	}
 
+	if len(os.Args) >= 3 && os.Args[1] == "jwt" {
+		if err := runJWT(os.Args[2], os.Args[3:]); err != nil {
+			log.Fatalf("choria jwt %s: %s", os.Args[2], err)
+		}
+		return
+	}
 	if len(os.Args) < 3 || os.Args[2] != "run" {
-		fmt.Fprintln(os.Stderr, "usage: choria server|broker run --config FILE")
+		fmt.Fprintln(os.Stderr, "usage: choria server|broker run --config FILE, or choria jwt keys|prov ...")
 		os.Exit(2)
 	}
 
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	configFile := fs.String("config", "", "configuration file")
+	// One binary serves many servers, each with its own provisioning JWT;
+	// the flag overrides the path linked in with -X build.ProvisionJWTFile.
+	jwtFile := fs.String("provisioning-jwt", "", "provisioning JWT file (overrides the build default)")
 	fs.Parse(os.Args[3:])
 	if *configFile == "" {
 		log.Fatal("--config is required")
+	}
+	if *jwtFile != "" {
+		build.ProvisionJWTFile = *jwtFile
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

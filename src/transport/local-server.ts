@@ -4,7 +4,7 @@
  * log line, not from a sleep. Stopped by PID.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,23 @@ export interface LocalNatsOptions {
   binary?: string;
   /** max payload in bytes */
   maxPayload?: number;
+  /**
+   * TLS for client connections. `verify` requires client certificates signed by `ca` (a
+   * Choria server's real home); `allowNonTls` offers TLS without requiring it, which is what
+   * a provisioning broker must do: provisioning-mode servers always dial with TLS.
+   */
+  tls?: { cert: string; key: string; ca?: string; verify?: boolean; allowNonTls?: boolean };
+}
+
+function tlsConfigFile(tls: NonNullable<LocalNatsOptions["tls"]>): string {
+  const dir = mkdtempSync(join(tmpdir(), "cp-nats-tls-"));
+  const lines = [`cert_file: ${JSON.stringify(tls.cert)}`, `key_file: ${JSON.stringify(tls.key)}`];
+  if (tls.ca) lines.push(`ca_file: ${JSON.stringify(tls.ca)}`);
+  if (tls.verify) lines.push("verify: true");
+  const conf = `tls {\n  ${lines.join("\n  ")}\n}\n${tls.allowNonTls ? "allow_non_tls: true\n" : ""}`;
+  const file = join(dir, "nats.conf");
+  writeFileSync(file, conf);
+  return file;
 }
 
 export async function freePort(): Promise<number> {
@@ -48,11 +65,13 @@ export async function startNatsServer(opts: LocalNatsOptions = {}): Promise<Loca
   const port = opts.port ?? (await freePort());
   const storeDir = opts.jetstream ? mkdtempSync(join(tmpdir(), "cp-nats-js-")) : undefined;
   const bin = findBinary(opts.binary);
+  const confFile = opts.tls ? tlsConfigFile(opts.tls) : undefined;
   let child: ChildProcess | undefined;
 
   const launch = (): Promise<ChildProcess> =>
     new Promise((resolve, reject) => {
       const args = ["-a", "127.0.0.1", "-p", String(port), "--no_advertise"];
+      if (confFile) args.push("-c", confFile);
       if (storeDir) args.push("-js", "-sd", storeDir);
       if (opts.maxPayload) args.push("--max_payload", String(opts.maxPayload));
       const c = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });

@@ -1,0 +1,363 @@
+/**
+ * A lab of real go-choria processes for the real-Choria suite (test/real/):
+ *
+ * - the `choria` binary built from interop/choria by scripts/build-real-choria.mjs (run-tests
+ *   passes its path in CHORIA_REAL_BIN, or the reason it could not in CHORIA_REAL_SKIP);
+ * - a CA of ours (the built-in CA) that signs the brokers' and the test client's certificates;
+ * - a provisioning broker: nats-server offering TLS without requiring it, as provisioning-mode
+ *   servers always dial with TLS and send their JWT as the connection token;
+ * - a home broker: nats-server requiring verified mutual TLS with certificates from our CA;
+ * - servers in provisioning mode, each in its own directory with its own identity, started by
+ *   absolute path (choria_provision#restart re-executes os.Args) and stopped by PID.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createPrivateKey, generateKeyPairSync, webcrypto } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import type { NatsConnection, Subscription } from "nats";
+import { initBuiltinCa } from "../../src/ca/index.js";
+import { connectNats, closeNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { Waiters } from "./waiters.js";
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+/** why the real-Choria suite cannot run here, or undefined when it can */
+export const REAL_SKIP: string | undefined = process.env.CHORIA_REAL_BIN ? undefined : (process.env.CHORIA_REAL_SKIP ?? "CHORIA_REAL_BIN is not set (run the suite through `npm test`, which builds the real go-choria)");
+export const CHORIA_BIN = process.env.CHORIA_REAL_BIN ?? "";
+
+export const TOKEN = "s3cret-provisioning-token";
+
+export interface ServerOptions {
+  /** provisioning JWT file; default: the lab's */
+  jwt?: string;
+  /** lines added to the server's initial configuration */
+  extraConfig?: string[];
+}
+
+export interface RealServer {
+  identity: string;
+  dir: string;
+  /** the PID stays the same across choria_provision#restart (it re-executes in place) */
+  pid: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitCode(): number | null | undefined;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export interface LifecycleEvent {
+  type: string;
+  identity: string;
+  component: string;
+  subject: string;
+}
+
+/** Lifecycle events seen on one broker, waited on by event. */
+export class EventWatch {
+  readonly events: LifecycleEvent[] = [];
+  private readonly waiters = new Waiters();
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly sub: Subscription,
+  ) {}
+
+  static async open(nc: NatsConnection): Promise<EventWatch> {
+    const sub = nc.subscribe("choria.lifecycle.event.>");
+    const w = new EventWatch(nc, sub);
+    void (async () => {
+      for await (const m of sub) {
+        try {
+          const ce = JSON.parse(new TextDecoder().decode(m.data)) as { type?: string; data?: { identity?: string; component?: string } };
+          w.events.push({ type: String(ce.type ?? ""), identity: String(ce.data?.identity ?? ""), component: String(ce.data?.component ?? ""), subject: m.subject });
+          w.waiters.notify();
+        } catch {
+          /* not a CloudEvent: ignore */
+        }
+      }
+    })();
+    await nc.flush();
+    return w;
+  }
+
+  identities(type: string, component: string): Set<string> {
+    return new Set(this.events.filter((e) => e.type.endsWith(`.${type}`) && e.component === component).map((e) => e.identity));
+  }
+
+  until(pred: (w: EventWatch) => boolean, timeoutMs: number, what: string): Promise<void> {
+    return this.waiters.until(
+      () => pred(this),
+      () => undefined,
+      timeoutMs,
+      () => new Error(`timed out after ${timeoutMs} ms waiting for ${what}; events: ${JSON.stringify(this.events.map((e) => `${e.type}:${e.component}:${e.identity}`).slice(-40))}`),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.sub.unsubscribe();
+    await closeNats(this.nc);
+  }
+}
+
+export interface Cert {
+  cert: string;
+  key: string;
+}
+
+export class RealLab {
+  readonly root = mkdtempSync(join(tmpdir(), "cp-real-"));
+  readonly caDir = join(this.root, "ca");
+  readonly serversDir = join(this.root, "srv");
+  provisioning!: LocalNatsServer;
+  home!: LocalNatsServer;
+  /** ed25519 seed / hex public key made by `choria jwt keys` */
+  provSeed = join(this.root, "prov.seed");
+  provPublic = join(this.root, "prov.public");
+  /** the default provisioning JWT, made by `choria jwt prov` */
+  jwt = join(this.root, "provisioning.jwt");
+  client!: Cert;
+  private readonly servers: RealServer[] = [];
+  private readonly closers: Array<() => Promise<void>> = [];
+
+  static async start(o: { home?: boolean } = {}): Promise<RealLab> {
+    const lab = new RealLab();
+    try {
+      await lab.init(o.home ?? true);
+    } catch (e) {
+      await lab.stop();
+      throw e;
+    }
+    return lab;
+  }
+
+  private async init(withHome: boolean): Promise<void> {
+    mkdirSync(this.serversDir);
+    await initBuiltinCa(this.caDir, { key: "ecdsa" });
+    const brokerCert = await this.issue("localhost", { dns: ["localhost"], ip: ["127.0.0.1"], server: true });
+    this.provisioning = await startNatsServer({ tls: { ...brokerCert, allowNonTls: true } });
+    this.closers.push(() => this.provisioning.stop());
+    if (withHome) {
+      this.home = await startNatsServer({ tls: { ...brokerCert, ca: this.caFile, verify: true } });
+      this.closers.push(() => this.home.stop());
+    }
+    // go-choria's file security names a client `<name>.mcollective`; our CSR policy refuses to
+    // sign such names for nodes, so the lab issues it directly
+    this.client = await this.issue("tester.mcollective", { client: true, rsa: true });
+    await this.choria(["jwt", "keys", this.provSeed, this.provPublic]);
+    await this.makeJwt(this.jwt);
+  }
+
+  get caFile(): string {
+    return join(this.caDir, "ca.pem");
+  }
+
+  /** the hex ed25519 public key that verifies the lab's provisioning JWTs */
+  get provPublicHex(): string {
+    return readFileSync(this.provPublic, "utf8").trim();
+  }
+
+  async makeJwt(file: string, flags: string[] = []): Promise<string> {
+    await this.choria(["jwt", "prov", file, this.provSeed, "--token", TOKEN, "--urls", `nats://127.0.0.1:${this.provisioning.port}`, ...flags]);
+    return file;
+  }
+
+  /** runs the choria binary to completion; rejects with its output on failure */
+  choria(args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const c = spawn(CHORIA_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      c.stdout.on("data", (b) => (out += b));
+      c.stderr.on("data", (b) => (out += b));
+      c.once("error", reject);
+      c.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`choria ${args.slice(0, 2).join(" ")} exited ${code}: ${out}`))));
+    });
+  }
+
+  /** a certificate from the lab's CA for brokers and clients, which nodes never get */
+  async issue(cn: string, o: { dns?: string[]; ip?: string[]; server?: boolean; client?: boolean; rsa?: boolean } = {}): Promise<Cert> {
+    const caCert = new x509.X509Certificate(readFileSync(this.caFile, "utf8"));
+    const caKeyPem = readFileSync(join(this.caDir, "ca-key.pem"), "utf8");
+    const caKeyDer = createPrivateKey(caKeyPem).export({ format: "der", type: "pkcs8" });
+    const caAlg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+    const caKey = await webcrypto.subtle.importKey("pkcs8", caKeyDer, caAlg, false, ["sign"]);
+    const kp = o.rsa
+      ? generateKeyPairSync("rsa", { modulusLength: 2048 })
+      : generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const spki = kp.publicKey.export({ format: "der", type: "spki" });
+    const pubAlg = o.rsa ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } : { name: "ECDSA", namedCurve: "P-256" };
+    const publicKey = await webcrypto.subtle.importKey("spki", spki, pubAlg, true, ["verify"]);
+    const sans: x509.JsonGeneralName[] = [...(o.dns ?? []).map((v) => ({ type: "dns" as const, value: v })), ...(o.ip ?? []).map((v) => ({ type: "ip" as const, value: v }))];
+    const usages: string[] = [];
+    if (o.server) usages.push(x509.ExtendedKeyUsage.serverAuth);
+    if (o.client) usages.push(x509.ExtendedKeyUsage.clientAuth);
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: Date.now().toString(16) + Math.floor(Math.random() * 1e6).toString(16),
+      subject: `CN=${cn}`,
+      // the CA's own encoded name: Go matches issuer to subject byte for byte
+      issuer: caCert.subjectName,
+      notBefore: new Date(Date.now() - 300_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      signingAlgorithm: caAlg,
+      publicKey,
+      signingKey: caKey,
+      extensions: [
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+        ...(usages.length ? [new x509.ExtendedKeyUsageExtension(usages)] : []),
+        ...(sans.length ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
+      ],
+    });
+    const dir = join(this.root, "certs");
+    mkdirSync(dir, { recursive: true });
+    const certFile = join(dir, `${cn}.pem`);
+    const keyFile = join(dir, `${cn}-key.pem`);
+    writeFileSync(certFile, cert.toString("pem") + "\n");
+    writeFileSync(keyFile, kp.privateKey.export({ format: "pem", type: o.rsa ? "pkcs1" : "pkcs8" }) as string, { mode: 0o600 });
+    return { cert: certFile, key: keyFile };
+  }
+
+  /** the directory a server with this identity lives in (the policies address it by identity) */
+  serverDir(identity: string): string {
+    return join(this.serversDir, identity);
+  }
+
+  /**
+   * Starts a real server in provisioning mode: `plugin.choria.server.provision = true` with an
+   * explicit identity, so it keeps its own file (and identity) and joins the provisioning
+   * collective. The file security paths must exist before provisioning, though nothing in them
+   * is used until the server is configured: the provisioning broker's certificate stands in.
+   */
+  startServer(identity: string, o: ServerOptions = {}): RealServer {
+    const dir = this.serverDir(identity);
+    mkdirSync(dir, { recursive: true });
+    const broker = this.issueSync();
+    const conf = [
+      `identity = ${identity}`,
+      "plugin.choria.server.provision = true",
+      "plugin.security.provider = file",
+      `plugin.security.file.certificate = ${broker.cert}`,
+      `plugin.security.file.key = ${broker.key}`,
+      `plugin.security.file.ca = ${this.caFile}`,
+      "plugin.choria.use_srv = false",
+      `logfile = ${join(dir, "server.log")}`,
+      "loglevel = info",
+      ...(o.extraConfig ?? []),
+    ];
+    const confFile = join(dir, "server.conf");
+    writeFileSync(confFile, conf.join("\n") + "\n");
+    const child: ChildProcess = spawn(CHORIA_BIN, ["server", "run", `--config=${confFile}`, "--provisioning-jwt", o.jwt ?? this.jwt], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, GOMAXPROCS: "1" },
+    });
+    let out = "";
+    child.stdout!.on("data", (b) => (out = (out + b).slice(-20000)));
+    child.stderr!.on("data", (b) => (out = (out + b).slice(-20000)));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    const s: RealServer = {
+      identity,
+      dir,
+      pid: child.pid ?? -1,
+      exited,
+      exitCode: () => (child.exitCode === null && child.signalCode === null ? undefined : child.exitCode),
+      log: () => {
+        let file = "";
+        try {
+          file = readFileSync(join(dir, "server.log"), "utf8").slice(-6000);
+        } catch {
+          /* not written yet */
+        }
+        return `${out}\n${file}`;
+      },
+      stop: async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const t = setTimeout(() => child.kill("SIGKILL"), 6000);
+        child.kill("SIGTERM");
+        await exited;
+        clearTimeout(t);
+      },
+    };
+    this.servers.push(s);
+    return s;
+  }
+
+  private brokerCertCache?: Cert;
+  private issueSync(): Cert {
+    // any existing certificate satisfies the file provider's pre-provisioning existence check
+    this.brokerCertCache ??= { cert: join(this.root, "certs", "localhost.pem"), key: join(this.root, "certs", "localhost-key.pem") };
+    return this.brokerCertCache;
+  }
+
+  /** a connection to the home broker as a verified mTLS client of our CA */
+  homeConnection(): Promise<NatsConnection> {
+    return connectNats({ servers: this.home.url, name: "real-lab-home", tls: { caFile: this.caFile, certFile: this.client.cert, keyFile: this.client.key }, maxReconnectAttempts: 5 });
+  }
+
+  provisioningConnection(): Promise<NatsConnection> {
+    return connectNats({ servers: this.provisioning.url, name: "real-lab-prov", tls: { caFile: this.caFile }, maxReconnectAttempts: 5 });
+  }
+
+  /** writes a policy directory whose brokers and paths fit this lab; returns it */
+  writePolicy(name: string, yaml: string): { policies: string; rules: string } {
+    const policies = join(this.root, `policies-${name}`);
+    const rules = join(this.root, `rules-${name}`);
+    mkdirSync(policies, { recursive: true });
+    mkdirSync(rules, { recursive: true });
+    writeFileSync(join(policies, `${name}.yaml`), yaml);
+    return { policies, rules };
+  }
+
+  /** the daemon's connection settings for the provisioning broker */
+  daemonBroker(): { broker: string; tls: { ca: string } } {
+    return { broker: this.provisioning.url, tls: { ca: this.caFile } };
+  }
+
+  onStop(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.stop().catch(() => undefined)));
+    for (const c of this.closers.reverse()) await c().catch(() => undefined);
+    if (!process.env.CHORIA_REAL_KEEP) rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A policy for lab servers: one home broker set, and the configuration a real server needs to
+ * come up there with the certificate we signed. The ssl directory is the one the server's
+ * gencsr wrote its key to: <config dir>/ssl, and the config dir is named by identity.
+ */
+export function homePolicy(lab: RealLab, o: { version?: string; rules?: string; extraConfig?: Record<string, string> } = {}): string {
+  const extra = Object.entries(o.extraConfig ?? {}).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`);
+  return `apiVersion: choria-provisioner/v1
+kind: Policy
+metadata:
+  name: lab
+  version: "${o.version ?? "1"}"
+vars:
+  root: ${lab.serversDir}
+brokerSets:
+  home: [${lab.home ? lab.home.url : "nats://127.0.0.1:1"}]
+defaults:
+  configuration:
+    loglevel: info
+    logfile: "{{ vars.root }}/{{ identity }}/server.log"
+    collectives: mcollective
+    main_collective: mcollective
+    plugin.choria.use_srv: "false"
+    plugin.security.provider: file
+    plugin.security.file.certificate: "{{ vars.root }}/{{ identity }}/ssl/certificate.pem"
+    plugin.security.file.key: "{{ vars.root }}/{{ identity }}/ssl/private.pem"
+    plugin.security.file.ca: "{{ vars.root }}/{{ identity }}/ssl/ca.pem"
+${extra.join("\n")}
+rules:
+  - name: home
+    conditions:
+      all:
+        - { fact: identity, operator: exists, value: true }
+    then:
+      brokerSet: home
+${o.rules ?? ""}`;
+}
