@@ -85,6 +85,7 @@ export class Elector extends EventEmitter {
   private timer?: NodeJS.Timeout;
   private leaseTimer?: NodeJS.Timeout;
   private standDownTimer?: NodeJS.Timeout;
+  private watchUnavailable = false;
   private watcher?: QueuedIterator<KvEntry>;
   private watching?: Promise<void>;
   /** the campaign in flight; campaigns never overlap */
@@ -318,7 +319,7 @@ export class Elector extends EventEmitter {
 
   /** (Re)starts the key watch; campaigns re-check it, so a watch lost to a broker restart comes back. */
   private ensureWatch(): void {
-    if (this.watching || this._state === "stopped") return;
+    if (this.watching || this.watchUnavailable || this._state === "stopped") return;
     this.watching = (async () => {
       try {
         const w = await this.kv.watch({ key: this.key });
@@ -329,7 +330,12 @@ export class Elector extends EventEmitter {
         this.watcher = w;
         for await (const e of w) this.onEntry(e);
       } catch (e) {
-        this.log.debug({ err: errorText(e) }, "election key watch ended");
+        // a Choria Broker gives the provisioning account no consumers (no responders, 503):
+        // campaigns alone then notice a vacated key, within the bucket's TTL
+        if (errorText(e) === "503") {
+          this.watchUnavailable = true;
+          this.log.info({ election: this.key }, "the broker allows no watch of the election key; relying on campaigns");
+        } else this.log.debug({ err: errorText(e) }, "election key watch ended");
       } finally {
         this.watcher = undefined;
         this.watching = undefined;

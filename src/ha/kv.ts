@@ -37,8 +37,13 @@ export interface OpenedBucket {
  */
 export async function openBucket(nc: NatsConnection, bucket: string, o: BucketOptions): Promise<OpenedBucket> {
   // nats.js rejects keys that are present but undefined, so only set what was given
-  const jsOpts: { apiPrefix?: string; timeout?: number } = {};
-  if (o.apiPrefix) jsOpts.apiPrefix = o.apiPrefix;
+  const jsOpts: { apiPrefix?: string; timeout?: number; checkAPI?: boolean } = {};
+  if (o.apiPrefix) {
+    jsOpts.apiPrefix = o.apiPrefix;
+    // a Choria Broker exports only the election stream's INFO and the `provisioner` key to the
+    // provisioning account, not the account INFO that nats.js checks first (it answers 503)
+    jsOpts.checkAPI = false;
+  }
   if (o.timeoutMs) jsOpts.timeout = o.timeoutMs;
   const js = nc.jetstream(jsOpts);
   const kv = await js.views.kv(bucket, { ttl: o.ttlMs, history: 1, replicas: o.replicas ?? 1, ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}) });

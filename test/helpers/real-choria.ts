@@ -19,7 +19,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { NatsConnection, Subscription } from "nats";
 import { initBuiltinCa } from "../../src/ca/index.js";
-import { connectNats, closeNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { connectNats, closeNats, freePort, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { Waiters } from "./waiters.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -121,8 +121,18 @@ export class RealLab {
   private readonly servers: RealServer[] = [];
   private readonly closers: Array<() => Promise<void>> = [];
 
-  static async start(o: { home?: boolean } = {}): Promise<RealLab> {
+  /** the provisioner user's password on a Choria Broker lab */
+  readonly brokerPassword = "prov-broker-password";
+  kind: "nats" | "choria" = "nats";
+
+  /**
+   * `broker: "choria"` runs a real Choria Broker (`choria broker run`) as the provisioning broker:
+   * TLS, the provisioning account (client_password), servers admitted by a provisioning JWT
+   * signed with the lab's key (signer_cert), Choria Streams for leader election.
+   */
+  static async start(o: { home?: boolean; broker?: "nats" | "choria" } = {}): Promise<RealLab> {
     const lab = new RealLab();
+    lab.kind = o.broker ?? "nats";
     try {
       await lab.init(o.home ?? true);
     } catch (e) {
@@ -136,8 +146,10 @@ export class RealLab {
     mkdirSync(this.serversDir);
     await initBuiltinCa(this.caDir, { key: "ecdsa" });
     const brokerCert = await this.issue("localhost", { dns: ["localhost"], ip: ["127.0.0.1"], server: true });
-    this.provisioning = await startNatsServer({ tls: { ...brokerCert, allowNonTls: true } });
-    this.closers.push(() => this.provisioning.stop());
+    if (this.kind === "nats") {
+      this.provisioning = await startNatsServer({ tls: { ...brokerCert, allowNonTls: true } });
+      this.closers.push(() => this.provisioning.stop());
+    }
     if (withHome) {
       this.home = await startNatsServer({ tls: { ...brokerCert, ca: this.caFile, verify: true } });
       this.closers.push(() => this.home.stop());
@@ -146,7 +158,71 @@ export class RealLab {
     // sign such names for nodes, so the lab issues it directly
     this.client = await this.issue("tester.mcollective", { client: true, rsa: true });
     await this.choria(["jwt", "keys", this.provSeed, this.provPublic]);
+    if (this.kind === "choria") {
+      this.provisioning = await this.startChoriaBroker(brokerCert);
+      this.closers.push(() => this.provisioning.stop());
+    }
     await this.makeJwt(this.jwt);
+  }
+
+  private async startChoriaBroker(cert: Cert): Promise<LocalNatsServer> {
+    const port = await freePort();
+    const dir = join(this.root, "broker");
+    mkdirSync(dir);
+    const conf = [
+      "identity = broker.lab",
+      "loglevel = info",
+      "plugin.choria.broker_network = true",
+      "plugin.choria.network.listen_address = 127.0.0.1",
+      `plugin.choria.network.client_port = ${port}`,
+      "plugin.choria.stats_port = 0",
+      "plugin.security.provider = file",
+      `plugin.security.file.certificate = ${cert.cert}`,
+      `plugin.security.file.key = ${cert.key}`,
+      `plugin.security.file.ca = ${this.caFile}`,
+      "plugin.choria.use_srv = false",
+      `plugin.choria.network.provisioning.client_password = ${this.brokerPassword}`,
+      `plugin.choria.network.provisioning.signer_cert = ${this.provPublic}`,
+      `plugin.choria.network.stream.store = ${join(dir, "streams")}`,
+      // replicas of -1 (the default) make the broker wait 10-70 s before creating its streams
+      ...["executor", "event", "machine", "advisory", "leader_election"].map((k) => `plugin.choria.network.stream.${k}_replicas = 1`),
+      // a standby can take over only once the leader's key expires (see docs/ha.md): 10 s, not 1 m
+      "plugin.choria.network.stream.leader_election_ttl = 10s",
+    ];
+    const confFile = join(dir, "broker.conf");
+    writeFileSync(confFile, conf.join("\n") + "\n");
+    const child = spawn(CHORIA_BIN, ["broker", "run", "--config", confFile], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // ready once the leader election bucket exists: the last thing a Choria Broker sets up
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`choria broker not ready after 30 s: ${out.slice(-2000)}`)), 30_000);
+      const onData = (b: Buffer): void => {
+        out = (out + b).slice(-20000);
+        if (/CHORIA_LEADER_ELECTION|Leader Election/i.test(out) && /Server is ready/.test(out)) {
+          clearTimeout(t);
+          resolve();
+        }
+      };
+      child.stdout.on("data", onData);
+      child.stderr.on("data", onData);
+      child.once("exit", (code) => reject(new Error(`choria broker exited ${code}: ${out.slice(-2000)}`)));
+    });
+    return {
+      url: `nats://127.0.0.1:${port}`,
+      port,
+      pid: child.pid ?? -1,
+      async stop() {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const t = setTimeout(() => child.kill("SIGKILL"), 6000);
+        child.kill("SIGTERM");
+        await exited;
+        clearTimeout(t);
+      },
+      async restart() {
+        throw new Error("restart of a lab Choria Broker is not supported");
+      },
+    };
   }
 
   get caFile(): string {
@@ -308,10 +384,22 @@ export class RealLab {
     return { policies, rules };
   }
 
-  /** the daemon's connection settings for the provisioning broker */
-  daemonBroker(): { broker: string; tls: { ca: string } } {
-    return { broker: this.provisioning.url, tls: { ca: this.caFile } };
+  /**
+   * The daemon's connection settings for the provisioning broker. A Choria Broker admits the
+   * `provisioner` user only with its password over verified mutual TLS.
+   */
+  async daemonBroker(): Promise<{ broker: string; tls: { ca: string; cert?: string; key?: string }; broker_user?: string; broker_password_env?: string }> {
+    if (this.kind === "nats") return { broker: this.provisioning.url, tls: { ca: this.caFile } };
+    this.provisionerCert ??= await this.issue("provisioner.lab", { client: true });
+    return { broker: this.provisioning.url, tls: { ca: this.caFile, ...this.provisionerCert }, broker_user: "provisioner", broker_password_env: "LAB_BROKER_PASSWORD" };
   }
+
+  /** environment for a daemon of this lab (the token; the broker password on a Choria Broker) */
+  daemonEnv(): Record<string, string> {
+    return { CHORIA_PROVISIONER_TOKEN: TOKEN, LAB_BROKER_PASSWORD: this.brokerPassword };
+  }
+
+  private provisionerCert?: Cert;
 
   onStop(fn: () => Promise<void>): void {
     this.closers.push(fn);

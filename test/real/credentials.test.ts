@@ -32,7 +32,7 @@ test("features.jwt: a server whose JWT verifies is provisioned home; one signed 
   await l.choria(["jwt", "prov", rogueJwt, rogueSeed, "--token", TOKEN, "--urls", l.provisioning.url]);
 
   const pol = l.writePolicy("lab", homePolicy(l));
-  const daemon = await startTestDaemon(l.provisioning.url, { ...l.daemonBroker(), ...pol, ca: { dir: l.caDir }, features: { pki: true, jwt: true }, jwt_verify_cert: l.provPublicHex }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
+  const daemon = await startTestDaemon(l.provisioning.url, { ...(await l.daemonBroker()), ...pol, ca: { dir: l.caDir }, features: { pki: true, jwt: true }, jwt_verify_cert: l.provPublicHex }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
   l.onStop(() => daemon.stop(5000));
 
   const good = l.startServer("good.real.example.net");
@@ -54,7 +54,7 @@ test("features.ed25519: a real server generates its ed25519 key, and receives a 
   const pol = l.writePolicy("lab", homePolicy(l));
   const daemon = await startTestDaemon(
     l.provisioning.url,
-    { ...l.daemonBroker(), ...pol, features: { pki: false, jwt: true, ed25519: true }, jwt_verify_cert: l.provPublicHex, jwt_signing_key: signerSeed },
+    { ...(await l.daemonBroker()), ...pol, features: { pki: false, jwt: true, ed25519: true }, jwt_verify_cert: l.provPublicHex, jwt_signing_key: signerSeed },
     {},
     { CHORIA_PROVISIONER_TOKEN: TOKEN },
   );

@@ -50,7 +50,7 @@ before(async () => {
   if (REAL_SKIP) return;
   lab = await RealLab.start();
   const pol = lab.writePolicy("lab", homePolicy(lab, { rules: RULES }));
-  daemon = await startTestDaemon(lab.provisioning.url, { ...lab.daemonBroker(), ...pol, ca: { dir: lab.caDir } }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
+  daemon = await startTestDaemon(lab.provisioning.url, { ...(await lab.daemonBroker()), ...pol, ca: { dir: lab.caDir } }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
   lab.onStop(() => daemon.stop(5000));
 });
 

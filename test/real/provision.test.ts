@@ -25,7 +25,7 @@ before(async () => {
   home = await EventWatch.open(await lab.homeConnection());
   lab.onStop(() => home.close());
   const pol = lab.writePolicy("lab", homePolicy(lab));
-  daemon = await startTestDaemon(lab.provisioning.url, { ...lab.daemonBroker(), ...pol, ca: { dir: lab.caDir }, restart_splay: 1 }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
+  daemon = await startTestDaemon(lab.provisioning.url, { ...(await lab.daemonBroker()), ...pol, ca: { dir: lab.caDir }, restart_splay: 1 }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
   lab.onStop(() => daemon.stop(5000));
 });
 
