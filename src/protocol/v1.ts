@@ -44,6 +44,12 @@ export interface EncodeRequestOptions {
   connectedServer?: string;
   signature?: string;
   pubcert?: string;
+  /**
+   * Signs the request for a server with protocol security on (a node at home, not in
+   * provisioning mode): returns the base64 signature of the exact request JSON text that goes
+   * into the secure envelope. Takes precedence over `signature`.
+   */
+  sign?: (requestJson: string) => string;
 }
 
 export interface EncodedRequest {
@@ -92,10 +98,11 @@ export function encodeRequest(o: EncodeRequestOptions): EncodedRequest {
       filter: o.filter ?? agentFilter(o.agent),
     },
   };
+  const message = JSON.stringify(request);
   const secure: SecureRequestV1 = {
     protocol: SECURE_REQUEST_V1,
-    message: JSON.stringify(request),
-    signature: o.signature ?? "insecure",
+    message,
+    signature: o.sign ? o.sign(message) : (o.signature ?? "insecure"),
     pubcert: o.pubcert ?? "insecure",
   };
   const headers: TransportHeadersV1 = { "reply-to": replyTo, mc_sender: o.senderid, "seen-by": seenBy(o.connectedServer, o.senderid) };

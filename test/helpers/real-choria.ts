@@ -11,7 +11,7 @@
  *   absolute path (choria_provision#restart re-executes os.Args) and stopped by PID.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createPrivateKey, generateKeyPairSync, webcrypto } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, sign, webcrypto } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { NatsConnection, Subscription } from "nats";
 import { initBuiltinCa } from "../../src/ca/index.js";
+import { DISCOVERY_PING_PAYLOAD, agentFilter, broadcastSubject, decodeReply, encodeRequest } from "../../src/protocol/index.js";
 import { connectNats, closeNats, freePort, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { Waiters } from "./waiters.js";
 
@@ -156,7 +157,7 @@ export class RealLab {
     }
     // go-choria's file security names a client `<name>.mcollective`; our CSR policy refuses to
     // sign such names for nodes, so the lab issues it directly
-    this.client = await this.issue("tester.mcollective", { client: true, rsa: true });
+    this.client = await this.issue("tester.mcollective", { client: true, rsa: true, dns: ["tester.mcollective"] });
     await this.choria(["jwt", "keys", this.provSeed, this.provPublic]);
     if (this.kind === "choria") {
       this.provisioning = await this.startChoriaBroker(brokerCert);
@@ -368,6 +369,44 @@ export class RealLab {
   /** a connection to the home broker as a verified mTLS client of our CA */
   homeConnection(): Promise<NatsConnection> {
     return connectNats({ servers: this.home.url, name: "real-lab-home", tls: { caFile: this.caFile, certFile: this.client.cert, keyFile: this.client.key }, maxReconnectAttempts: 5 });
+  }
+
+  /**
+   * Broadcast discovery on the main collective of the home broker, signed as go-choria's file
+   * security expects of a client (`choria=tester.mcollective`, certificate valid for that name and
+   * on its allow list `\.mcollective$`): only a
+   * server that joined the collective, trusts our CA and runs with protocol security answers.
+   * Resolves with the identities that replied within `windowMs`.
+   */
+  async discoverHome(collective = "mcollective", windowMs = 3000): Promise<string[]> {
+    const nc = await this.homeConnection();
+    try {
+      const key = createPrivateKey(readFileSync(this.client.key));
+      const pubcert = readFileSync(this.client.cert, "utf8");
+      const enc = encodeRequest({
+        agent: "discovery",
+        payload: DISCOVERY_PING_PAYLOAD,
+        callerid: "choria=tester.mcollective",
+        senderid: "tester.mcollective",
+        collective,
+        filter: agentFilter("rpcutil"),
+        pubcert,
+        sign: (msg) => sign("sha256", Buffer.from(msg), key).toString("base64"),
+      });
+      const seen = new Set<string>();
+      const sub = nc.subscribe(enc.replyTo);
+      const done = (async () => {
+        for await (const m of sub) seen.add(decodeReply(m.data).sender);
+      })();
+      nc.publish(broadcastSubject("discovery", collective), enc.bytes);
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, windowMs)); // a broadcast has no "all replied" event: a window is its definition
+      sub.unsubscribe();
+      await done;
+      return [...seen].sort();
+    } finally {
+      await closeNats(nc);
+    }
   }
 
   provisioningConnection(): Promise<NatsConnection> {

@@ -40,6 +40,10 @@ test("20 real servers are provisioned and each arrives at its mTLS home with the
   // exactly the expected identities arrived: nothing else started at home
   assert.deepEqual([...home.identities("startup", "server")].sort(), identities);
 
+  // and they answer a signed discovery on their main collective there: the collective, the
+  // certificate and key they were given and protocol security with our CA all work
+  assert.deepEqual(await lab.discoverHome("mcollective"), identities);
+
   const byId = new Map(daemon.records.filter((r) => r.outcome === "configure").map((r) => [r.identity, r]));
   for (const s of servers) {
     const rec = byId.get(s.identity);
