@@ -36,6 +36,8 @@ export interface ServerOptions {
   jwt?: string;
   /** lines added to the server's initial configuration */
   extraConfig?: string[];
+  /** directory name under the lab's servers directory; default the identity (twins need two) */
+  dirName?: string;
 }
 
 export interface RealServer {
@@ -306,7 +308,7 @@ export class RealLab {
    * is used until the server is configured: the provisioning broker's certificate stands in.
    */
   startServer(identity: string, o: ServerOptions = {}): RealServer {
-    const dir = this.serverDir(identity);
+    const dir = join(this.serversDir, o.dirName ?? identity);
     mkdirSync(dir, { recursive: true });
     const broker = this.issueSync();
     const conf = [
