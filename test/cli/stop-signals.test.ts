@@ -3,22 +3,24 @@
  * broker is already gone (a drain that needs the broker must not hold the process), and leaves
  * none of the processes it started behind. Each test kills the broker first, then signals.
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCa, REPO } from "../helpers/daemon.js";
-import { allGone, commandLine, descendants, exitWithin, spawnCli, startTestNats, type CliProcess } from "../helpers/processes.js";
+import { allGone, commandLine, descendants, exitWithin, spawnCli, startTestNats, type CliProcess, type Exit } from "../helpers/processes.js";
 
 // generous for a loaded 2-core machine: the commands' own deadlines add up to a few seconds
 const BOUND_MS = 10_000;
 
 /** SIGTERM, then: exits within the bound, and so does every process it had started */
-async function terminate(p: CliProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function terminate(t: TestContext, p: CliProcess): Promise<Exit> {
   const below = descendants(p.pid);
+  const sent = performance.now();
   p.child.kill("SIGTERM");
   const exit = await exitWithin(p, BOUND_MS);
+  t.diagnostic(`exited ${Math.round(performance.now() - sent)} ms after SIGTERM`);
   await allGone(below, BOUND_MS);
   return exit;
 }
@@ -29,7 +31,7 @@ test("sim: SIGTERM after the broker is gone stops the fleet, writes the report a
   const sim = spawnCli(t, ["sim", "--broker", srv.url, "--nodes", "50", "--token", "x", "--report", report]);
   await sim.output(/nodes listening on/, 60_000);
   await srv.stop();
-  const exit = await terminate(sim);
+  const exit = await terminate(t, sim);
   assert.deepEqual(exit, { code: 0, signal: null }, sim.stderr);
   assert.ok(existsSync(report), "the report is written on the way out");
 });
@@ -40,7 +42,7 @@ test("run: SIGTERM after the broker is gone stops the daemon and exits 0", async
   const run = spawnCli(t, ["run", "--broker", srv.url, "--policies", join(REPO, "policies"), "--ca-dir", caDir, "--log-level", "info"], { CHORIA_PROVISIONER_TOKEN: "x" });
   await run.output(/admin http:\/\/127\.0\.0\.1:\d+/, 60_000);
   await srv.stop();
-  const exit = await terminate(run);
+  const exit = await terminate(t, run);
   assert.deepEqual(exit, { code: 0, signal: null }, run.stderr);
   assert.match(run.stderr, /provisioner stopped/);
 });
@@ -51,7 +53,7 @@ test("demo: SIGTERM after its nats-server is gone stops everything and exits 143
   await demo.output(/provisioner +policy /, 120_000);
   process.kill(broker, "SIGKILL");
   await allGone([broker], BOUND_MS);
-  const exit = await terminate(demo);
+  const exit = await terminate(t, demo);
   assert.deepEqual(exit, { code: 143, signal: null }, demo.stdout + demo.stderr);
   assert.match(demo.stderr, /interrupted/);
 });
@@ -68,6 +70,6 @@ test("bench: SIGTERM after its nats-server is gone stops the bench and its fleet
   assert.ok(below.filter((pid) => /(daemon|fleet)-child/.test(commandLine(pid))).length === 2, `the daemon and fleet children: ${below.map(commandLine).join(" | ")}`);
   process.kill(broker, "SIGKILL");
   await allGone([broker], BOUND_MS);
-  const exit = await terminate(bench);
+  const exit = await terminate(t, bench);
   assert.deepEqual(exit, { code: 143, signal: null }, bench.stderr.slice(-2000));
 });
