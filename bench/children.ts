@@ -2,6 +2,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { killOnExit } from "../src/transport/index.js";
 
 export interface Child {
   proc: ChildProcess;
@@ -18,6 +19,7 @@ export function benchFile(name: string): string {
 
 export function spawnChild(file: string, args: string[] = [], execArgv: string[] = []): Child {
   const proc = fork(file, args, { execArgv: ["--import", "tsx", ...execArgv], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  killOnExit(proc);
   const listeners = new Map<string, Set<(m: Record<string, unknown>) => void>>();
   let failure: Error | undefined;
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));

@@ -13,6 +13,7 @@
  * Per-record bookkeeping is kept to typed arrays and a Map so the bench itself costs the
  * provisioner as little as possible.
  */
+import "./orphan-exit.js";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { resolveSettings, type ConfigFile } from "../src/config/index.js";
 import { startDaemon, type DaemonHandle } from "../src/cli/daemon.js";

@@ -9,6 +9,7 @@
  *
  *   parent -> {type:"run", o}   child -> {type:"done", done, failed, outcomes, wallMs, cpuS}
  */
+import "./orphan-exit.js";
 import { connectNats, RpcClient } from "../src/transport/index.js";
 import { openBuiltinCa } from "../src/ca/index.js";
 import { parseCsr } from "../src/ca/csr-inspect.js";

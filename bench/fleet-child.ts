@@ -7,6 +7,7 @@
  *   parent -> {type:"report"}        child -> {type:"report", totals, cpu}
  *   parent -> {type:"stop"}          child exits
  */
+import "./orphan-exit.js";
 import { startFleet, type Fleet, type FleetOptions } from "../src/sim/index.js";
 
 let fleet: Fleet | undefined;

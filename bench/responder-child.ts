@@ -12,6 +12,7 @@
  *
  *   node --import tsx bench/responder-child.ts <nats-url> [ping|flow]     prints "ready" on IPC
  */
+import "./orphan-exit.js";
 import { connectNats } from "../src/transport/index.js";
 import { PROVISIONING_COLLECTIVE, decodeRequest, encodeReply, encodeRpcReply, nodeSubject } from "../src/protocol/index.js";
 import { createCsrPem } from "../src/sim/csr.js";

@@ -61,12 +61,19 @@ export async function connectNats(o: NatsOptions): Promise<NatsConnection> {
   return nc;
 }
 
-/** Drains (flushes subscriptions and pending publishes) then closes; never throws. */
-export async function closeNats(nc: NatsConnection | undefined): Promise<void> {
+/** How long closeNats waits for a drain: a healthy broker drains in a round trip or two. */
+export const DRAIN_DEADLINE_MS = 2000;
+
+/**
+ * Drains (flushes subscriptions and pending publishes) for up to `deadlineMs`, then closes; never
+ * throws. The deadline and the close are what make stopping bounded: with the broker gone,
+ * nats.js's drain either waits for a reconnect that may never come, or gives up and resolves
+ * without closing, leaving the reconnect loop to hold the process open for ever (issue 23).
+ */
+export async function closeNats(nc: NatsConnection | undefined, deadlineMs = DRAIN_DEADLINE_MS): Promise<void> {
   if (!nc || nc.isClosed()) return;
-  try {
-    await nc.drain();
-  } catch {
-    await nc.close().catch(() => undefined);
-  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([nc.drain().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close().catch(() => undefined);
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -57,6 +57,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const diesWithUs = new Set<ChildProcess>();
+
+/**
+ * SIGKILLs `child` by PID if it still runs when this process exits (process.exit, the end of the
+ * event loop, a signal a command turned into an exit): a launcher that stops early (a failed
+ * test, a signalled bench) must not leave brokers or bench children running without it.
+ */
+export function killOnExit(child: ChildProcess): void {
+  if (diesWithUs.size === 0) process.once("exit", killLeftovers);
+  diesWithUs.add(child);
+  child.once("exit", () => {
+    diesWithUs.delete(child);
+    if (diesWithUs.size === 0) process.off("exit", killLeftovers);
+  });
+}
+
+function killLeftovers(): void {
+  for (const c of diesWithUs) c.kill("SIGKILL");
+}
+
 function findBinary(explicit?: string): string {
   return explicit ?? process.env.NATS_SERVER_BIN ?? "nats-server";
 }
@@ -75,6 +95,7 @@ export async function startNatsServer(opts: LocalNatsOptions = {}): Promise<Loca
       if (storeDir) args.push("-js", "-sd", storeDir);
       if (opts.maxPayload) args.push("--max_payload", String(opts.maxPayload));
       const c = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+      killOnExit(c);
       let log = "";
       let settled = false;
       const onData = (b: Buffer): void => {
@@ -83,6 +104,10 @@ export async function startNatsServer(opts: LocalNatsOptions = {}): Promise<Loca
           settled = true;
           c.stderr?.off("data", onData);
           c.stderr?.resume();
+          // a server nobody stopped (a test that failed before its finally) must not keep this
+          // process alive, or it never reaches the exit that kills the server
+          c.unref();
+          (c.stderr as Socket | null)?.unref();
           resolve(c);
         }
         if (log.length > 65536) log = log.slice(-8192);

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { onStopSignals, signalExitCode } from "../stop-signals.js";
 
 interface BenchCliOptions {
   nodes?: string;
@@ -32,6 +33,15 @@ export function register(program: Command): void {
     .action(async (o: BenchCliOptions) => {
       // loaded on demand: the bench pulls in the simulator and test fixtures the other commands never need
       const { runBench } = await import("../../../bench/run.js");
+      // the runs cannot be resumed: stop at once; the nats-servers and bench children die with this process
+      onStopSignals(
+        "bench",
+        (signal) => {
+          process.stderr.write(`bench: ${signal}: stopping its nats-server and child processes\n`);
+          process.exit(signalExitCode(signal));
+        },
+        0,
+      );
       const quick = !!o.quick;
       const { allMet } = await runBench({
         nodes: o.nodes ? ints("nodes", o.nodes).filter((n) => n > 0) : quick ? [2000] : [10_000, 50_000],

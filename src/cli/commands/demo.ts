@@ -15,6 +15,7 @@ import { startNatsServer, type LocalNatsServer } from "../../transport/index.js"
 import type { DecisionRecord } from "../../types/index.js";
 import { startDaemon, type DaemonHandle } from "../daemon.js";
 import { fleetHandled, latestRecords, summarise } from "../fleet-progress.js";
+import { onStopSignals, signalExitCode } from "../stop-signals.js";
 
 interface DemoFlags {
   nodes: string;
@@ -28,6 +29,10 @@ interface DemoFlags {
 }
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** nodes in flight when the demo stops get this long; the demo's whole stop, this long at most */
+const DRAIN_MS = 2000;
+const FORCE_EXIT_AFTER_MS = 8000;
 
 function positiveInt(v: string, name: string): number {
   const n = Number(v);
@@ -65,16 +70,18 @@ export function register(program: Command): void {
       let ticker: NodeJS.Timeout | undefined;
       const cleanup = async () => {
         if (ticker) clearInterval(ticker);
-        await daemon?.stop(5000).catch(() => undefined);
+        await daemon?.stop(DRAIN_MS).catch(() => undefined);
         await fleet?.stop().catch(() => undefined);
         await srv?.stop().catch(() => undefined);
       };
-      const onSignal = () => {
-        process.stderr.write("\ninterrupted: stopping everything the demo started\n");
-        void cleanup().then(() => process.exit(130));
-      };
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
+      const offSignals = onStopSignals(
+        "demo",
+        (signal) => {
+          process.stderr.write("\ninterrupted: stopping everything the demo started\n");
+          void cleanup().then(() => process.exit(signalExitCode(signal)));
+        },
+        FORCE_EXIT_AFTER_MS,
+      );
       try {
         out(`choria-provisioner demo: ${nodes} simulated nodes, policies from ${resolve(f.policies!)}`);
         try {
@@ -176,8 +183,7 @@ export function register(program: Command): void {
         out(`  inventories      ${join(work, "inventories")}  (try: choria-provisioner policy eval --inventory <file> --explain)`);
         out(`  provisioner log  ${join(work, "provisioner.log")}`);
         await cleanup();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
+        offSignals();
         if (!complete) process.exitCode = 1;
       } catch (e) {
         await cleanup();

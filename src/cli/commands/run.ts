@@ -2,6 +2,12 @@ import type { Command } from "commander";
 import { ConfigError, loadConfigFile, resolveSettings, type ConfigFile } from "../../config/index.js";
 import { startDaemon } from "../daemon.js";
 import { createLogger } from "../logger.js";
+import { onStopSignals } from "../stop-signals.js";
+
+/** in-flight nodes get this long to finish after SIGINT/SIGTERM (docs/operations.md) */
+const DRAIN_MS = 30_000;
+/** and the rest of the stop (HA hand-over, closing the connections, each with its own deadline) this long */
+const CLOSE_MS = 10_000;
 
 interface RunFlags {
   config?: string;
@@ -86,14 +92,19 @@ export function register(program: Command): void {
         log.info("SIGHUP: reloading policies");
         void d.reload();
       });
-      let stopping = false;
-      const stop = (sig: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal: sig }, "stopping: draining in-flight nodes");
-        void d.stop().then(() => process.exit(0));
-      };
-      process.on("SIGINT", () => stop("SIGINT"));
-      process.on("SIGTERM", () => stop("SIGTERM"));
+      onStopSignals(
+        "choria-provisioner",
+        (signal) => {
+          log.info({ signal }, "stopping: draining in-flight nodes");
+          void d.stop(DRAIN_MS).then(
+            () => process.exit(0),
+            (e: Error) => {
+              log.error({ err: e.message }, "stopping failed");
+              process.exit(1);
+            },
+          );
+        },
+        DRAIN_MS + CLOSE_MS,
+      );
     });
 }

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { onStopSignals } from "../stop-signals.js";
 import { loadFactsFile, parseFaultSpec, startFleet, type FleetOptions, type FleetReport } from "../../sim/index.js";
 
 interface SimCliOptions {
@@ -26,6 +27,9 @@ interface SimCliOptions {
   exitWhenDone?: boolean;
   progress?: boolean;
 }
+
+/** after SIGINT/SIGTERM: the fleet's stop takes a drain deadline (2 s) and writing the report */
+const FORCE_EXIT_AFTER_MS = 8000;
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
   if (v === undefined) return undefined;
@@ -103,13 +107,11 @@ export function register(program: Command): void {
           if (t.provisioned + t.shutdown + t.dead === t.nodes) finish();
         };
         const finish = (): void => {
-          process.off("SIGINT", finish);
-          process.off("SIGTERM", finish);
           fleet.events.off("update", onUpdate);
           resolve();
         };
-        process.once("SIGINT", finish);
-        process.once("SIGTERM", finish);
+        // fleet.stop() is bounded by closeNats' drain deadline; the backstop is for anything else
+        onStopSignals("sim", finish, FORCE_EXIT_AFTER_MS);
         if (opts.exitWhenDone) {
           fleet.events.on("update", onUpdate);
           onUpdate();
