@@ -5,3 +5,4 @@ export type { SignRequest, SignedCertificate, Signer } from "./signer.js";
 export { initBuiltinCa, openBuiltinCa, assertPrivateKeyFile, CA_CERT_FILE, CA_KEY_FILE, type BuiltinCa, type InitCaOptions } from "./builtin-ca.js";
 export { createCfsslSigner, type CfsslSignerOptions } from "./cfssl.js";
 export { createExecSigner, type ExecSignerOptions } from "./exec-signer.js";
+export { openSigner, csrChecker } from "./settings.js";

@@ -4,16 +4,19 @@
  * happens. Nothing here throws for a misbehaving node: every failure becomes a record with a
  * reason. Secrets (the provisioning token, delivered private keys) never enter a record.
  */
+import type { CredentialOptions } from "../credentials/settings.js";
 import { JwtVerifyError, encryptKeyForNode, newNonce, publicClaims, signServerJwt, verifyGen25519, verifyProvisioningJwt, type JwtVerifier } from "../credentials/index.js";
 import { inventoryFromRpcutil, type DecisionRecord, type Decision, type Inventory, type RpcutilInventoryData } from "../types/index.js";
-import type { CsrChecker, Decider, RpcCaller, SignedCertificateLike, SignerLike } from "./interfaces.js";
+import type { CsrChecker, Decider } from "../types/index.js";
+import type { RpcCaller, SignedCertificateLike, SignerLike } from "./interfaces.js";
 import { isCaUnavailable } from "./interfaces.js";
 import { StepError, runStep, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
 
 /** a node told to shut down exits up to 9 s after its reply (choria_provision#shutdown) */
 export const SHUTDOWN_DELAY_MAX_MS = 10_000;
 
-export interface FlowOptions {
+/** credentials (jwt, ed25519, protocolVersion): see credentials/settings.ts */
+export interface FlowOptions extends CredentialOptions {
   token: string;
   pki: boolean;
   restartSplay: number;
@@ -34,23 +37,6 @@ export interface FlowOptions {
   backoff: BackoffPolicy;
   /** upgrade repository URL given to release_update when the policy names none */
   upgradeRepository?: string;
-  /**
-   * features.jwt: ask every node for its provisioning JWT first and verify it. verifier() is
-   * called per node so a rotated jwt_verify_cert can take effect without a restart; it throws
-   * CredentialConfigError when the configured key is unusable.
-   */
-  jwt?: { verifier: () => JwtVerifier };
-  /** features.ed25519 (needs jwt): gen25519 with a nonce, then a server JWT signed with signingKey */
-  ed25519?: {
-    /** jwt_signing_key contents: hex ed25519 seed or PEM private key */
-    signingKey: string;
-    /** jwt_signing_token contents: a chain-issuer client JWT to chain server JWTs to */
-    chainToken?: string;
-    /** server_jwt_validity in ms */
-    validityMs?: number;
-  };
-  /** wire protocol of the nodes: v2 nodes get KSUID nonces like a v2 Go client sends */
-  protocolVersion?: 1 | 2;
 }
 
 export interface FlowDeps {

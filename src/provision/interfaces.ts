@@ -1,9 +1,9 @@
 /**
  * What the orchestrator needs from the other parts, as interfaces, so the per-node flow is
- * testable with the real parts wired in by cli/ and nothing here depends on how they work.
+ * testable with the real parts wired in by daemon/ and nothing here depends on how they work.
  */
 import type { RpcReplyBody } from "../protocol/index.js";
-import type { CertificateProfile, CsrSummary, Decision, Inventory, PolicyRef } from "../types/index.js";
+import type { CertificateProfile, Decision, Inventory, PolicyRef } from "../types/index.js";
 
 export interface RpcCaller {
   call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: { timeoutMs?: number; signal?: AbortSignal }): Promise<RpcReplyBody<T>>;
@@ -13,22 +13,6 @@ export interface RpcCaller {
 export interface PolicyVersion {
   ref: PolicyRef;
   evaluate(inv: Inventory, o?: { explain?: boolean }): Promise<Decision>;
-}
-
-/** Extra input some deciders need beyond the Inventory (the legacy helper wants raw data). */
-export interface DecisionContext {
-  inventory: Inventory;
-  rawInventory: Record<string, unknown>;
-  csr?: { csr: string; public_key: string; ssldir: string };
-  /** the full verified provisioning JWT claims, secrets included: the legacy helper gets them as the reference passes them */
-  jwtClaims?: Record<string, unknown>;
-  /** the gen25519 reply (public_key, directory, signature) when features.ed25519 is on */
-  ed25519?: { public_key: string; directory: string; signature: string };
-}
-
-export interface Decider {
-  readonly ref: PolicyRef;
-  decide(ctx: DecisionContext): Promise<Decision>;
 }
 
 export interface SignRequestLike {
@@ -50,16 +34,6 @@ export interface SignedCertificateLike {
 export interface SignerLike {
   readonly kind: string;
   sign(req: SignRequestLike): Promise<SignedCertificateLike>;
-}
-
-/** `parsed` is the checker's own parse of the CSR, handed back to check() so it is parsed once */
-export type CsrCheckResult = { ok: true; csr: CsrSummary; parsed?: unknown } | { ok: false; code: string; reason: string };
-
-export interface CsrChecker {
-  /** parse + self-signature; ok:false for non-PEM, oversize, malformed, bad signature */
-  inspect(csrPem: string): CsrCheckResult;
-  /** full policy: CN = identity, SANs allowed, deny list, key strength */
-  check(csrPem: string, identity: string, allowedSans: string[], parsed?: unknown): CsrCheckResult;
 }
 
 /** Thrown by signers when the CA cannot be reached; the node is deferred, never half-configured. */

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ConfigError, loadConfigFile, resolveSettings, type ConfigFile } from "../../config/index.js";
-import { startDaemon } from "../daemon.js";
-import { createLogger } from "../logger.js";
+import { startDaemon } from "../../daemon/start.js";
+import { createLogger } from "../../daemon/logger.js";
 
 interface RunFlags {
   config?: string;
