@@ -3,9 +3,9 @@
  * The only orchestrator; it owns no protocol, policy or CA logic itself.
  */
 import { EventEmitter } from "node:events";
-import type { NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
+import type { BrokerConnection } from "../transport/index.js";
 import type { Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
 import type { AuditSink } from "./audit.js";
 import { provisionNode, type FlowObserver, type FlowOptions } from "./flow.js";
@@ -25,7 +25,7 @@ export interface ProvisionerOptions {
 }
 
 export interface ProvisionerDeps {
-  nc: NatsConnection;
+  nc: BrokerConnection;
   rpc: RpcCaller & Discoverer;
   policies: PolicyManager;
   signer?: SignerLike;
