@@ -1,14 +1,12 @@
 /** The CA parts the daemon opens from its settings: the configured signer and the CSR checker the flow uses. */
 import { existsSync, readFileSync } from "node:fs";
 import type { Settings } from "../config/index.js";
-import type { CsrChecker } from "../types/index.js";
+import { CsrRefusedError, type CsrChecker, type Signer } from "../types/index.js";
 import { openBuiltinCa } from "./builtin-ca.js";
 import { createCfsslSigner } from "./cfssl.js";
-import { parseCsr, type ParsedCsr } from "./csr-inspect.js";
+import { isOwnParse, parseCsr } from "./csr-inspect.js";
 import { checkCsr, checkParsedCsr } from "./csr-policy.js";
-import { CsrRefusedError } from "./errors.js";
 import { createExecSigner } from "./exec-signer.js";
-import type { Signer } from "./signer.js";
 
 export async function openSigner(s: Pick<Settings, "ca">): Promise<Signer> {
   const caPem = s.ca.caFile ? readFileSync(s.ca.caFile, "utf8") : undefined;
@@ -43,7 +41,8 @@ export function csrChecker(denyList?: string[]): CsrChecker {
     },
     check(pem, identity, allowedSans, parsed) {
       const policy = { identity, allowedSans, denyPatterns };
-      return parsed ? checkParsedCsr(parsed as ParsedCsr, policy) : checkCsr(pem, policy);
+      // only a parse of ours, of this very PEM, is trusted to skip parsing and verifying again
+      return isOwnParse(parsed, pem) ? checkParsedCsr(parsed, policy) : checkCsr(pem, policy);
     },
   };
 }

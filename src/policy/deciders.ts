@@ -1,5 +1,5 @@
 /** The two deciders the daemon puts in force: a loaded policy version, or the legacy helper program. */
-import type { Decider } from "../types/index.js";
+import { deferDecision, type Decider } from "../types/index.js";
 import { decisionFromHelper, helperRef, runLegacyHelper } from "./legacy-helper.js";
 import type { PolicySet } from "./index.js";
 
@@ -35,7 +35,7 @@ export function helperDecider(h: HelperCommand, obs: HelperObserver): Decider {
         return d;
       } catch (e) {
         obs.failed();
-        return { outcome: "defer", reason: (e as Error).message, brokers: [], configuration: {}, certificate: { validityDays: 0, sans: [] }, actionPolicies: {}, opaPolicies: {}, policy: ref, fired: [] };
+        return deferDecision((e as Error).message, ref);
       }
     },
   };

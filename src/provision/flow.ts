@@ -7,9 +7,9 @@
 import type { CredentialOptions } from "../credentials/settings.js";
 import { JwtVerifyError, encryptKeyForNode, newNonce, publicClaims, signServerJwt, verifyGen25519, verifyProvisioningJwt, type JwtVerifier } from "../credentials/index.js";
 import { inventoryFromRpcutil, type DecisionRecord, type Decision, type Inventory, type RpcutilInventoryData } from "../types/index.js";
-import type { CsrChecker, Decider } from "../types/index.js";
-import type { RpcCaller, SignedCertificateLike, SignerLike } from "./interfaces.js";
-import { isCaUnavailable } from "./interfaces.js";
+import { CaUnavailableError, CsrRefusedError, type CheckedCsr, type CsrChecker, type Decider, type SignedCertificate, type Signer } from "../types/index.js";
+import { INVENTORY_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT } from "../protocol/index.js";
+import type { RpcCaller } from "./interfaces.js";
 import { StepError, runStep, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
 
 /** a node told to shut down exits up to 9 s after its reply (choria_provision#shutdown) */
@@ -42,7 +42,7 @@ export interface FlowOptions extends CredentialOptions {
 export interface FlowDeps {
   rpc: RpcCaller;
   decider: Decider;
-  signer?: SignerLike;
+  signer?: Signer;
   csr: CsrChecker;
   observer: FlowObserver;
   /** called with each inventory seen, for --record */
@@ -145,7 +145,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     /** the node's X25519 key from its most recent jwt reply: the only one configure can decrypt with */
     let nodeEcdhPublic: string | undefined;
     if (o.jwt || o.ed25519) {
-      const j = await step<JwtReply>("jwt", "choria_provision", tokenData, o.steps.jwt);
+      const j = await step<JwtReply>("jwt", PROVISION_AGENT, tokenData, o.steps.jwt);
       nodeEcdhPublic = typeof j.data.ecdh_public === "string" && j.data.ecdh_public !== "" ? j.data.ecdh_public : undefined;
       let verifier: JwtVerifier;
       try {
@@ -172,7 +172,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     if (o.ed25519) {
       // a fresh nonce per request, so a replayed signature from an earlier request cannot pass
       let nonce = "";
-      const g = await step<Gen25519Reply>("gen25519", "choria_provision", () => ({ nonce: (nonce = newNonce(o.protocolVersion ?? 1)), ...tokenData }), o.steps.gen25519);
+      const g = await step<Gen25519Reply>("gen25519", PROVISION_AGENT, () => ({ nonce: (nonce = newNonce(o.protocolVersion ?? 1)), ...tokenData }), o.steps.gen25519);
       ed25519 = { public_key: String(g.data.public_key ?? ""), directory: String(g.data.directory ?? ""), signature: String(g.data.signature ?? "") };
       if (!verifyGen25519(ed25519, nonce)) {
         deps.observer.jwtRefused?.("gen25519_signature");
@@ -180,14 +180,14 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       }
     }
 
-    const invReply = await step<RpcutilInventoryData>("inventory", "rpcutil", {}, o.steps.inventory);
+    const invReply = await step<RpcutilInventoryData>(INVENTORY_ACTION, RPCUTIL_AGENT, {}, o.steps.inventory);
     const raw = invReply.data;
 
     let gencsr: GencsrReply | undefined;
-    let parsedCsr: unknown;
+    let parsedCsr: CheckedCsr | undefined;
     let inventory = inventoryFromRpcutil(identity, raw, { jwt: jwtPublic });
     if (o.pki) {
-      const g = await step<GencsrReply>("gencsr", "choria_provision", { cn: identity, ...tokenData }, o.steps.gencsr);
+      const g = await step<GencsrReply>("gencsr", PROVISION_AGENT, { cn: identity, ...tokenData }, o.steps.gencsr);
       gencsr = { csr: String(g.data.csr ?? ""), public_key: String(g.data.public_key ?? ""), ssldir: String(g.data.ssldir ?? "") };
       const inspected = deps.csr.inspect(gencsr.csr);
       if (!inspected.ok) {
@@ -212,14 +212,14 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       case "defer":
         return finish({ outcome: "defer", reason: decision.reason });
       case "shutdown":
-        await step("shutdown", "choria_provision", tokenData, o.steps.shutdown);
+        await step("shutdown", PROVISION_AGENT, tokenData, o.steps.shutdown);
         // the node exits 0–9 s after replying and still answers discovery until then
         return finish({ outcome: "shutdown", reason: decision.reason }, false, o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS);
       case "upgrade": {
         // like the reference: upgrade only an upgradable node on another version, else configure it
         if (inventory.upgradable && decision.upgradeVersion && decision.upgradeVersion !== inventory.version) {
           const repository = decision.upgradeRepository ?? o.upgradeRepository ?? "";
-          await step("release_update", "choria_provision", { repository, version: decision.upgradeVersion, ...tokenData }, o.steps.release_update);
+          await step("release_update", PROVISION_AGENT, { repository, version: decision.upgradeVersion, ...tokenData }, o.steps.release_update);
           // the node restarts in provisioning mode on the new version and announces itself again
           return finish({ outcome: "upgrade", reason: decision.reason || `upgrading ${inventory.version} -> ${decision.upgradeVersion}` }, false, o.holdAfterRestartMs);
         }
@@ -234,7 +234,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       return finish({ outcome: "defer", reason: "decision has no brokers or does not disable provisioning; not configuring" });
     }
 
-    let signed: SignedCertificateLike | undefined;
+    let signed: SignedCertificate | undefined;
     let keyDelivery = { key: "", ecdh_public: "" };
     if (decision.suppliedTls) {
       // a legacy helper signed the certificate itself
@@ -266,9 +266,10 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       } catch (e) {
         deps.observer.signFailed(signer.kind);
         const why = (e as Error).message;
-        if (isCaUnavailable(e)) return finish({ outcome: "defer", reason: `CA unavailable: ${why}` });
-        if ((e as { code?: string }).code) {
-          deps.observer.csrRefused(String((e as { code?: string }).code));
+        if (e instanceof CaUnavailableError) return finish({ outcome: "defer", reason: `CA unavailable: ${why}` });
+        // only the signer's CsrRefusedError is a refusal: a system error's code (EPIPE, ...) is not
+        if (e instanceof CsrRefusedError) {
+          deps.observer.csrRefused(e.code);
           return finish({ outcome: "refused", reason: `CSR refused by signer: ${why}` });
         }
         return finish({ outcome: "defer", reason: `signing failed: ${why}` });
@@ -298,9 +299,9 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       ssldir: signed ? decision.suppliedTls?.ssldir || gencsr?.ssldir || "" : "",
       token: o.token,
     });
-    await step("configure", "choria_provision", configureData, o.steps.configure);
+    await step("configure", PROVISION_AGENT, configureData, o.steps.configure);
     record.configuration = decision.configuration;
-    await step("restart", "choria_provision", { splay: o.restartSplay, ...tokenData }, o.steps.restart);
+    await step("restart", PROVISION_AGENT, { splay: o.restartSplay, ...tokenData }, o.steps.restart);
     return finish({ outcome: "configure", reason: decision.reason }, true, o.holdAfterRestartMs);
   } catch (e) {
     if (e instanceof StepError) {
@@ -309,8 +310,8 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       // an unanswered restart or shutdown most likely took effect: keep the node from being
       // provisioned again while it restarts or exits; if it did not, it is found again after
       let hold = 0;
-      if (e.step === "choria_provision#restart") hold = o.holdAfterRestartMs;
-      if (e.step === "choria_provision#shutdown") hold = o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS;
+      if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.restart}`) hold = o.holdAfterRestartMs;
+      if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.shutdown}`) hold = o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS;
       return finish({ outcome: "error", reason: why, error: e.message }, false, hold);
     }
     return finish({ outcome: "error", reason: `internal error: ${(e as Error).message}`, error: (e as Error).stack ?? String(e) });

@@ -10,8 +10,8 @@ import type { Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "
 import type { AuditSink } from "./audit.js";
 import { provisionNode, type FlowObserver, type FlowOptions } from "./flow.js";
 import { Intake, type Discoverer, type IntakeOptions } from "./intake.js";
-import type { CsrChecker } from "../types/index.js";
-import type { RpcCaller, SignerLike } from "./interfaces.js";
+import type { CsrChecker, Signer } from "../types/index.js";
+import type { RpcCaller } from "./interfaces.js";
 import type { PolicyManager } from "./policy-manager.js";
 import { WorkQueue, type IntakeSource } from "./queue.js";
 
@@ -28,7 +28,7 @@ export interface ProvisionerDeps {
   nc: BrokerConnection;
   rpc: RpcCaller & Discoverer;
   policies: PolicyManager;
-  signer?: SignerLike;
+  signer?: Signer;
   csr: CsrChecker;
   metrics: Metrics;
   log: Logger;

@@ -4,3 +4,4 @@ export * from "./recorded.js";
 export * from "./child-env.js";
 export * from "./decider.js";
 export * from "./csr-checker.js";
+export * from "./signing.js";

@@ -13,6 +13,7 @@ import { decryptKeyFromProvisioner, generateEcdhKeyPair, verifierFromEd25519Hex 
 import { decisionFromHelper } from "../../src/policy/legacy-helper.js";
 import type { Decision } from "../../src/types/index.js";
 import type { RpcReplyBody } from "../../src/protocol/index.js";
+import { RpcTimeoutError } from "../../src/transport/errors.js";
 import { edPair, makeJwt, nowS } from "./helpers.js";
 
 const ID = "node1.example.net";
@@ -26,7 +27,7 @@ function rpc(handler: Handler, calls: Array<{ action: string; data: Record<strin
     async call<T>(_identity: string, _agent: string, action: string, data: Record<string, unknown> = {}) {
       calls.push({ action, data });
       const r = handler(action, data);
-      if (r === "timeout") throw Object.assign(new Error("no reply"), { name: "RpcTimeoutError" });
+      if (r === "timeout") throw new RpcTimeoutError(_identity, _agent, action, 1);
       return r as RpcReplyBody<T>;
     },
   };
