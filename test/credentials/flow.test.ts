@@ -14,6 +14,7 @@ import { decisionFromHelper } from "../../src/policy/legacy-helper.js";
 import type { Decision } from "../../src/types/index.js";
 import type { RpcReplyBody } from "../../src/protocol/index.js";
 import { RpcTimeoutError } from "../../src/transport/errors.js";
+import { configureDecision } from "../helpers/decision.js";
 import { edPair, makeJwt, nowS } from "./helpers.js";
 
 const ID = "node1.example.net";
@@ -35,20 +36,7 @@ function rpc(handler: Handler, calls: Array<{ action: string; data: Record<strin
 
 const ok = (data: Record<string, unknown>): RpcReplyBody => ({ action: "", statuscode: 0, statusmsg: "OK", data });
 
-function baseDecision(extra: Partial<Decision> = {}): Decision {
-  return {
-    outcome: "configure",
-    reason: "ok",
-    brokers: ["nats://b:4222"],
-    configuration: { identity: ID, "plugin.choria.server.provision": "false" },
-    certificate: { validityDays: 30, sans: [] },
-    actionPolicies: {},
-    opaPolicies: {},
-    policy: { name: "t", version: "1", hash: "sha256:0" },
-    fired: [],
-    ...extra,
-  };
-}
+const baseDecision = (extra: Partial<Decision> = {}): Decision => configureDecision(ID, extra);
 
 const csr: CsrChecker = { inspect: () => ({ ok: false, code: "x", reason: "unused" }), check: () => ({ ok: false, code: "x", reason: "unused" }) };
 

@@ -10,8 +10,9 @@ import { csrChecker } from "../../src/ca/index.js";
 import { defaultFlowOptions, provisionNode, type FlowObserver } from "../../src/provision/flow.js";
 import type { RpcCaller } from "../../src/provision/interfaces.js";
 import type { RpcReplyBody } from "../../src/protocol/index.js";
-import { CaUnavailableError, CsrRefusedError, type Decision, type Signer } from "../../src/types/index.js";
+import { CaUnavailableError, CsrRefusedError, type Signer } from "../../src/types/index.js";
 import { makeCsr } from "../ca/csr-fixtures.js";
+import { configureDecision } from "../helpers/decision.js";
 
 const ID = "node1.example.net";
 let csrPem = "";
@@ -27,17 +28,7 @@ const node: RpcCaller = {
   },
 };
 
-const decision: Decision = {
-  outcome: "configure",
-  reason: "ok",
-  brokers: ["nats://b:4222"],
-  configuration: { identity: ID, "plugin.choria.server.provision": "false" },
-  certificate: { validityDays: 30, sans: [] },
-  actionPolicies: {},
-  opaPolicies: {},
-  policy: { name: "t", version: "1", hash: "sha256:0" },
-  fired: [],
-};
+const decision = configureDecision(ID);
 
 async function signWith(failure: Error): Promise<{ outcome: string; reason: string; refusals: string[] }> {
   const refusals: string[] = [];
