@@ -16,8 +16,8 @@
 import "./orphan-exit.js";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { resolveSettings, type ConfigFile } from "../src/config/index.js";
-import { startDaemon, type DaemonHandle } from "../src/cli/daemon.js";
-import { createLogger } from "../src/cli/logger.js";
+import { startDaemon, type DaemonHandle } from "../src/daemon/start.js";
+import { createLogger } from "../src/daemon/logger.js";
 import type { DecisionRecord } from "../src/types/index.js";
 
 export interface DaemonChildConfig {

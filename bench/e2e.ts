@@ -1,13 +1,13 @@
 /**
  * End-to-end provisioning benchmarks and the machine bounds they are judged against. Each
  * e2e run has its own nats-server, a simulated fleet in one child process and the daemon
- * (cli/daemon.ts startDaemon, the product's assembly) in another, so the provisioner's CPU
+ * (daemon/start.ts startDaemon, the product's assembly) in another, so the provisioner's CPU
  * and RSS are its own.
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { helperDecider } from "../src/cli/daemon.js";
+import { helperDeciderFor } from "../src/daemon/start.js";
 import { resolveSettings } from "../src/config/index.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { connectNats, RpcClient, startNatsServer } from "../src/transport/index.js";
@@ -388,12 +388,12 @@ export async function measureRpcRate(o: { seconds?: number; window?: number; flo
 }
 
 /**
- * Legacy exec-helper decisions per second, the way the daemon runs them (helperDecider: spawn,
+ * Legacy exec-helper decisions per second, the way the daemon runs them (helperDeciderFor: spawn,
  * JSON in, JSON out), `concurrency` in flight like the daemon's workers.
  */
 export async function measureHelperRate(o: { helper: string; seconds?: number; concurrency?: number }): Promise<{ decisionsPerSec: number; decisions: number; concurrency: number; cpuS: number }> {
   const s = resolveSettings({ helper: o.helper, policies: join(REPO, "policies") }, {});
-  const decider = helperDecider(s, createMetrics("bench", { defaultMetrics: false }));
+  const decider = helperDeciderFor(s, createMetrics("bench", { defaultMetrics: false }));
   const invs: Inventory[] = inventories(100);
   const concurrency = o.concurrency ?? 16;
   const run = async (ms: number): Promise<{ n: number; secs: number }> => {

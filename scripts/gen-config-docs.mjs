@@ -16,7 +16,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SCHEMA_PATH = join(ROOT, "schemas", "provisioner-config.json");
 export const PAGE_PATH = join(ROOT, "docs", "configuration.md");
 
-/** Descriptions for keys the schema does not describe yet (checked against src/config and src/cli/daemon.ts). */
+/** Descriptions for keys the schema does not describe yet (checked against src/config and src/daemon/start.ts). */
 export const NOTES = {
   "tls": "TLS to the broker. Without this block the connection is plain text unless the broker requires TLS.",
   "tls.ca": "CA certificate (PEM) that verifies the broker's certificate.",

@@ -11,7 +11,7 @@ import { assertKeyAcceptable } from "./csr-policy.js";
 import { createCaCertificate } from "./issue.js";
 import { encodePem } from "./pem.js";
 import { SignPool } from "./pool.js";
-import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
+import type { SignRequest, SignedCertificate, Signer } from "../types/index.js";
 
 export const CA_CERT_FILE = "ca.pem";
 export const CA_KEY_FILE = "ca-key.pem";

@@ -1,8 +1,7 @@
 /** Facts about a certificate that came back from a signer, read with node:crypto's X509 parser. */
 import { X509Certificate, createHash } from "node:crypto";
-import { CaRejectedError } from "./errors.js";
+import { CaRejectedError, type SignedCertificate } from "../types/index.js";
 import { decodePem } from "./pem.js";
-import type { SignedCertificate } from "./signer.js";
 
 export interface CertFacts {
   serial: string;

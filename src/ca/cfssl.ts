@@ -5,8 +5,7 @@
  */
 import { acceptRemoteCertificate } from "./cert-info.js";
 import { isOwnParse, parseCsr } from "./csr-inspect.js";
-import { CaRejectedError, CaUnavailableError } from "./errors.js";
-import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
+import { CaRejectedError, CaUnavailableError, type SignRequest, type SignedCertificate, type Signer } from "../types/index.js";
 
 export interface CfsslSignerOptions {
   /** base URL, e.g. http://127.0.0.1:8888 */

@@ -10,8 +10,7 @@
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { DerError } from "../der/reader.js";
 import { SIGNATURE_ALGORITHMS, X509_OID, readCsrDer, type ParsedCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
-import type { CsrSummary, KeyType } from "../types/index.js";
-import { CsrRefusedError } from "./errors.js";
+import { CsrRefusedError, type CsrSummary, type KeyType } from "../types/index.js";
 import { decodePem, PemError } from "./pem.js";
 
 export const DEFAULT_MAX_CSR_BYTES = 16 * 1024;

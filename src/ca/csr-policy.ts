@@ -2,8 +2,7 @@
  * The CSR policy: what a node may ask for. Runs before any signer sees the CSR, so a remote
  * CA never receives something we would refuse, and every refusal carries a metric label.
  */
-import type { CsrSummary } from "../types/index.js";
-import { CsrRefusedError, type CsrRefusalCode } from "./errors.js";
+import { CsrRefusedError, type CsrSummary, type CsrRefusalCode } from "../types/index.js";
 import { parseCsr, type ParsedCsr } from "./csr-inspect.js";
 
 export interface CsrPolicy {

@@ -8,8 +8,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { acceptRemoteCertificate } from "./cert-info.js";
 import { isOwnParse, parseCsr } from "./csr-inspect.js";
-import { CaRejectedError, CaUnavailableError } from "./errors.js";
-import type { SignRequest, SignedCertificate, Signer } from "./signer.js";
+import { CaRejectedError, CaUnavailableError, type SignRequest, type SignedCertificate, type Signer } from "../types/index.js";
 import { childEnv } from "../types/child-env.js";
 
 export interface ExecSignerOptions {

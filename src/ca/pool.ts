@@ -5,7 +5,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
-import { CaUnavailableError, CsrRefusedError } from "./errors.js";
+import { CaUnavailableError, CsrRefusedError } from "../types/index.js";
 import type { FromWorker, SignTask, SignTaskResult, SignWorkerData, ToWorker } from "./sign-protocol.js";
 
 type Success = Extract<SignTaskResult, { ok: true }>;

@@ -1,6 +1,5 @@
 /** Messages between the sign pool and its worker threads. Plain data: structured-clone friendly. */
-import type { CertificateProfile } from "../types/index.js";
-import type { CsrRefusalCode } from "./errors.js";
+import type { CertificateProfile, CsrRefusalCode } from "../types/index.js";
 
 export interface SignWorkerData {
   /** PKCS#8 DER of the CA key; imported once per thread */

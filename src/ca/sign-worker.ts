@@ -7,7 +7,7 @@ import { parentPort, threadId, workerData } from "node:worker_threads";
 import { createPrivateKey } from "node:crypto";
 import { parseCsr, type ParsedCsr } from "./csr-inspect.js";
 import { assertKeyAcceptable } from "./csr-policy.js";
-import { CsrRefusedError } from "./errors.js";
+import { CsrRefusedError } from "../types/index.js";
 import { LeafIssuer } from "./issue.js";
 import type { FromWorker, SignTask, SignTaskResult, SignWorkerData, ToWorker } from "./sign-protocol.js";
 

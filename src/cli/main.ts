@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { registerCommands } from "./commands/index.js";
-import { VERSION } from "./version.js";
+import { VERSION } from "../daemon/version.js";
 
 const program = new Command();
 program

@@ -1,5 +1,5 @@
 import type { RuleResult } from "json-rules-engine";
-import type { Decision, Inventory } from "../types/index.js";
+import { deferDecision, type Decision, type Inventory } from "../types/index.js";
 import { traceCondition, toFiredRule, type Explanation, type RuleTrace } from "./explain.js";
 import { mergeRules } from "./merge.js";
 import { DEFAULT_VALIDITY_DAYS, type CompiledPolicy, type CompiledRule } from "./model.js";
@@ -87,17 +87,7 @@ export class Evaluator {
   }
 
   private defer(reason: string): Decision {
-    return {
-      outcome: "defer",
-      reason,
-      brokers: [],
-      configuration: {},
-      certificate: { validityDays: DEFAULT_VALIDITY_DAYS, sans: [] },
-      actionPolicies: {},
-      opaPolicies: {},
-      policy: this.ref(),
-      fired: [],
-    };
+    return deferDecision(reason, this.ref(), DEFAULT_VALIDITY_DAYS);
   }
 
   rule(name: string): CompiledRule | undefined {

@@ -95,15 +95,7 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
     return result(d);
   } catch (e) {
     if (!(e instanceof TemplateError)) throw e;
-    return result({
-      outcome: "defer",
-      reason: `cannot build the decision: ${e.message}`,
-      brokers: [],
-      configuration: {},
-      certificate: { validityDays: DEFAULT_VALIDITY_DAYS, sans: [] },
-      actionPolicies: {},
-      opaPolicies: {},
-    });
+    return result(base("defer", `cannot build the decision: ${e.message}`, DEFAULT_VALIDITY_DAYS));
   }
 }
 

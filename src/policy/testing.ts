@@ -326,3 +326,18 @@ function updateFile(file: string, src: SourceFile, results: CaseResult[]): void 
 }
 
 export type { RuleTrace };
+
+/** test_on_reload: a policy version whose own tests fail is not put in force */
+export async function requirePassingTests(policiesDir: string, rulesDir: string | undefined): Promise<void> {
+  const run = await runPolicyTests({ dir: policiesDir, policiesDir, rulesDir });
+  const failed = run.results.filter((r) => !r.passed);
+  if (run.problems.length === 0 && failed.length === 0) return;
+  const problems = [
+    ...run.problems,
+    ...failed.map((f) => {
+      const m = /^(.*):(\d+)$/.exec(f.source);
+      return { file: m ? m[1] : f.file, line: m ? Number(m[2]) : 1, col: 1, rule: f.name, message: `policy test failed: ${f.failures.join("; ")}` };
+    }),
+  ];
+  throw Object.assign(new Error(`policy tests failed (${failed.length} failing cases, ${run.problems.length} problems): ${problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`).join("\n")}`), { problems });
+}

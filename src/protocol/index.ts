@@ -13,3 +13,4 @@ export * from "./v2-ids.js";
 export * from "./v2-types.js";
 export * from "./v2-validate.js";
 export * from "./v2.js";
+export * from "./agents.js";

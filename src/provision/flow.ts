@@ -1,19 +1,20 @@
 /**
- * The per-node provisioning flow: [jwt -> gen25519 ->] inventory -> CSR -> decision -> CSR
- * policy + signing [| server JWT] -> configure -> restart, ending in one DecisionRecord whatever
- * happens. Nothing here throws for a misbehaving node: every failure becomes a record with a
- * reason. Secrets (the provisioning token, delivered private keys) never enter a record.
+ * The per-node provisioning flow: its options and what it needs, and provisionNode, which runs
+ * the steps of flow-steps.ts in go-choria's order (jwt, inventory, decide, certify, configure,
+ * restart) and ends in one DecisionRecord whatever happens. Nothing here throws for a
+ * misbehaving node: every failure becomes a record with a reason. Secrets (the provisioning token, delivered private keys) never enter a record.
  */
-import { JwtVerifyError, encryptKeyForNode, newNonce, publicClaims, signServerJwt, verifyGen25519, verifyProvisioningJwt, type JwtVerifier } from "../credentials/index.js";
-import { inventoryFromRpcutil, type DecisionRecord, type Decision, type Inventory, type RpcutilInventoryData } from "../types/index.js";
-import type { CsrChecker, Decider, RpcCaller, SignedCertificateLike, SignerLike } from "./interfaces.js";
-import { isCaUnavailable } from "./interfaces.js";
-import { StepError, runStep, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
+import type { CredentialOptions } from "../credentials/settings.js";
+import { PROVISION_ACTION, PROVISION_AGENT } from "../protocol/index.js";
+import type { CsrChecker, Decider, DecisionRecord, Decision, Inventory, RpcutilInventoryData, Signer } from "../types/index.js";
+import { FLOW_STEPS, SHUTDOWN_DELAY_MAX_MS, finish, newNodeRun } from "./flow-steps.js";
+import type { RpcCaller } from "./interfaces.js";
+import { StepError, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
 
-/** a node told to shut down exits up to 9 s after its reply (choria_provision#shutdown) */
-export const SHUTDOWN_DELAY_MAX_MS = 10_000;
+export { SHUTDOWN_DELAY_MAX_MS, configureRequestData } from "./flow-steps.js";
 
-export interface FlowOptions {
+/** credentials (jwt, ed25519, protocolVersion): see credentials/settings.ts */
+export interface FlowOptions extends CredentialOptions {
   token: string;
   pki: boolean;
   restartSplay: number;
@@ -34,29 +35,12 @@ export interface FlowOptions {
   backoff: BackoffPolicy;
   /** upgrade repository URL given to release_update when the policy names none */
   upgradeRepository?: string;
-  /**
-   * features.jwt: ask every node for its provisioning JWT first and verify it. verifier() is
-   * called per node so a rotated jwt_verify_cert can take effect without a restart; it throws
-   * CredentialConfigError when the configured key is unusable.
-   */
-  jwt?: { verifier: () => JwtVerifier };
-  /** features.ed25519 (needs jwt): gen25519 with a nonce, then a server JWT signed with signingKey */
-  ed25519?: {
-    /** jwt_signing_key contents: hex ed25519 seed or PEM private key */
-    signingKey: string;
-    /** jwt_signing_token contents: a chain-issuer client JWT to chain server JWTs to */
-    chainToken?: string;
-    /** server_jwt_validity in ms */
-    validityMs?: number;
-  };
-  /** wire protocol of the nodes: v2 nodes get KSUID nonces like a v2 Go client sends */
-  protocolVersion?: 1 | 2;
 }
 
 export interface FlowDeps {
   rpc: RpcCaller;
   decider: Decider;
-  signer?: SignerLike;
+  signer?: Signer;
   csr: CsrChecker;
   observer: FlowObserver;
   /** called with each inventory seen, for --record */
@@ -80,42 +64,6 @@ export interface FlowResult {
   holdMs: number;
 }
 
-interface JwtReply {
-  jwt: string;
-  ecdh_public: string;
-}
-
-interface Gen25519Reply {
-  public_key: string;
-  directory: string;
-  signature: string;
-}
-
-interface GencsrReply {
-  csr: string;
-  public_key: string;
-  ssldir: string;
-}
-
-/** choria_provision#configure's data: the Go provisioner always sends all ten keys, sorted, with "" or {} when unused */
-export function configureRequestData(
-  decision: Pick<Decision, "actionPolicies" | "configuration" | "opaPolicies">,
-  p: { caPem?: string; certificatePem?: string; ecdhPublic?: string; key?: string; serverJwt?: string; ssldir?: string; token: string },
-): Record<string, unknown> {
-  return {
-    action_policies: decision.actionPolicies,
-    ca: p.caPem ?? "",
-    certificate: p.certificatePem ?? "",
-    config: JSON.stringify(decision.configuration),
-    ecdh_public: p.ecdhPublic ?? "",
-    key: p.key ?? "",
-    opa_policies: decision.opaPolicies,
-    server_jwt: p.serverJwt ?? "",
-    ssldir: p.ssldir ?? "",
-    token: p.token,
-  };
-}
-
 export function defaultFlowOptions(): FlowOptions {
   const p = (tries: number, timeoutMs: number, maxTimeouts = 2): StepPolicy => ({ tries, timeoutMs, maxTimeouts });
   return {
@@ -132,190 +80,14 @@ export function defaultFlowOptions(): FlowOptions {
 }
 
 export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {
-  const t0 = performance.now();
-  const durations: Record<string, number> = {};
-  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const s = performance.now();
-    try {
-      return await fn();
-    } finally {
-      durations[name] = Math.round((performance.now() - s) * 1000) / 1000;
-    }
-  };
-  const record: DecisionRecord = { identity, time: new Date().toISOString(), outcome: "error", reason: "", fired: [], durations };
-  const finish = (r: Partial<DecisionRecord>, provisioned = false, holdMs = 0): FlowResult => {
-    Object.assign(record, r);
-    durations.total = Math.round((performance.now() - t0) * 1000) / 1000;
-    return { record, provisioned, holdMs };
-  };
-  const step = <T>(action: string, agent: string, data: Record<string, unknown> | ((attempt: number) => Record<string, unknown>), p: StepPolicy) =>
-    timed(action, () => runStep<T>(deps.rpc, identity, agent, action, data, p, o.backoff, deps.observer, signal));
-  const tokenData = { token: o.token };
-
+  const run = newNodeRun(identity, deps, o, signal);
   try {
-    // features.jwt: the node proves it holds a JWT we signed before we tell it anything
-    let jwtClaims: Record<string, unknown> | undefined;
-    let jwtPublic: Record<string, unknown> | undefined;
-    /** the node's X25519 key from its most recent jwt reply: the only one configure can decrypt with */
-    let nodeEcdhPublic: string | undefined;
-    if (o.jwt || o.ed25519) {
-      const j = await step<JwtReply>("jwt", "choria_provision", tokenData, o.steps.jwt);
-      nodeEcdhPublic = typeof j.data.ecdh_public === "string" && j.data.ecdh_public !== "" ? j.data.ecdh_public : undefined;
-      let verifier: JwtVerifier;
-      try {
-        if (!o.jwt) throw new Error("features.ed25519 needs features.jwt with jwt_verify_cert");
-        verifier = o.jwt.verifier();
-      } catch (e) {
-        // our configuration, not the node: try it again later rather than refuse it
-        return finish({ outcome: "defer", reason: `cannot verify provisioning JWTs: ${(e as Error).message}` });
-      }
-      try {
-        // the file is returned untrimmed (§4.2); Go's parser ignores the trailing newline too
-        jwtClaims = verifyProvisioningJwt(String(j.data.jwt ?? "").trim(), verifier).claims;
-      } catch (e) {
-        if (!(e instanceof JwtVerifyError)) throw e;
-        deps.observer.jwtRefused?.(e.code);
-        // the node sends the same JWT every time: do not look at it again every discovery cycle
-        return finish({ outcome: "refused", reason: `provisioning JWT refused (${e.code}): ${e.reason}` }, false, o.holdAfterRefusalMs);
-      }
-      jwtPublic = publicClaims(jwtClaims);
-      record.jwt = jwtPublic;
+    for (const step of FLOW_STEPS) {
+      const ended = await step(run);
+      if (ended) return ended;
     }
-
-    let ed25519: Gen25519Reply | undefined;
-    if (o.ed25519) {
-      // a fresh nonce per request, so a replayed signature from an earlier request cannot pass
-      let nonce = "";
-      const g = await step<Gen25519Reply>("gen25519", "choria_provision", () => ({ nonce: (nonce = newNonce(o.protocolVersion ?? 1)), ...tokenData }), o.steps.gen25519);
-      ed25519 = { public_key: String(g.data.public_key ?? ""), directory: String(g.data.directory ?? ""), signature: String(g.data.signature ?? "") };
-      if (!verifyGen25519(ed25519, nonce)) {
-        deps.observer.jwtRefused?.("gen25519_signature");
-        return finish({ outcome: "refused", reason: "gen25519 signature over our nonce does not verify with the public key the node returned" }, false, o.holdAfterRefusalMs);
-      }
-    }
-
-    const invReply = await step<RpcutilInventoryData>("inventory", "rpcutil", {}, o.steps.inventory);
-    const raw = invReply.data;
-
-    let gencsr: GencsrReply | undefined;
-    let parsedCsr: unknown;
-    let inventory = inventoryFromRpcutil(identity, raw, { jwt: jwtPublic });
-    if (o.pki) {
-      const g = await step<GencsrReply>("gencsr", "choria_provision", { cn: identity, ...tokenData }, o.steps.gencsr);
-      gencsr = { csr: String(g.data.csr ?? ""), public_key: String(g.data.public_key ?? ""), ssldir: String(g.data.ssldir ?? "") };
-      const inspected = deps.csr.inspect(gencsr.csr);
-      if (!inspected.ok) {
-        deps.observer.csrRefused(inspected.code);
-        return finish({ outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` }, false, o.holdAfterRefusalMs);
-      }
-      parsedCsr = inspected.parsed;
-      inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr, jwt: jwtPublic });
-    }
-    deps.onInventory?.(identity, raw, inventory);
-
-    const decider = deps.decider;
-    const decision = await timed("policy", () => decider.decide({ inventory, rawInventory: raw as Record<string, unknown>, csr: gencsr, jwtClaims, ed25519 }));
-    deps.observer.policyEvaluated(decision, (durations.policy ?? 0) / 1000);
-    Object.assign(record, {
-      policy: decision.policy,
-      fired: decision.fired.map((f) => ({ name: f.name, ruleSet: f.ruleSet, why: f.why })),
-      brokerSet: decision.brokerSet,
-    });
-
-    switch (decision.outcome) {
-      case "defer":
-        return finish({ outcome: "defer", reason: decision.reason });
-      case "shutdown":
-        await step("shutdown", "choria_provision", tokenData, o.steps.shutdown);
-        // the node exits 0–9 s after replying and still answers discovery until then
-        return finish({ outcome: "shutdown", reason: decision.reason }, false, o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS);
-      case "upgrade": {
-        // like the reference: upgrade only an upgradable node on another version, else configure it
-        if (inventory.upgradable && decision.upgradeVersion && decision.upgradeVersion !== inventory.version) {
-          const repository = decision.upgradeRepository ?? o.upgradeRepository ?? "";
-          await step("release_update", "choria_provision", { repository, version: decision.upgradeVersion, ...tokenData }, o.steps.release_update);
-          // the node restarts in provisioning mode on the new version and announces itself again
-          return finish({ outcome: "upgrade", reason: decision.reason || `upgrading ${inventory.version} -> ${decision.upgradeVersion}` }, false, o.holdAfterRestartMs);
-        }
-        break;
-      }
-      case "configure":
-        break;
-    }
-
-    if (decision.brokers.length === 0 || decision.configuration["plugin.choria.server.provision"] !== "false") {
-      // the policy engine guarantees both; refuse rather than strand a node without brokers
-      return finish({ outcome: "defer", reason: "decision has no brokers or does not disable provisioning; not configuring" });
-    }
-
-    let signed: SignedCertificateLike | undefined;
-    let keyDelivery = { key: "", ecdh_public: "" };
-    if (decision.suppliedTls) {
-      // a legacy helper signed the certificate itself
-      if (decision.suppliedTls.keyPem) {
-        // private keys only ever travel encrypted to the node's ECDH key from its latest jwt reply (§7.4)
-        if (!nodeEcdhPublic) {
-          return finish({ outcome: "defer", reason: "decision supplies a private key, but it can only be delivered encrypted to the node's ECDH key: enable features.jwt (the node's jwt reply carries that key)" });
-        }
-        try {
-          const enc = encryptKeyForNode(decision.suppliedTls.keyPem, nodeEcdhPublic);
-          keyDelivery = { key: enc.encryptedPem, ecdh_public: enc.ecdhPublicHex };
-        } catch (e) {
-          // KeyTransportError messages name the problem, never the key
-          return finish({ outcome: "defer", reason: `cannot deliver the supplied private key: ${(e as Error).message}` });
-        }
-      }
-      signed = { certificatePem: decision.suppliedTls.certificatePem, caPem: decision.suppliedTls.caPem, serial: "", fingerprint: "", notAfter: "" };
-    } else if (o.pki && gencsr) {
-      const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans, parsedCsr);
-      if (!checked.ok) {
-        deps.observer.csrRefused(checked.code);
-        return finish({ outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` }, false, o.holdAfterRefusalMs);
-      }
-      if (!deps.signer) return finish({ outcome: "defer", reason: "PKI is on but no signer is configured" });
-      const signer = deps.signer;
-      try {
-        signed = await timed("sign", () => signer.sign({ identity, csrPem: gencsr!.csr, profile: decision.certificate, checked: parsedCsr }));
-        deps.observer.signed(signer.kind, (durations.sign ?? 0) / 1000);
-      } catch (e) {
-        deps.observer.signFailed(signer.kind);
-        const why = (e as Error).message;
-        if (isCaUnavailable(e)) return finish({ outcome: "defer", reason: `CA unavailable: ${why}` });
-        if ((e as { code?: string }).code) {
-          deps.observer.csrRefused(String((e as { code?: string }).code));
-          return finish({ outcome: "refused", reason: `CSR refused by signer: ${why}` });
-        }
-        return finish({ outcome: "defer", reason: `signing failed: ${why}` });
-      }
-      record.certificate = { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter };
-    }
-
-    let serverJwt = "";
-    if (o.ed25519 && ed25519) {
-      try {
-        const sj = signServerJwt({ identity, publicKey: ed25519.public_key, configuration: decision.configuration, serverClaims: decision.serverClaims }, o.ed25519.signingKey, { validity: o.ed25519.validityMs, chainToken: o.ed25519.chainToken });
-        serverJwt = sj.token;
-        record.serverJwt = { jti: String(sj.claims.jti), exp: Number(sj.claims.exp), iss: String(sj.claims.iss) };
-        if (sj.warnings.length) record.warnings = [...(record.warnings ?? []), ...sj.warnings];
-      } catch (e) {
-        // bad server_claims (ServerJwtError) or an unusable signing key/token (CredentialConfigError)
-        return finish({ outcome: "defer", reason: `cannot sign the server JWT: ${(e as Error).message}` });
-      }
-    }
-
-    const configureData = configureRequestData(decision, {
-      caPem: signed?.caPem,
-      certificatePem: signed?.certificatePem,
-      ecdhPublic: keyDelivery.ecdh_public,
-      key: keyDelivery.key,
-      serverJwt,
-      ssldir: signed ? decision.suppliedTls?.ssldir || gencsr?.ssldir || "" : "",
-      token: o.token,
-    });
-    await step("configure", "choria_provision", configureData, o.steps.configure);
-    record.configuration = decision.configuration;
-    await step("restart", "choria_provision", { splay: o.restartSplay, ...tokenData }, o.steps.restart);
-    return finish({ outcome: "configure", reason: decision.reason }, true, o.holdAfterRestartMs);
+    // restart, the last step, always ends the flow
+    throw new Error("the flow's steps ended without a result");
   } catch (e) {
     if (e instanceof StepError) {
       if (e.kind === "lock") deps.observer.lockHeld();
@@ -323,10 +95,10 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       // an unanswered restart or shutdown most likely took effect: keep the node from being
       // provisioned again while it restarts or exits; if it did not, it is found again after
       let hold = 0;
-      if (e.step === "choria_provision#restart") hold = o.holdAfterRestartMs;
-      if (e.step === "choria_provision#shutdown") hold = o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS;
-      return finish({ outcome: "error", reason: why, error: e.message }, false, hold);
+      if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.restart}`) hold = o.holdAfterRestartMs;
+      if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.shutdown}`) hold = o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS;
+      return finish(run, { outcome: "error", reason: why, error: e.message }, false, hold);
     }
-    return finish({ outcome: "error", reason: `internal error: ${(e as Error).message}`, error: (e as Error).stack ?? String(e) });
+    return finish(run, { outcome: "error", reason: `internal error: ${(e as Error).message}`, error: (e as Error).stack ?? String(e) });
   }
 }

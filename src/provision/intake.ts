@@ -4,7 +4,6 @@
  * current and the 2018 subjects. Each source hands identities to one `offer` callback;
  * bad messages are counted by source and reason and never stop the subscription.
  */
-import type { NatsConnection, Subscription } from "nats";
 import {
   LEGACY_REGISTRATION_SUBJECT,
   ProtocolError,
@@ -14,6 +13,7 @@ import {
   isValidIdentity,
   lifecycleSubject,
 } from "../protocol/index.js";
+import type { BrokerConnection, BrokerSubscription } from "../transport/index.js";
 import type { IntakeSource } from "./queue.js";
 
 export interface IntakeOptions {
@@ -42,13 +42,13 @@ export interface Discoverer {
 }
 
 export class Intake {
-  private subs: Subscription[] = [];
+  private subs: BrokerSubscription[] = [];
   private timer?: NodeJS.Timeout;
   private discovering?: Promise<number>;
   private stopped = false;
 
   constructor(
-    private readonly nc: NatsConnection,
+    private readonly nc: BrokerConnection,
     private readonly discoverer: Discoverer,
     private readonly hooks: IntakeHooks,
     private readonly o: IntakeOptions,

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { PolicyRef } from "../types/index.js";
-import type { Decider } from "./interfaces.js";
+import type { Decider } from "../types/index.js";
 
 export interface ReloadProblem {
   file: string;

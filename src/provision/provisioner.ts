@@ -3,14 +3,15 @@
  * The only orchestrator; it owns no protocol, policy or CA logic itself.
  */
 import { EventEmitter } from "node:events";
-import type { NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
+import type { BrokerConnection } from "../transport/index.js";
 import type { Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
 import type { AuditSink } from "./audit.js";
 import { provisionNode, type FlowObserver, type FlowOptions } from "./flow.js";
 import { Intake, type Discoverer, type IntakeOptions } from "./intake.js";
-import type { CsrChecker, RpcCaller, SignerLike } from "./interfaces.js";
+import type { CsrChecker, Signer } from "../types/index.js";
+import type { RpcCaller } from "./interfaces.js";
 import type { PolicyManager } from "./policy-manager.js";
 import { WorkQueue, type IntakeSource } from "./queue.js";
 
@@ -24,10 +25,10 @@ export interface ProvisionerOptions {
 }
 
 export interface ProvisionerDeps {
-  nc: NatsConnection;
+  nc: BrokerConnection;
   rpc: RpcCaller & Discoverer;
   policies: PolicyManager;
-  signer?: SignerLike;
+  signer?: Signer;
   csr: CsrChecker;
   metrics: Metrics;
   log: Logger;

@@ -5,7 +5,8 @@
  * provisioning lock held by another provisioner, and a wrong token. Repeated timeouts end it
  * early too, because a dead node must not hold a worker for a minute.
  */
-import type { RpcReplyBody } from "../protocol/index.js";
+import { LOCK_HELD_MESSAGE, WRONG_TOKEN_MESSAGE, type RpcReplyBody } from "../protocol/index.js";
+import { RpcCancelledError, RpcClosedError, RpcTimeoutError } from "../transport/errors.js";
 import type { RpcCaller } from "./interfaces.js";
 
 export class StepError extends Error {
@@ -36,9 +37,6 @@ export interface StepObserver {
   rpcTime(rpc: string, seconds: number): void;
   rpcError(rpc: string): void;
 }
-
-const LOCK_MESSAGE = "Could not obtain provisioning lock";
-const TOKEN_MESSAGE = "Incorrect provision token supplied";
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -83,14 +81,13 @@ export async function runStep<T>(
       if (r.statuscode === 0) return r;
       obs.rpcError(label);
       last = `status ${r.statuscode}: ${r.statusmsg}`;
-      if (r.statusmsg.includes(LOCK_MESSAGE)) throw new StepError(label, "lock", r.statusmsg);
-      if (r.statusmsg.includes(TOKEN_MESSAGE)) throw new StepError(label, "token", r.statusmsg);
+      if (r.statusmsg.includes(LOCK_HELD_MESSAGE)) throw new StepError(label, "lock", r.statusmsg);
+      if (r.statusmsg.includes(WRONG_TOKEN_MESSAGE)) throw new StepError(label, "token", r.statusmsg);
     } catch (e) {
       if (e instanceof StepError) throw e;
       obs.rpcError(label);
-      const name = (e as Error).name;
-      if (name === "RpcCancelledError" || name === "RpcClosedError") throw new StepError(label, "cancelled", (e as Error).message);
-      if (name === "RpcTimeoutError") {
+      if (e instanceof RpcCancelledError || e instanceof RpcClosedError) throw new StepError(label, "cancelled", e.message);
+      if (e instanceof RpcTimeoutError) {
         timeouts++;
         last = `no reply within ${p.timeoutMs}ms`;
         if (timeouts >= p.maxTimeouts) throw new StepError(label, "timeout", `${last} (${timeouts} times)`);

@@ -26,6 +26,8 @@ import {
   type Filter,
   type FilterTarget,
   type TransportHeadersV1,
+  PROVISION_AGENT,
+  RPCUTIL_AGENT,
 } from "../protocol/index.js";
 import { checkLock, isLockedAction, PROVISION_ACTIONS, runProvisionAction } from "./agents/choria-provision.js";
 import { RPCUTIL_ACTIONS, runRpcutilAction } from "./agents/rpcutil.js";
@@ -283,13 +285,13 @@ export class Dispatcher {
       if (latency) await sleep(latency);
     } else {
       action = body.action;
-      const actions = agent === "choria_provision" ? PROVISION_ACTIONS : agent === "rpcutil" ? RPCUTIL_ACTIONS : [];
+      const actions = agent === PROVISION_AGENT ? PROVISION_ACTIONS : agent === RPCUTIL_AGENT ? RPCUTIL_ACTIONS : [];
       rt.stats.request(agent, action);
       if (!actions.includes(action)) {
         rt.stats.violation(node, "unknown_action", `${agent}#${action}`);
         result = { statuscode: 2, statusmsg: `Unknown action ${action} for agent ${agent}`, data: {} };
         if (latency) await sleep(latency);
-      } else if (agent === "choria_provision") {
+      } else if (agent === PROVISION_AGENT) {
         const locked = isLockedAction(action) ? checkLock(rt, node, env) : undefined;
         if (locked) {
           result = locked;

@@ -1,35 +1,24 @@
 /**
  * A fleet of simulated provisioning-mode Choria servers in one process. Nodes are
- * multiplexed over one NATS connection or a few: each connection carries one queue-grouped
- * provisioning.node.> wildcard (every directed request arrives once, on any connection, and is
- * routed by identity) plus the broadcast agent subjects (each connection answers for its own
- * share of nodes). No per-node subscriptions, so 100k nodes cost a few hundred MB at most.
+ * multiplexed over one NATS connection or a few (shards.ts); their registration and alive
+ * messages come from one sweep (periodic.ts). No per-node subscriptions or timers, so 100k
+ * nodes cost a few hundred MB at most.
  */
-import { randomBytes } from "node:crypto";
 import type { EventEmitter } from "node:events";
-import type { NatsConnection, Subscription } from "nats";
-import {
-  LEGACY_REGISTRATION_SUBJECT,
-  REGISTRATION_SUBJECT,
-  broadcastSubject,
-  encodeLifecycle,
-  encodeRegistration,
-  lifecycleSubject,
-  newLifecycleEvent,
-  nodeSubject,
-} from "../protocol/index.js";
-import { closeNats, connectNats } from "../transport/connection.js";
-import { endOfTurnPublisher } from "../transport/publish-batch.js";
+import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
 import { leavesProvisioning } from "./agents/choria-provision.js";
 import { Dispatcher } from "./dispatcher.js";
 import { factsResolver, identityOf, upgradableOf, versionOf, type Facts, type FactsInput } from "./facts.js";
 import { assignFaults, faultSet, hasFault, type FaultOptions } from "./faults.js";
 import { KeyPool } from "./keypool.js";
 import { Mode, SimNode } from "./node.js";
-import { hash32, rngFor } from "./prng.js";
+import { periodicMessages } from "./periodic.js";
+import { hash32 } from "./prng.js";
 import { safeJwtClaims, writeRecords } from "./record.js";
-import { FleetStats, type FleetReport } from "./report.js";
-import { LOADED_AGENTS, type SimRuntime } from "./runtime.js";
+import { FleetStats, waitForReport, type FleetReport } from "./report.js";
+import type { SimRuntime } from "./runtime.js";
+import { publishStartups } from "./startup.js";
+import { closeShards, connectShards, flushShards, shardPublisher, subscribeShards } from "./shards.js";
 
 export interface FleetOptions {
   /** NATS URL(s), comma separated */
@@ -100,15 +89,6 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-interface Shard {
-  nc: NatsConnection;
-  nodes: SimNode[];
-  server: string;
-  subs: Subscription[];
-}
-
-const NODE_PREFIX = nodeSubject("");
-
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
   if (!Number.isInteger(o.nodes) || o.nodes < 1) throw new RangeError(`nodes must be a positive integer, got ${o.nodes}`);
   const protocol = o.protocol ?? 1;
@@ -118,6 +98,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     if (safeJwtClaims(o.provisioningJwt)?.v2 !== true) throw new RangeError("protocol 2 nodes need a provisioningJwt whose claims have v2: true, as a real server only provisions over v2 then");
   }
   const seed = o.seed ?? 1;
+  const periodic = periodicMessages({ ...o, protocol }, seed);
   const nShards = Math.max(1, Math.min(o.nodes, o.connections ?? 1));
   const format = o.lifecycleFormat ?? "cloudevent";
   const faults = o.faults ?? {};
@@ -143,11 +124,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const resolveFacts = factsResolver(seed, o.facts);
 
   const servers = o.servers.split(",").map((s) => s.trim()).filter(Boolean);
-  const [keys, ncs] = await Promise.all([
-    keysP,
-    Promise.all(Array.from({ length: nShards }, (_, i) => connectNats({ servers, name: `choria-sim-${i}` }))),
-  ]);
-  const shards: Shard[] = ncs.map((nc) => ({ nc, nodes: [], server: `nats://${nc.getServer()}`, subs: [] }));
+  const [keys, shards] = await Promise.all([keysP, connectShards(servers, nShards)]);
   for (const n of nodes) shards[n.shard].nodes.push(n);
 
   const timers = new Set<NodeJS.Timeout>();
@@ -161,30 +138,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     timers.add(t);
   };
 
-  const regInterval = typeof o.registration === "object" ? o.registration.intervalMs : 120_000;
-  const regOn = !!o.registration || !!o.legacyRegistration;
-  const scheduleFirstRegistration = (n: SimNode): void => {
-    if (regOn) n.regNextAt = Date.now() + 1000 + Math.floor(rngFor(seed, `reg:${n.startups}`, n.identity)() * 3000);
-  };
-
-  const ALIVE_INTERVAL = 30 * 60_000;
-  const aliveInterval = typeof o.alive === "object" ? o.alive.intervalMs : ALIVE_INTERVAL;
-  const aliveFirstWithin = typeof o.alive === "object" && o.alive.firstWithinMs !== undefined ? o.alive.firstWithinMs : Math.floor((aliveInterval * 29) / 30);
-  const aliveOn = !!o.alive;
-  if (aliveOn && !(aliveInterval > 0 && aliveFirstWithin >= 0)) throw new RangeError(`alive: intervalMs must be > 0 and firstWithinMs >= 0`);
-  const scheduleFirstAlive = (n: SimNode): void => {
-    if (aliveOn) n.aliveNextAt = Date.now() + Math.floor(rngFor(seed, `alive:${n.startups}`, n.identity)() * aliveFirstWithin);
-  };
-
-  // what the fleet sends in one turn goes out together (see transport/publish-batch.ts); a
-  // shard draining or closed by stop() meanwhile drops its messages, as a stopped server's would
-  const publishSoon = endOfTurnPublisher();
-  const publish = (node: SimNode, subject: string, bytes: Uint8Array | string): void => {
-    const nc = shards[node.shard].nc;
-    publishSoon(nc, subject, bytes, (e) => {
-      if (!nc.isClosed() && !nc.isDraining()) throw e;
-    });
-  };
+  const publish = shardPublisher(shards);
 
   const rt: SimRuntime = {
     seed,
@@ -246,8 +200,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
 
   function startNode(node: SimNode): void {
     node.startups++;
-    scheduleFirstRegistration(node);
-    scheduleFirstAlive(node);
+    periodic.started(node);
     rt.lifecycle(node, "startup", "provision_mode_server");
     stats.events.emit("startup", node.identity);
     stats.changed();
@@ -260,52 +213,13 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     { latencyMs: faults.latencyMs, dropProbability: faults.dropProbability },
   );
 
-  // every connection joins the same queue group, so each directed request is handled once
-  const queue = `choria-sim-${randomBytes(6).toString("hex")}`;
-  shards.forEach((shard, i) => {
-    shard.subs.push(
-      shard.nc.subscribe(`${NODE_PREFIX}>`, {
-        queue,
-        callback: (err, msg) => {
-          if (!err) dispatcher.directed(msg.subject.slice(NODE_PREFIX.length), msg.data);
-        },
-      }),
-    );
-    for (const agent of LOADED_AGENTS) {
-      shard.subs.push(
-        shard.nc.subscribe(broadcastSubject(agent), {
-          callback: (err, msg) => {
-            if (!err) dispatcher.broadcast(shard.nodes, msg.data, i === 0);
-          },
-        }),
-      );
-    }
-  });
-  await Promise.all(shards.map((s) => s.nc.flush()));
+  await subscribeShards(shards, dispatcher);
 
   // every node is "subscribed" now; startup events follow, spread over the ramp
   stats.totals.inProvisioningMode = nodes.length;
   const ramp = o.startupRampMs ?? (nodes.length <= 1000 ? 0 : Math.round(nodes.length / 10));
-  // publishes wait for the end of the turn (publish-batch.ts): a setImmediate queued now runs after
-  // that batch went into the connections' buffers, and a flush round trip then proves the broker has it
-  const flush = async (): Promise<void> => {
-    await new Promise<void>((r) => setImmediate(r));
-    await Promise.all(shards.filter((s) => !s.nc.isClosed() && !s.nc.isDraining()).map((s) => s.nc.flush()));
-  };
-  const startupPublished = new Promise<void>((resolve) => {
-    const ticks = Math.max(1, Math.ceil(ramp / 20));
-    const perTick = Math.ceil(nodes.length / ticks);
-    let next = 0;
-    const tick = (): void => {
-      if (stopped) return resolve();
-      const end = Math.min(nodes.length, next + perTick);
-      for (; next < end; next++) if (nodes[next].mode === Mode.Provisioning) startNode(nodes[next]);
-      if (next >= nodes.length) return resolve();
-      if (ramp > 0) later(20, tick);
-      else setImmediate(tick);
-    };
-    tick();
-  });
+  const flush = (): Promise<void> => flushShards(shards);
+  const startupPublished = publishStartups(nodes, ramp, startNode, later, () => stopped);
   // stop() closing the connections meanwhile is not a failure of the startup
   const startupComplete = startupPublished.then(async () => {
     if (stopped) return;
@@ -316,43 +230,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     }
   });
 
-  // one sweep for the periodic messages of every node in provisioning mode (a timer per node
-  // would cost 100k timers); registration and alive events are due at ms resolution, sent at 250
-  let periodicTimer: NodeJS.Timeout | undefined;
-  if (regOn || aliveOn) {
-    const mtime = Math.floor(Date.now() / 1000);
-    periodicTimer = setInterval(() => {
-      const now = Date.now();
-      let sent = false;
-      for (const n of nodes) {
-        if (n.mode !== Mode.Provisioning) continue;
-        if (n.regNextAt !== 0 && n.regNextAt <= now) {
-          const bytes = encodeRegistration({
-            identity: n.identity,
-            file: "/etc/choria/metadata.json",
-            content: JSON.stringify({ identity: n.identity, ...rt.factsOf(n) }),
-            mtime,
-            updated: false,
-            connectedServer: shards[n.shard].server,
-            // a server makes registration with the NewMessage of its protocol; a v2 one has its provisioning JWT
-            ...(protocol === 2 ? { protocol: 2 as const, callerJwt: (o.provisioningJwt ?? "").trim() } : {}),
-          });
-          if (o.registration) publish(n, REGISTRATION_SUBJECT, bytes);
-          if (o.legacyRegistration) publish(n, LEGACY_REGISTRATION_SUBJECT, bytes);
-          n.regCount++;
-          stats.totals.registrations++;
-          n.regNextAt = now + regInterval;
-          sent = true;
-        }
-        if (n.aliveNextAt !== 0 && n.aliveNextAt <= now) {
-          rt.lifecycle(n, "alive", "provision_mode_server");
-          n.aliveNextAt = now + aliveInterval;
-          sent = true;
-        }
-      }
-      if (sent) stats.changed();
-    }, 250);
-  }
+  periodic.run(nodes, rt, publish, (n) => shards[n.shard].server);
 
   if (o.recordDir) await writeRecords(rt, o.recordDir, nodes);
 
@@ -368,37 +246,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     startupComplete,
     flush,
     keyPool: { size: keys.size, generated: keys.generated, generatedMs: keys.generatedMs },
-    waitFor(pred, timeoutMs) {
-      return new Promise<FleetReport>((resolve, reject) => {
-        const check = (): boolean => {
-          const r = stats.report();
-          let hit: boolean;
-          try {
-            hit = pred(r);
-          } catch (e) {
-            // a throwing predicate must not escape into the emitter of whatever changed the fleet
-            cleanup();
-            reject(e as Error);
-            return true;
-          }
-          if (!hit) return false;
-          cleanup();
-          resolve(r);
-          return true;
-        };
-        const onUpdate = (): void => void check();
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`waitFor timed out after ${timeoutMs}ms; totals: ${JSON.stringify(stats.totals)}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          stats.events.off("update", onUpdate);
-        };
-        stats.events.on("update", onUpdate);
-        check();
-      });
-    },
+    waitFor: (pred, timeoutMs) => waitForReport(stats, pred, timeoutMs),
     republishStartup(identity) {
       const targets = identity ? [byIdentity.get(identity)] : nodes;
       for (const n of targets) {
@@ -410,10 +258,10 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (periodicTimer) clearInterval(periodicTimer);
+      periodic.stop();
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      await Promise.all(shards.map((s) => closeNats(s.nc)));
+      await closeShards(shards);
     },
   };
   return fleet;

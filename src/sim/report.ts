@@ -208,3 +208,36 @@ export function nodeReport(n: SimNode): NodeReport {
   if (n.ed25519Public) r.ed25519Public = n.ed25519Public;
   return r;
 }
+
+/** resolves once pred(report) holds, checked now and on every fleet change; rejects after timeoutMs */
+export function waitForReport(stats: FleetStats, pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport> {
+  return new Promise<FleetReport>((resolve, reject) => {
+    const check = (): boolean => {
+      const r = stats.report();
+      let hit: boolean;
+      try {
+        hit = pred(r);
+      } catch (e) {
+        // a throwing predicate must not escape into the emitter of whatever changed the fleet
+        cleanup();
+        reject(e as Error);
+        return true;
+      }
+      if (!hit) return false;
+      cleanup();
+      resolve(r);
+      return true;
+    };
+    const onUpdate = (): void => void check();
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`waitFor timed out after ${timeoutMs}ms; totals: ${JSON.stringify(stats.totals)}`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      stats.events.off("update", onUpdate);
+    };
+    stats.events.on("update", onUpdate);
+    check();
+  });
+}

@@ -2,7 +2,7 @@
  * What agents and the dispatcher need from the fleet, as an interface so the agent modules
  * stay independent of how the fleet wires connections, timers and events.
  */
-import type { StatusCode } from "../protocol/index.js";
+import { PROVISIONING_MODE_AGENTS, type StatusCode } from "../protocol/index.js";
 import type { Facts } from "./facts.js";
 import type { KeyPool } from "./keypool.js";
 import type { SimNode } from "./node.js";
@@ -11,7 +11,7 @@ import type { FleetStats } from "./report.js";
 export const CONFIG_FILE = "/etc/choria/server.conf";
 export const CONFIG_DIR = "/etc/choria";
 export const SSL_DIR = "/etc/choria/ssl";
-export const LOADED_AGENTS: readonly string[] = ["choria_provision", "choria_util", "discovery", "rpcutil"];
+export const LOADED_AGENTS: readonly string[] = PROVISIONING_MODE_AGENTS;
 /** agent metadata timeouts in seconds: past them the Go server sends no reply */
 export const AGENT_TIMEOUT_S: Record<string, number> = { choria_provision: 20, choria_util: 2, discovery: 2, rpcutil: 2 };
 

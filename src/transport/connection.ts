@@ -6,6 +6,13 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "nats";
 
+/**
+ * What the provisioner's intake and status need of a broker connection: subscriptions and
+ * whether it is up. A connectNats() connection is one; nats stays a package of transport/.
+ */
+export type BrokerConnection = Pick<NatsConnection, "subscribe" | "isClosed">;
+export type BrokerSubscription = ReturnType<BrokerConnection["subscribe"]>;
+
 export interface NatsOptions {
   servers: string | string[];
   /** connection name; Choria servers use their identity */

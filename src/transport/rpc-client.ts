@@ -23,6 +23,7 @@ import {
   replyPrefix,
   type Filter,
   type RpcReplyBody,
+  PROVISION_AGENT,
 } from "../protocol/index.js";
 import { RpcCancelledError, RpcClosedError, RpcTimeoutError } from "./errors.js";
 import { endOfTurnPublisher } from "./publish-batch.js";
@@ -232,7 +233,7 @@ export class RpcClient {
     this.ensureOpen();
     const timeoutMs = o.timeoutMs ?? 2000;
     const quietMs = o.quietMs ?? 300;
-    const enc = this.encode("discovery", DISCOVERY_PING_PAYLOAD, o.filter ?? agentFilter("choria_provision"));
+    const enc = this.encode("discovery", DISCOVERY_PING_PAYLOAD, o.filter ?? agentFilter(PROVISION_AGENT));
     const found = new Set<string>();
     return new Promise<string[]>((resolve) => {
       let quiet: NodeJS.Timeout | undefined;

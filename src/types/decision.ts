@@ -66,6 +66,11 @@ export interface Decision {
   serverClaims?: ServerClaims;
 }
 
+/** A decision to try the node again later: no brokers, no configuration, nothing to sign. */
+export function deferDecision(reason: string, policy: PolicyRef, validityDays = 0): Decision {
+  return { outcome: "defer", reason, brokers: [], configuration: {}, certificate: { validityDays, sans: [] }, actionPolicies: {}, opaPolicies: {}, policy, fired: [] };
+}
+
 /** The part of a helper's `server_claims` the Go provisioner honours when it signs a server JWT; policies set the same keys. */
 export interface ServerClaims {
   ou?: string;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { csrChecker } from "../../src/cli/daemon.js";
+import { csrChecker } from "../../src/ca/index.js";
 import { checkCsr } from "../../src/ca/index.js";
 import { makeCsr } from "./csr-fixtures.js";
 

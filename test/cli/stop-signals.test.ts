@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCa, REPO } from "../helpers/daemon.js";
-import { allGone, commandLine, descendants, exitWithin, spawnCli, startTestNats, type CliProcess, type Exit } from "../helpers/processes.js";
+import { allGone, commandLine, descendants, exitWithin, spawnBench, spawnCli, startTestNats, type CliProcess, type Exit } from "../helpers/processes.js";
 
 // generous for a loaded 2-core machine: the commands' own deadlines add up to a few seconds
 const BOUND_MS = 10_000;
@@ -61,7 +61,7 @@ test("demo: SIGTERM after its nats-server is gone stops everything and exits 143
 test("bench: SIGTERM after its nats-server is gone stops the bench and its fleet and daemon children", async (t) => {
   const out = mkdtempSync(join(tmpdir(), "cp-sigterm-bench-"));
   // one end-to-end run large enough to still be going when the signal comes; nothing else
-  const bench = spawnCli(t, ["bench", "--nodes", "20000", "--no-bounds", "--helper-nodes", "0", "--waiting", "0", "--out", out]);
+  const bench = spawnBench(t, ["--nodes", "20000", "--no-bounds", "--helper-nodes", "0", "--waiting", "0", "--out", out]);
   // a progress line: the daemon child is provisioning and the fleet child has been started
   await bench.output(/\d+s settled \d+/, 180_000);
   const below = descendants(bench.pid);

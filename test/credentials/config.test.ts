@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, credentialProblems, loadConfigFile, parseConfigText, parseDuration, resolveSettings } from "../../src/config/index.js";
-import { credentialFlowOptions, jwtVerifierSource } from "../../src/cli/daemon.js";
+import { credentialFlowOptions, jwtVerifierSource } from "../../src/credentials/settings.js";
 import { edPair, makeJwt, nowS, rsaPair } from "./helpers.js";
 
 const errorsOf = (text: string): string[] => {

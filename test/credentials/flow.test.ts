@@ -7,11 +7,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
 import { defaultFlowOptions, provisionNode, type FlowObserver, type FlowOptions } from "../../src/provision/flow.js";
-import type { CsrChecker, Decider, RpcCaller } from "../../src/provision/interfaces.js";
+import type { CsrChecker, Decider } from "../../src/types/index.js";
+import type { RpcCaller } from "../../src/provision/interfaces.js";
 import { decryptKeyFromProvisioner, generateEcdhKeyPair, verifierFromEd25519Hex } from "../../src/credentials/index.js";
 import { decisionFromHelper } from "../../src/policy/legacy-helper.js";
 import type { Decision } from "../../src/types/index.js";
 import type { RpcReplyBody } from "../../src/protocol/index.js";
+import { RpcTimeoutError } from "../../src/transport/errors.js";
+import { configureDecision } from "../helpers/decision.js";
 import { edPair, makeJwt, nowS } from "./helpers.js";
 
 const ID = "node1.example.net";
@@ -25,7 +28,7 @@ function rpc(handler: Handler, calls: Array<{ action: string; data: Record<strin
     async call<T>(_identity: string, _agent: string, action: string, data: Record<string, unknown> = {}) {
       calls.push({ action, data });
       const r = handler(action, data);
-      if (r === "timeout") throw Object.assign(new Error("no reply"), { name: "RpcTimeoutError" });
+      if (r === "timeout") throw new RpcTimeoutError(_identity, _agent, action, 1);
       return r as RpcReplyBody<T>;
     },
   };
@@ -33,20 +36,7 @@ function rpc(handler: Handler, calls: Array<{ action: string; data: Record<strin
 
 const ok = (data: Record<string, unknown>): RpcReplyBody => ({ action: "", statuscode: 0, statusmsg: "OK", data });
 
-function baseDecision(extra: Partial<Decision> = {}): Decision {
-  return {
-    outcome: "configure",
-    reason: "ok",
-    brokers: ["nats://b:4222"],
-    configuration: { identity: ID, "plugin.choria.server.provision": "false" },
-    certificate: { validityDays: 30, sans: [] },
-    actionPolicies: {},
-    opaPolicies: {},
-    policy: { name: "t", version: "1", hash: "sha256:0" },
-    fired: [],
-    ...extra,
-  };
-}
+const baseDecision = (extra: Partial<Decision> = {}): Decision => configureDecision(ID, extra);
 
 const csr: CsrChecker = { inspect: () => ({ ok: false, code: "x", reason: "unused" }), check: () => ({ ok: false, code: "x", reason: "unused" }) };
 

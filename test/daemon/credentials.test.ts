@@ -1,6 +1,6 @@
 import "reflect-metadata";
 /**
- * Issue 7 end to end: the real daemon assembly (cli/daemon.ts) against a real nats-server and
+ * Issue 7 end to end: the real daemon assembly (daemon/start.ts) against a real nats-server and
  * simulated nodes that hold a provisioning JWT.
  *   - features.jwt: the JWT is verified before anything else, its claims (without secrets) reach
  *     policies as jwt.* and the decision records; a JWT signed by another key is refused
@@ -22,7 +22,7 @@ import * as x509 from "@peculiar/x509";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { identityOf, startFleet, type Fleet, type FleetOptions } from "../../src/sim/index.js";
 import { resolveSettings, type ConfigFile } from "../../src/config/index.js";
-import { startDaemon, type DaemonHandle } from "../../src/cli/daemon.js";
+import { startDaemon, type DaemonHandle } from "../../src/daemon/start.js";
 import type { DecisionRecord } from "../../src/types/index.js";
 import { makeCa as makeBuiltinCa } from "../helpers/daemon.js";
 import { makeCa as makeTestCa } from "../sim/helpers.js";

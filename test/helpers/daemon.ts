@@ -1,11 +1,11 @@
-/** Starts the real daemon assembly (cli/daemon.ts) with test-friendly timings. */
+/** Starts the real daemon assembly (daemon/start.ts) with test-friendly timings. */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { initBuiltinCa } from "../../src/ca/index.js";
 import { resolveSettings, type ConfigFile } from "../../src/config/index.js";
-import { startDaemon, type DaemonHandle } from "../../src/cli/daemon.js";
+import { startDaemon, type DaemonHandle } from "../../src/daemon/start.js";
 import type { FlowOptions } from "../../src/provision/flow.js";
 import type { DecisionRecord } from "../../src/types/index.js";
 import { Waiters } from "./waiters.js";
@@ -64,4 +64,4 @@ export async function startTestDaemon(broker: string, cfg: ConfigFile = {}, flow
   });
 }
 
-export { latestRecords, fleetHandled } from "../../src/cli/fleet-progress.js";
+export { latestRecords, fleetHandled } from "../../src/provision/fleet-progress.js";

@@ -99,7 +99,16 @@ export interface CliProcess {
  * started that still runs get SIGKILL by PID.
  */
 export function spawnCli(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  return spawnNode(t, [BIN, ...args], env);
+}
+
+/** `npm run bench`'s entry point (not a command of the product's CLI) */
+export function spawnBench(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+  return spawnNode(t, ["--import", "tsx", join(REPO, "bench", "main.ts"), ...args], env);
+}
+
+function spawnNode(t: TestContext, argv: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const child = spawn(process.execPath, argv, { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<Exit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   const listeners = new Set<() => void>();
   const cli: CliProcess = {

@@ -13,9 +13,9 @@ import { resolveSettings } from "../../config/index.js";
 import { parseFaultSpec, startFleet, type Fleet } from "../../sim/index.js";
 import { startNatsServer, type LocalNatsServer } from "../../transport/index.js";
 import type { DecisionRecord } from "../../types/index.js";
-import { startDaemon, type DaemonHandle } from "../daemon.js";
-import { fleetHandled, latestRecords, summarise } from "../fleet-progress.js";
-import { onStopSignals, signalExitCode } from "../stop-signals.js";
+import { startDaemon, type DaemonHandle } from "../../daemon/start.js";
+import { fleetHandled, latestRecords, summarise } from "../../provision/fleet-progress.js";
+import { onStopSignals, signalExitCode } from "../../daemon/stop-signals.js";
 
 interface DemoFlags {
   nodes: string;

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { ConfigError, loadConfigFile, resolveSettings, type ConfigFile } from "../../config/index.js";
-import { startDaemon } from "../daemon.js";
-import { createLogger } from "../logger.js";
-import { onStopSignals } from "../stop-signals.js";
+import { startDaemon } from "../../daemon/start.js";
+import { createLogger } from "../../daemon/logger.js";
+import { onStopSignals } from "../../daemon/stop-signals.js";
 
 /** in-flight nodes get this long to finish after SIGINT/SIGTERM (docs/operations.md) */
 const DRAIN_MS = 30_000;

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { onStopSignals } from "../stop-signals.js";
+import { onStopSignals } from "../../daemon/stop-signals.js";
 import { loadFactsFile, parseFaultSpec, startFleet, type FleetOptions, type FleetReport } from "../../sim/index.js";
 
 interface SimCliOptions {

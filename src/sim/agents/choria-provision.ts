@@ -5,6 +5,7 @@
  * so the "not in provisioning mode" branches cannot be reached and are not modelled.
  */
 import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
+import { LOCK_HELD_MESSAGE, WRONG_TOKEN_MESSAGE } from "../../protocol/index.js";
 import { checkDeliveredCertificate } from "../cert-check.js";
 import { createCsrPemAsync } from "../csr.js";
 import { hasFault } from "../faults.js";
@@ -15,8 +16,8 @@ import { rngFor } from "../prng.js";
 import { CONFIG_DIR, CONFIG_FILE, NO_REPLY, SSL_DIR, aborted, invalidData, ok, type ActionResult, type EnvelopeInfo, type SimRuntime } from "../runtime.js";
 
 export const LOCK_WINDOW_MS = 2 * 60 * 1000;
-export const LOCKED_ERROR = "Could not obtain provisioning lock";
-export const TOKEN_ERROR = "Incorrect provision token supplied";
+export const LOCKED_ERROR = LOCK_HELD_MESSAGE;
+export const TOKEN_ERROR = WRONG_TOKEN_MESSAGE;
 
 const S = (name: string, fields: GoStruct["fields"]): GoStruct => ({ name, qualified: `provision.${name}`, fields });
 const STRUCTS: Record<string, GoStruct> = {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once, type EventEmitter } from "node:events";
 import pino from "pino";
-import { createLogger, LOG_CENSOR, redactLogObject } from "../../src/cli/logger.js";
+import { createLogger, LOG_CENSOR, redactLogObject } from "../../src/daemon/logger.js";
 
 test("an object with nothing secret is passed on as it is, not copied", () => {
   const o = { identity: "n1.example.net", outcome: "configure", ms: 82.9, policy: { name: "fleet", version: "1.0.0" }, list: [{ token: "in-an-array" }] };

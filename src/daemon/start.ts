@@ -1,0 +1,266 @@
+/**
+ * Wires the concrete parts into a running provisioner: NATS, RPC client, policies (with hot
+ * reload), CA, audit, recorder, admin endpoint. `run`, `demo`, `bench` and the integration
+ * tests all start the daemon through here, so they exercise the same assembly.
+ */
+import { dirname, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import type { Logger } from "pino";
+import type { NatsConnection } from "nats";
+import { startAdminServer, type AdminServer } from "../admin/server.js";
+import { csrChecker, openSigner } from "../ca/index.js";
+import type { Settings } from "../config/index.js";
+import { credentialFlowOptions, readSecretFile } from "../credentials/settings.js";
+import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { loadPolicySet, type PolicySet } from "../policy/index.js";
+import { helperDecider, policyDecider } from "../policy/deciders.js";
+import { requirePassingTests } from "../policy/testing.js";
+import { watchPolicyFiles, type PolicyWatcher } from "../policy/watcher.js";
+import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
+import { createAuditSink } from "../provision/audit.js";
+import type { FlowOptions } from "../provision/flow.js";
+import { flowOptionsFrom } from "../provision/flow-options.js";
+import { PolicyManager, type ReloadStatus } from "../provision/policy-manager.js";
+import { Provisioner } from "../provision/provisioner.js";
+import { createRecorder } from "../provision/recorder.js";
+import { openHa, type Ha } from "../ha/index.js";
+import { RpcClient, closeNats, connectNats } from "../transport/index.js";
+import type { Decider } from "../types/index.js";
+import { Closers } from "./closers.js";
+import { createLogger } from "./logger.js";
+import { VERSION } from "./version.js";
+
+export { VERSION };
+
+export interface DaemonHandle {
+  settings: Settings;
+  provisioner: Provisioner;
+  metrics: Metrics;
+  policies: PolicyManager;
+  admin: AdminServer;
+  nc: NatsConnection;
+  log: Logger;
+  reload(): Promise<ReloadStatus>;
+  stop(drainMs?: number): Promise<void>;
+}
+
+export interface DaemonOverrides {
+  log?: Logger;
+  /** replace parts of the flow options (tests shorten timeouts and backoff) */
+  flow?: Partial<FlowOptions>;
+  /** extra decider wrapper, e.g. the legacy helper */
+  decider?: (set: PolicySet) => Decider;
+}
+
+/** Legacy mode: the reference's helper program decides, counted in the reference's helper metrics. */
+export function helperDeciderFor(s: Settings, metrics: Metrics): Decider {
+  return helperDecider(
+    { command: s.helper!, args: s.helperArgs, timeoutMs: s.helperTimeoutMs },
+    {
+      time: (seconds) => metrics.helperTime.labels(s.site).observe(seconds),
+      shutdownRequested: () => metrics.helperShutdownRequests.labels(s.site).inc(),
+      failed: () => metrics.helperErrors.labels(s.site).inc(),
+    },
+  );
+}
+
+export function rulesDirFor(s: Pick<Settings, "rulesDir" | "policiesDir">): string {
+  return s.rulesDir ?? resolve(dirname(s.policiesDir), "rules");
+}
+
+export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promise<DaemonHandle> {
+  const log = ov.log ?? createLogger({ level: s.logLevel, file: s.logFile });
+  const metrics = createMetrics(s.site);
+  const rulesDir = rulesDirFor(s);
+  const toDecider = ov.decider ?? policyDecider;
+  const credentials = credentialFlowOptions(s);
+  const clientJwt = s.protocol === 2 ? readSecretFile(s.clientJwtFile!, "client_jwt").trim() : undefined;
+
+  const load = s.helper
+    ? async () => helperDeciderFor(s, metrics)
+    : async () => {
+        const set = await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy });
+        if (s.testOnReload) await requirePassingTests(s.policiesDir, existsSync(rulesDir) ? rulesDir : undefined);
+        return toDecider(set);
+      };
+  const policies = new PolicyManager(load, {
+    reloaded: (ref) => {
+      metrics.policyReloads.labels(s.site, "ok").inc();
+      metrics.policyInfo.reset();
+      metrics.policyInfo.labels(s.site, ref.name, ref.version, ref.hash).set(1);
+      log.info({ policy: ref.name, version: ref.version, hash: ref.hash }, "policy loaded");
+    },
+    reloadFailed: (error, problems) => {
+      metrics.policyReloads.labels(s.site, "error").inc();
+      for (const p of problems) log.error(`${p.file}:${p.line}:${p.col}: ${p.rule ? p.rule + ": " : ""}${p.message}`);
+      log.error({ problems: problems.length }, `policy reload failed, keeping the version in force: ${error.split("\n")[0]}`);
+    },
+  });
+  const first = await policies.reload();
+  if (!first.ok) throw new Error(`cannot start: the policies in ${s.policiesDir} are invalid:\n${first.error}`);
+
+  // from here on every part opened is added to closers, so a failure part-way closes what is open
+  const closers = new Closers((what, e) => log.warn({ err: e.message }, `closing the ${what} after a failed start failed`));
+  const signer = s.pki ? await openSigner(s) : undefined;
+  if (signer) closers.add("signer", () => signer.close());
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats({
+      servers: s.brokers,
+      name: s.identity,
+      user: s.brokerUser,
+      pass: s.brokerPassword,
+      token: s.brokerToken,
+      credsFile: s.brokerCreds,
+      tls: s.tls ? { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key, insecure: s.tls.insecure } : undefined,
+      onStatus: (type, data) => {
+        if (type === "reconnect") metrics.natsReconnects.labels(s.site).inc();
+        if (type === "disconnect" || type === "reconnect" || type === "error") log.warn({ nats: type, server: typeof data === "string" ? data : undefined }, `NATS ${type}`);
+      },
+    });
+  } catch (e) {
+    return closers.fail(new Error(`cannot connect to the broker ${s.brokers.join(",")}: ${(e as Error).message}`));
+  }
+  const conn = nc;
+  closers.add("broker connection", () => closeNats(conn));
+  const rpc = new RpcClient({
+    nc,
+    identity: s.identity,
+    protocol: s.protocol,
+    callerJwt: clientJwt,
+    onInvalidReply: (e) => {
+      metrics.invalidReplies.labels(s.site).inc();
+      log.warn({ err: e.message }, "invalid reply dropped");
+    },
+    onUnexpectedReply: (expected, got) => {
+      metrics.invalidReplies.labels(s.site).inc();
+      log.warn({ expected, got }, "reply from an unexpected sender dropped");
+    },
+  });
+  rpc.start();
+  closers.add("RPC client", () => rpc.close());
+
+  const audit = createAuditSink({
+    file: s.auditFile,
+    subject: s.auditSubject,
+    publish: s.auditSubject ? (subj, data) => conn.publish(subj, data) : undefined,
+    onError: (e) => {
+      metrics.auditErrors.labels(s.site).inc();
+      log.error({ err: e.message }, "audit write failed");
+    },
+  });
+  closers.add("audit log", () => audit.close());
+
+  // HA needs JetStream: open its buckets before anything else depends on them
+  let ha: Ha | undefined;
+  if (s.leaderElection || s.activeActive) {
+    if (s.leaderElection && s.activeActive) log.warn("both leader_election and active_active are set: running active-active");
+    try {
+      ha = await openHa({
+        nc,
+        mode: s.activeActive ? "active-active" : "leader",
+        identity: s.identity,
+        apiPrefix: s.ha.apiPrefix,
+        election: { ttlMs: s.ha.electionTtlMs, standDownMs: s.ha.standDownMs, replicas: s.ha.replicas },
+        claims: { ttlMs: s.ha.claimTtlMs, replicas: s.ha.replicas },
+        log,
+        onRole: (role, prev) => {
+          metrics.role.labels(s.site, prev).set(0);
+          metrics.role.labels(s.site, role).set(1);
+        },
+      });
+    } catch (e) {
+      return closers.fail(new Error(`cannot start ${s.activeActive ? "active-active mode" : "leader election"} (needs JetStream on the broker): ${(e as Error).message}`));
+    }
+    const opened = ha;
+    closers.add("HA", () => opened.stop());
+  } else metrics.role.labels(s.site, "standalone").set(1);
+
+  const provisioner = new Provisioner(
+    {
+      site: s.site,
+      identity: s.identity,
+      workers: s.workers,
+      queue: { maxSize: s.queueMaxSize, maxWaitMs: s.queueMaxWaitMs },
+      flow: flowOptionsFrom(s, { ...credentials, ...ov.flow }),
+      intake: {
+        lifecycleComponent: s.lifecycleComponent,
+        aliveEvents: s.aliveEvents,
+        registration: s.registration,
+        legacyRegistration: s.legacyRegistration,
+        discoveryIntervalMs: s.discoveryIntervalMs,
+        discoveryTimeoutMs: s.discoveryTimeoutMs,
+        discoveryQuietMs: s.discoveryQuietMs,
+        discoverAtStart: s.discoverAtStart,
+      },
+    },
+    {
+      nc,
+      rpc,
+      policies,
+      signer,
+      csr: csrChecker(s.certDenyList),
+      metrics,
+      log,
+      audit,
+      onInventory: s.recordDir ? createRecorder(s.recordDir, (e) => log.warn({ err: e.message }, "could not record inventory")) : undefined,
+      claims: ha?.claims,
+    },
+  );
+
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume() } });
+  } catch (e) {
+    return closers.fail(new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`));
+  }
+  closers.add("admin endpoint", () => admin.close());
+
+  let watcher: PolicyWatcher | undefined;
+  try {
+    if (s.watch && !s.helper) {
+      const w = watchPolicyFiles([s.policiesDir, ...(existsSync(rulesDir) ? [rulesDir] : [])], (paths) => {
+        log.info({ changed: paths.length }, "policy files changed, reloading");
+        void policies.reload();
+      });
+      closers.add("policy watcher", () => w.close());
+      await w.ready;
+      watcher = w;
+    }
+    // in leader mode this makes the provisioner a standby before its intake and discovery start
+    await ha?.start(provisioner);
+    provisioner.start();
+  } catch (e) {
+    closers.add("provisioner", () => provisioner.stop(0));
+    return closers.fail(e as Error);
+  }
+  nc.publish(lifecycleSubject("startup", "provisioner"), encodeLifecycle(newLifecycleEvent("startup", s.identity, "provisioner", { version: VERSION }), "choria"));
+  log.info({ identity: s.identity, brokers: s.brokers, admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off", jwt: s.jwt, ed25519: s.ed25519, protocol: s.protocol }, "provisioner started");
+
+  let stopped = false;
+  return {
+    settings: s,
+    provisioner,
+    metrics,
+    policies,
+    admin,
+    nc,
+    log,
+    reload: () => policies.reload(),
+    async stop(drainMs = 30_000) {
+      if (stopped) return;
+      stopped = true;
+      await watcher?.close();
+      await provisioner.stop(drainMs);
+      // after the drain: a successor must not pick up nodes we were still finishing
+      await ha?.stop();
+      await rpc.close();
+      await audit.close();
+      await admin.close();
+      await closeNats(conn);
+      await signer?.close();
+      log.info("provisioner stopped");
+      log.flush?.();
+    },
+  };
+}
