@@ -22,7 +22,7 @@ import { initBuiltinCa } from "../../src/ca/index.js";
 import { connectNats, closeNats, freePort, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { Waiters } from "./waiters.js";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 /** why the real-Choria suite cannot run here, or undefined when it can */
 export const REAL_SKIP: string | undefined = process.env.CHORIA_REAL_BIN ? undefined : (process.env.CHORIA_REAL_SKIP ?? "CHORIA_REAL_BIN is not set (run the suite through `npm test`, which builds the real go-choria)");
