@@ -90,8 +90,10 @@ const isHex = (c: string): boolean => /^[0-9a-fA-F]$/.test(c);
 export function goSyntaxErrorOf(text: string): string | undefined {
   let i = 0;
   const n = text.length;
+  // at the end of input Go's scanner feeds one space, so an unfinished literal, number or escape
+  // is an invalid ' ' rather than an unexpected end
   const bad = (ctx: string): never => {
-    throw new GoJsonError(`invalid character ${quoteChar(text[i])} ${ctx}`);
+    throw new GoJsonError(`invalid character ${quoteChar(i < n ? text[i] : " ")} ${ctx}`);
   };
   const eof = (): never => {
     throw new GoJsonError("unexpected end of JSON input");
@@ -102,8 +104,7 @@ export function goSyntaxErrorOf(text: string): string | undefined {
   const literal = (word: string): void => {
     for (let k = 1; k < word.length; k++) {
       i++;
-      if (i >= n) eof();
-      if (text[i] !== word[k]) bad(`in literal ${word} (expecting ${quoteChar(word[k])})`);
+      if (i >= n || text[i] !== word[k]) bad(`in literal ${word} (expecting ${quoteChar(word[k])})`);
     }
     i++;
   };
@@ -115,13 +116,11 @@ export function goSyntaxErrorOf(text: string): string | undefined {
       if (c === '"') return void i++;
       if (c === "\\") {
         i++;
-        if (i >= n) eof();
-        const e = text[i];
+        const e = i < n ? text[i] : " ";
         if (e === "u") {
           for (let k = 0; k < 4; k++) {
             i++;
-            if (i >= n) eof();
-            if (!isHex(text[i])) bad("in \\u hexadecimal character escape");
+            if (i >= n || !isHex(text[i])) bad("in \\u hexadecimal character escape");
           }
         } else if (!'"\\/bfnrt'.includes(e)) bad("in string escape code");
         i++;
@@ -134,22 +133,19 @@ export function goSyntaxErrorOf(text: string): string | undefined {
   const num = (): void => {
     if (text[i] === "-") {
       i++;
-      if (i >= n) eof();
-      if (!isDigit(text[i])) bad("in numeric literal");
+      if (i >= n || !isDigit(text[i])) bad("in numeric literal");
     }
     if (text[i] === "0") i++;
     else while (i < n && isDigit(text[i])) i++;
     if (i < n && text[i] === ".") {
       i++;
-      if (i >= n) eof();
-      if (!isDigit(text[i])) bad("after decimal point in numeric literal");
+      if (i >= n || !isDigit(text[i])) bad("after decimal point in numeric literal");
       while (i < n && isDigit(text[i])) i++;
     }
     if (i < n && (text[i] === "e" || text[i] === "E")) {
       i++;
       if (i < n && (text[i] === "+" || text[i] === "-")) i++;
-      if (i >= n) eof();
-      if (!isDigit(text[i])) bad("in exponent of numeric literal");
+      if (i >= n || !isDigit(text[i])) bad("in exponent of numeric literal");
       while (i < n && isDigit(text[i])) i++;
     }
   };
