@@ -149,51 +149,39 @@ export function goSyntaxErrorOf(text: string): string | undefined {
       while (i < n && isDigit(text[i])) i++;
     }
   };
-  const value = (): void => {
+  /** the next byte that is not white space; the end of input is unexpected here */
+  const peek = (): string => {
     ws();
     if (i >= n) eof();
-    const c = text[i];
+    return text[i];
+  };
+  /** after an object member or array element: true at a comma, false at the closing byte */
+  const more = (close: string, ctx: string): boolean => {
+    const c = peek();
+    if (c !== "," && c !== close) bad(ctx);
+    i++;
+    return c === ",";
+  };
+  const value = (): void => {
+    const c = peek();
     if (c === "{") {
       i++;
-      ws();
-      if (i >= n) eof();
-      if (text[i] === "}") return void i++;
-      for (;;) {
-        ws();
-        if (i >= n) eof();
-        if (text[i] !== '"') bad("looking for beginning of object key string");
+      if (peek() === "}") return void i++;
+      do {
+        if (peek() !== '"') bad("looking for beginning of object key string");
         str();
-        ws();
-        if (i >= n) eof();
-        if (text[i] !== ":") bad("after object key");
+        if (peek() !== ":") bad("after object key");
         i++;
         value();
-        ws();
-        if (i >= n) eof();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "}") return void i++;
-        bad("after object key:value pair");
-      }
+      } while (more("}", "after object key:value pair"));
+      return;
     }
     if (c === "[") {
       i++;
-      ws();
-      if (i >= n) eof();
-      if (text[i] === "]") return void i++;
-      for (;;) {
-        value();
-        ws();
-        if (i >= n) eof();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "]") return void i++;
-        bad("after array element");
-      }
+      if (peek() === "]") return void i++;
+      do value();
+      while (more("]", "after array element"));
+      return;
     }
     if (c === '"') return str();
     if (c === "-" || isDigit(c)) return num();
