@@ -1,6 +1,6 @@
 /**
  * Hand-written checks equivalent to the official v1 wire schemas (draft-04, see
- * shared/spec/wire-schemas/v1). They run on every message the simulator receives and every
+ * go-choria internal/fs/schemas/choria/protocol/v1). They run on every message the simulator receives and every
  * reply the provisioner reads, so they are plain code rather than a generic validator; the
  * test suite proves they accept and reject what the official schemas do.
  */

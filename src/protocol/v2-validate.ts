@@ -1,5 +1,5 @@
 /**
- * Hand-written checks equivalent to the official v2 wire schemas (shared/spec/wire-schemas/v2),
+ * Hand-written checks equivalent to the official v2 wire schemas (go-choria internal/fs/schemas/choria/protocol/v2),
  * in the same style as v1-validate.ts, with one deliberate difference: a reply's protocol must be
  * "io.choria.protocol.v2.reply" as Go writes it, not the schema's mistaken ".request" const.
  * Base64 fields are decoded by the codec, which reports bad_base64 separately.

@@ -71,15 +71,137 @@ export function decodeGoStruct(s: GoStruct, data: unknown): Record<string, strin
   return out;
 }
 
-/** Go's json syntax error text for the common cases, used in "could not parse incoming message" replies. */
-export function goSyntaxError(text: string): string {
-  const t = text.trimStart();
-  if (t === "") return "unexpected end of JSON input";
+/** Go's quoteChar: how encoding/json's scanner names a byte in its errors */
+function quoteChar(c: string): string {
+  if (c === "'") return "'\\''";
+  if (c === '"') return "'\"'";
+  const q = JSON.stringify(c);
+  return `'${q.slice(1, -1)}'`;
+}
+
+const isSpace = (c: string): boolean => c === " " || c === "\t" || c === "\n" || c === "\r";
+const isDigit = (c: string): boolean => c >= "0" && c <= "9";
+const isHex = (c: string): boolean => /^[0-9a-fA-F]$/.test(c);
+
+/**
+ * The error text of Go's encoding/json for text that is not valid JSON, as its scanner
+ * (checkValid, which Unmarshal runs first) words it; undefined when the text is valid JSON.
+ */
+export function goSyntaxErrorOf(text: string): string | undefined {
+  let i = 0;
+  const n = text.length;
+  // at the end of input Go's scanner feeds one space, so an unfinished literal, number or escape
+  // is an invalid ' ' rather than an unexpected end
+  const bad = (ctx: string): never => {
+    throw new GoJsonError(`invalid character ${quoteChar(i < n ? text[i] : " ")} ${ctx}`);
+  };
+  const eof = (): never => {
+    throw new GoJsonError("unexpected end of JSON input");
+  };
+  const ws = (): void => {
+    while (i < n && isSpace(text[i])) i++;
+  };
+  const literal = (word: string): void => {
+    for (let k = 1; k < word.length; k++) {
+      i++;
+      if (i >= n || text[i] !== word[k]) bad(`in literal ${word} (expecting ${quoteChar(word[k])})`);
+    }
+    i++;
+  };
+  const str = (): void => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= n) eof();
+      const c = text[i];
+      if (c === '"') return void i++;
+      if (c === "\\") {
+        i++;
+        const e = i < n ? text[i] : " ";
+        if (e === "u") {
+          for (let k = 0; k < 4; k++) {
+            i++;
+            if (i >= n || !isHex(text[i])) bad("in \\u hexadecimal character escape");
+          }
+        } else if (!'"\\/bfnrt'.includes(e)) bad("in string escape code");
+        i++;
+        continue;
+      }
+      if (c < " ") bad("in string literal");
+      i++;
+    }
+  };
+  const num = (): void => {
+    if (text[i] === "-") {
+      i++;
+      if (i >= n || !isDigit(text[i])) bad("in numeric literal");
+    }
+    if (text[i] === "0") i++;
+    else while (i < n && isDigit(text[i])) i++;
+    if (i < n && text[i] === ".") {
+      i++;
+      if (i >= n || !isDigit(text[i])) bad("after decimal point in numeric literal");
+      while (i < n && isDigit(text[i])) i++;
+    }
+    if (i < n && (text[i] === "e" || text[i] === "E")) {
+      i++;
+      if (i < n && (text[i] === "+" || text[i] === "-")) i++;
+      if (i >= n || !isDigit(text[i])) bad("in exponent of numeric literal");
+      while (i < n && isDigit(text[i])) i++;
+    }
+  };
+  /** the next byte that is not white space; the end of input is unexpected here */
+  const peek = (): string => {
+    ws();
+    if (i >= n) eof();
+    return text[i];
+  };
+  /** after an object member or array element: true at a comma, false at the closing byte */
+  const more = (close: string, ctx: string): boolean => {
+    const c = peek();
+    if (c !== "," && c !== close) bad(ctx);
+    i++;
+    return c === ",";
+  };
+  const value = (): void => {
+    const c = peek();
+    if (c === "{") {
+      i++;
+      if (peek() === "}") return void i++;
+      do {
+        if (peek() !== '"') bad("looking for beginning of object key string");
+        str();
+        if (peek() !== ":") bad("after object key");
+        i++;
+        value();
+      } while (more("}", "after object key:value pair"));
+      return;
+    }
+    if (c === "[") {
+      i++;
+      if (peek() === "]") return void i++;
+      do value();
+      while (more("]", "after array element"));
+      return;
+    }
+    if (c === '"') return str();
+    if (c === "-" || isDigit(c)) return num();
+    if (c === "t") return literal("true");
+    if (c === "f") return literal("false");
+    if (c === "n") return literal("null");
+    bad("looking for beginning of value");
+  };
   try {
-    JSON.parse(text);
-  } catch {
-    const c = t[0];
-    if (!"{[\"-0123456789tfn".includes(c)) return `invalid character '${c}' looking for beginning of value`;
+    value();
+    ws();
+    if (i < n) bad("after top-level value");
+    return undefined;
+  } catch (e) {
+    if (e instanceof GoJsonError) return e.message;
+    throw e;
   }
-  return "unexpected end of JSON input";
+}
+
+/** goSyntaxErrorOf for text already known not to be JSON */
+export function goSyntaxError(text: string): string {
+  return goSyntaxErrorOf(text) ?? "unexpected end of JSON input";
 }

@@ -11,13 +11,19 @@ import {
   publicClaims,
   verifyProvisioningJwt,
 } from "../../src/credentials/index.js";
-import { specPath } from "../helpers/shared.js";
 import { edPair, makeJwt, nowS, rsaPair } from "./helpers.js";
 
-const rsToken = readFileSync(specPath("examples", "provisioning-jwt.rs256.jwt"), "utf8");
-const rsPem = readFileSync(specPath("examples", "provisioning-jwt.rs256.signer-public.pem"), "utf8");
-const edToken = readFileSync(specPath("examples", "provisioning-jwt.ed25519.jwt"), "utf8");
-const edHex = readFileSync(specPath("examples", "provisioning-jwt.ed25519.signer-public.hex"), "utf8");
+// made by the real `choria jwt keys` / `choria jwt prov` (go-choria v0.30.2): see test/fixtures/README.md
+const FX = "test/fixtures/provisioning-jwt";
+const fx = (name: string): string => join(FX, name);
+const rsToken = readFileSync(fx("rs256.jwt"), "utf8");
+const rsPem = readFileSync(fx("rs256.signer-public.pem"), "utf8");
+const edToken = readFileSync(fx("ed25519.jwt"), "utf8");
+const edHex = readFileSync(fx("ed25519.signer-public.hex"), "utf8");
+/** the fixtures are valid for a year from when they were made: they are checked a minute after it */
+const claimsOf = (t: string): { iat: number; exp: number } => JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString());
+const AT = new Date((claimsOf(rsToken).iat + 60) * 1000);
+const ED_EXP = claimsOf(edToken).exp;
 
 function rejects(fn: () => unknown, code: string, reason?: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -31,29 +37,29 @@ function rejects(fn: () => unknown, code: string, reason?: RegExp): void {
 const base = () => ({ cht: "s3cret", chs: false, chu: "nats://b:4222", chpd: true, extensions: null, purpose: "choria_provisioning", iss: "test", sub: "choria_provisioning", iat: nowS() - 10, nbf: nowS() - 10, exp: nowS() + 3600 });
 
 test("the real RS256 fixture verifies with its signer public key, from PEM text and from the file", () => {
-  const r = verifyProvisioningJwt(rsToken, { pem: rsPem });
+  const r = verifyProvisioningJwt(rsToken, { pem: rsPem }, AT);
   assert.equal(r.alg, "RS256");
   assert.equal(r.claims.cht, "s3cret");
   assert.equal(r.claims.chu, "nats://localhost:4222");
   assert.equal(r.claims.ou, "choria", "Go defaults an empty ou to choria");
-  const viaFile = verifyProvisioningJwt(rsToken, specPath("examples", "provisioning-jwt.rs256.signer-public.pem"));
+  const viaFile = verifyProvisioningJwt(rsToken, fx("rs256.signer-public.pem"), AT);
   assert.deepEqual(viaFile, r);
   // the node returns the file untrimmed; a trailing newline must not matter
-  assert.equal(verifyProvisioningJwt(`${rsToken.trim()}\n`, { pem: rsPem }).alg, "RS256");
+  assert.equal(verifyProvisioningJwt(`${rsToken.trim()}\n`, { pem: rsPem }, AT).alg, "RS256");
 });
 
 test("the real ed25519 fixture verifies with its hex key, given as value, as file and as loaded verifier", () => {
-  const r = verifyProvisioningJwt(edToken, { ed25519Hex: edHex });
+  const r = verifyProvisioningJwt(edToken, { ed25519Hex: edHex }, AT);
   assert.equal(r.alg, "EdDSA");
-  assert.equal(r.claims.iss, "ginkgo");
-  assert.equal(r.claims.chrd, ",");
-  assert.deepEqual(verifyProvisioningJwt(edToken, edHex.trim()), r, "a non-path string is a hex key");
-  const file = specPath("examples", "provisioning-jwt.ed25519.signer-public.hex");
-  assert.deepEqual(verifyProvisioningJwt(edToken, file), r);
-  assert.deepEqual(verifyProvisioningJwt(edToken, loadJwtVerifier(file)), r);
-  // its exp is 2032-06-22: one second past it, it must be refused
-  rejects(() => verifyProvisioningJwt(edToken, edHex, new Date((1971430977 + 1) * 1000)), "expired");
-  rejects(() => verifyProvisioningJwt(edToken, edHex, new Date(1971430977 * 1000)), "expired", /2032/);
+  assert.equal(r.claims.iss, "Choria Tokens Package");
+  assert.equal(r.claims.v2, true);
+  assert.deepEqual(verifyProvisioningJwt(edToken, edHex.trim(), AT), r, "a non-path string is a hex key");
+  const file = fx("ed25519.signer-public.hex");
+  assert.deepEqual(verifyProvisioningJwt(edToken, file, AT), r);
+  assert.deepEqual(verifyProvisioningJwt(edToken, loadJwtVerifier(file), AT), r);
+  // at its exp, and one second past it, it must be refused
+  rejects(() => verifyProvisioningJwt(edToken, edHex, new Date((ED_EXP + 1) * 1000)), "expired");
+  rejects(() => verifyProvisioningJwt(edToken, edHex, new Date(ED_EXP * 1000)), "expired", new RegExp(String(new Date(ED_EXP * 1000).getUTCFullYear())));
 });
 
 test("tampered tokens fail the signature check", () => {
@@ -167,7 +173,7 @@ test("loadJwtVerifier follows jwt_verify_cert: file with RSA PEM, certificate or
 });
 
 test("publicClaims drops the token and broker password and nothing else", () => {
-  const { claims } = verifyProvisioningJwt(rsToken, { pem: rsPem });
+  const { claims } = verifyProvisioningJwt(rsToken, { pem: rsPem }, AT);
   const pub = publicClaims({ ...claims, chpwd: "pw", chusr: "u" });
   assert.equal(pub.cht, undefined);
   assert.equal(pub.chpwd, undefined);

@@ -1,6 +1,12 @@
-/** Validators built from the official Choria wire schemas (draft-04) in ../shared/spec/wire-schemas. */
+/**
+ * Validators built from the official Choria wire schemas (draft-04), read from the go-choria
+ * module the Go toolchain downloaded (see go-choria-module.ts). Tests that use them pass
+ * `{ skip: OFFICIAL_SKIP }`, so a machine without Go names what it did not check.
+ */
 import Ajv04 from "ajv-draft-04";
-import { loadSpecJson } from "./shared.js";
+import { GO_CHORIA_SKIP, wireSchemaJson } from "./go-choria-module.js";
+
+export const OFFICIAL_SKIP = GO_CHORIA_SKIP;
 
 const ajv = new (Ajv04 as unknown as typeof Ajv04.default)({ strict: false, allErrors: true });
 const cache = new Map<string, (d: unknown) => boolean>();
@@ -9,7 +15,7 @@ export function officialValidator(version: "v1" | "v2", kind: "transport" | "sec
   const key = `${version}/${kind}`;
   let v = cache.get(key);
   if (!v) {
-    const schema = loadSpecJson("wire-schemas", version, `${kind}.json`);
+    const schema = wireSchemaJson(version, kind);
     delete schema.$schema;
     const fn = ajv.compile(schema);
     v = (d: unknown) => fn(d) as boolean;

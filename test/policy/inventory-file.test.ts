@@ -6,20 +6,37 @@ import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { inventoryFromFile, InventoryFileError } from "../../src/policy/index.js";
 
-const SPEC = "/work/shared/spec/examples";
 const FIXTURES = "test/fixtures/inventories";
 const tmp = mkdtempSync(join(tmpdir(), "inv-"));
+// replies recorded from a real go-choria server in provisioning mode (test/fixtures/real-choria)
+const real = (name: string): any => JSON.parse(readFileSync(`test/fixtures/real-choria/${name}.reply.json`, "utf8")).body.data;
+const REAL_INVENTORY = join(tmp, "rpcutil-inventory.data.json");
+writeFileSync(REAL_INVENTORY, JSON.stringify(real("rpcutil-inventory"), null, 2));
+const provisioningJwt: string = real("choria_provision-jwt").jwt;
+// what the reference provisioner hands its helper for that server: identity, csr, ed25519_pubkey,
+// the inventory as a JSON string and the provisioning JWT's claims
+const HELPER_INPUT = join(tmp, "provisioner-helper-input.json");
+writeFileSync(
+  HELPER_INPUT,
+  JSON.stringify({
+    identity: "real-a.fidelity.example.net",
+    csr: null,
+    ed25519_pubkey: real("choria_provision-gen25519"),
+    inventory: JSON.stringify(real("rpcutil-inventory")),
+    jwt: JSON.parse(Buffer.from(provisioningJwt.split(".")[1], "base64url").toString()),
+  }),
+);
 
 describe("inventory files", () => {
   it("reads rpcutil#inventory data as a node returns it, identity from the flag or the file name", () => {
-    const inv = inventoryFromFile(`${SPEC}/rpcutil-inventory.provisioning-mode.data.json`, "n1.example.net");
+    const inv = inventoryFromFile(REAL_INVENTORY, "n1.example.net");
     assert.equal(inv.identity, "n1.example.net");
-    assert.equal(inv.version, "0.99.0.20221129");
-    assert.equal(inv.upgradable, true);
+    assert.equal(inv.version, "0.30.2");
+    assert.equal(inv.upgradable, false);
     assert.equal(inv.mainCollective, "provisioning");
     assert.deepEqual(inv.agents, ["choria_provision", "choria_util", "discovery", "rpcutil"]);
     const file = join(tmp, "web9.example.net.json");
-    writeFileSync(file, readFileSync(`${SPEC}/rpcutil-inventory.provisioning-mode.data.json`));
+    writeFileSync(file, readFileSync(REAL_INVENTORY));
     assert.equal(inventoryFromFile(file).identity, "web9.example.net");
   });
 
@@ -33,10 +50,10 @@ describe("inventory files", () => {
   });
 
   it("reads the legacy helper input and drops the provisioning token", () => {
-    const inv = inventoryFromFile(`${SPEC}/provisioner-helper-input.json`);
-    assert.equal(inv.identity, "24bd22cdb279.choria.local");
-    assert.equal(inv.version, "0.99.0.20221129");
-    assert.equal(inv.jwt?.chu, "nats://broker.choria.local:4222");
+    const inv = inventoryFromFile(HELPER_INPUT);
+    assert.equal(inv.identity, "real-a.fidelity.example.net");
+    assert.equal(inv.version, "0.30.2");
+    assert.match(String(inv.jwt?.chu), /^nats:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(inv.jwt?.cht, undefined);
   });
 

@@ -23,7 +23,7 @@ import {
   newRequestId,
   emptyFilter,
 } from "../../src/protocol/index.js";
-import { assertOfficial, officialValidator } from "../helpers/wire-schemas.js";
+import { OFFICIAL_SKIP, assertOfficial, officialValidator } from "../helpers/wire-schemas.js";
 
 const caller = { callerid: "choria=provisioner.example.net", senderid: "provisioner.example.net" };
 
@@ -43,7 +43,7 @@ function expectProtocolError(fn: () => unknown, code: string, layer?: string): v
   });
 }
 
-test("every request kind the codec produces validates against the official v1 schemas and round-trips", () => {
+test("every request kind the codec produces validates against the official v1 schemas and round-trips", { skip: OFFICIAL_SKIP }, () => {
   const kinds = [
     { agent: "discovery", payload: DISCOVERY_PING_PAYLOAD },
     { agent: "rpcutil", payload: encodeRpcRequest("rpcutil", "inventory") },
@@ -68,7 +68,7 @@ test("every request kind the codec produces validates against the official v1 sc
   }
 });
 
-test("every reply kind validates against the official schemas, carries a correct hash and round-trips", () => {
+test("every reply kind validates against the official schemas, carries a correct hash and round-trips", { skip: OFFICIAL_SKIP }, () => {
   const bodies = [
     "pong",
     encodeRpcReply({ action: "inventory", statuscode: StatusCode.OK, statusmsg: "OK", data: { agents: ["rpcutil"] } }),
@@ -114,7 +114,7 @@ test("bad input gives a typed ProtocolError naming what is wrong", () => {
   expectProtocolError(() => decodeLifecycle("{}"), "unknown_protocol", "lifecycle");
 });
 
-test("request schema checks agree with the official schema on each rejected mutation", () => {
+test("request schema checks agree with the official schema on each rejected mutation", { skip: OFFICIAL_SKIP }, () => {
   const base = encodeRequest({ ...caller, agent: "rpcutil", payload: encodeRpcRequest("rpcutil", "inventory") }).request;
   const official = officialValidator("v1", "request");
   const mutations: Array<[string, (r: any) => void]> = [
@@ -185,7 +185,7 @@ test("lifecycle events encode in both formats and decode back", () => {
   assert.equal(legacy.type, "startup");
 });
 
-test("registration data round-trips compressed and plain", () => {
+test("registration data round-trips compressed and plain", { skip: OFFICIAL_SKIP }, () => {
   for (const compress of [true, false]) {
     const bytes = encodeRegistration({ identity: "n1.example.net", file: "/etc/node/metadata.json", content: '{"dc":"ams1"}', mtime: 1700000000, compress });
     const { transport, secure, inner } = layers(bytes);

@@ -25,7 +25,7 @@ import {
   unixNanos,
   withinTtlV2,
 } from "../../src/protocol/index.js";
-import { assertOfficial, officialValidator } from "../helpers/wire-schemas.js";
+import { OFFICIAL_SKIP, assertOfficial, officialValidator } from "../helpers/wire-schemas.js";
 
 const CALLER_JWT = "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJwdXJwb3NlIjoiY2hvcmlhX2NsaWVudF9pZCJ9.c2ln";
 const caller = { callerid: "choria=provisioner.example.net", senderid: "provisioner.example.net", callerJwt: CALLER_JWT };
@@ -65,7 +65,7 @@ function expectProtocolError(fn: () => unknown, code: string, layer?: string, ms
   });
 }
 
-test("every request kind validates against the official v2 schemas and round-trips", () => {
+test("every request kind validates against the official v2 schemas and round-trips", { skip: OFFICIAL_SKIP }, () => {
   const kinds = [
     { agent: "discovery", payload: DISCOVERY_PING_PAYLOAD },
     { agent: "rpcutil", payload: encodeRpcRequest("rpcutil", "inventory") },
@@ -99,7 +99,7 @@ test("every request kind validates against the official v2 schemas and round-tri
   }
 });
 
-test("registration data from a v2 server: a v2 request the provisioner decodes like a v1 one", () => {
+test("registration data from a v2 server: a v2 request the provisioner decodes like a v1 one", { skip: OFFICIAL_SKIP }, () => {
   for (const compress of [true, false]) {
     const bytes = encodeRegistration({ identity: "n2.example.net", file: "/etc/node/metadata.json", content: '{"dc":"fra1"}', mtime: 1700000000, compress, protocol: 2, callerJwt: CALLER_JWT });
     const { transport, secure, inner } = layers(bytes);
@@ -120,7 +120,7 @@ test("registration data from a v2 server: a v2 request the provisioner decodes l
   expectProtocolError(() => decodeRegistration(JSON.stringify({ protocol: "choria:transport:9", data: "", headers: {} })), "unknown_protocol", "transport");
 });
 
-test("replies validate (reply.json modulo its upstream protocol const bug), carry the hash and round-trip", () => {
+test("replies validate (reply.json modulo its upstream protocol const bug), carry the hash and round-trip", { skip: OFFICIAL_SKIP }, () => {
   const bodies = [
     "pong",
     encodeRpcReply({ action: "inventory", statuscode: StatusCode.OK, statusmsg: "OK", data: { agents: ["rpcutil"] } }),
@@ -148,7 +148,7 @@ test("replies validate (reply.json modulo its upstream protocol const bug), carr
   }
 });
 
-test("the signing hooks sign the exact inner bytes with ed25519", () => {
+test("the signing hooks sign the exact inner bytes with ed25519", { skip: OFFICIAL_SKIP }, () => {
   const { publicKey, privateKey } = generateKeyPairSync("ed25519");
   const enc = encodeRequestV2({ ...caller, agent: "rpcutil", payload: encodeRpcRequest("rpcutil", "inventory"), sign: (b) => sign(null, b, privateKey), signerJwt: "signer.jwt.x" });
   const { secure } = layers(enc.bytes);
@@ -164,7 +164,7 @@ test("the signing hooks sign the exact inner bytes with ed25519", () => {
   assert.ok(verify(null, r.replyBytes, publicKey, Buffer.from(r.secure.signature!, "base64")));
 });
 
-test("federation headers are copied onto replies and validate", () => {
+test("federation headers are copied onto replies and validate", { skip: OFFICIAL_SKIP }, () => {
   const bytes = encodeReplyV2({ requestId: "x", agent: "a", senderid: "n1", payload: "pong", federation: { request: "abc", reply: "r", targets: ["n1"] } });
   const { transport } = layers(bytes);
   assertOfficial("v2", "transport", transport);
@@ -198,7 +198,7 @@ test("bad input gives a typed ProtocolError naming the layer", () => {
   expectProtocolError(() => decodeReplyV2(enc.bytes), "schema", "secure_reply");
 });
 
-test("request checks agree with the official v2 schema on each rejected mutation", () => {
+test("request checks agree with the official v2 schema on each rejected mutation", { skip: OFFICIAL_SKIP }, () => {
   const { inner } = layers(encodeRequestV2({ ...caller, agent: "rpcutil", payload: "{}" }).bytes);
   const mutations: Array<[string, (r: any) => void]> = [
     ["empty id", (r) => (r.id = "")],

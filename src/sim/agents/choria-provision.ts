@@ -9,7 +9,7 @@ import { LOCK_HELD_MESSAGE, WRONG_TOKEN_MESSAGE } from "../../protocol/index.js"
 import { checkDeliveredCertificate } from "../cert-check.js";
 import { createCsrPemAsync } from "../csr.js";
 import { hasFault } from "../faults.js";
-import { decodeGoStruct, GoJsonError, type GoStruct } from "../gojson.js";
+import { decodeGoStruct, GoJsonError, goSyntaxError, type GoStruct } from "../gojson.js";
 import { decryptDeliveredKey, newEcdhPair } from "../keytransport.js";
 import { Mode, type SimNode } from "../node.js";
 import { rngFor } from "../prng.js";
@@ -103,8 +103,7 @@ function goJsonConfig(text: string): Record<string, string> | string {
   try {
     v = JSON.parse(text);
   } catch {
-    const c = text.trimStart()[0];
-    return c && !"{[\"-0123456789tfn".includes(c) ? `invalid character '${c}' looking for beginning of value` : "unexpected end of JSON input";
+    return goSyntaxError(text);
   }
   if (v === null) return {};
   if (typeof v !== "object" || Array.isArray(v)) return `json: cannot unmarshal ${Array.isArray(v) ? "array" : typeof v === "boolean" ? "bool" : typeof v} into Go value of type map[string]string`;
