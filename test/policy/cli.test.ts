@@ -29,17 +29,17 @@ describe("policy CLI", () => {
   });
 
   it("eval: prints the decision, as text, json and with --explain", () => {
-    const text = cli("eval", "--inventory", "test/fixtures/inventories/web1.example.net.json");
+    const text = cli("eval", "--inventory", "inventories/web1.example.net.json");
     assert.equal(text.code, 0, text.err);
     assert.match(text.out, /outcome: +configure/);
     assert.match(text.out, /plugin\.choria\.middleware_hosts += nats:\/\/broker1\.ams\.example\.net:4222,nats:\/\/broker2\.ams\.example\.net:4222/);
-    const json = JSON.parse(cli("eval", "--inventory", "test/fixtures/inventories/retired1.example.net.json", "--format", "json").out);
+    const json = JSON.parse(cli("eval", "--inventory", "inventories/retired1.example.net.json", "--format", "json").out);
     assert.equal(json.outcome, "shutdown");
     assert.equal(json.policy.name, "fleet");
-    const ex = cli("eval", "--inventory", "test/fixtures/inventories/lab1.example.net.json", "--explain");
+    const ex = cli("eval", "--inventory", "inventories/lab1.example.net.json", "--explain");
     assert.match(ex.out, /unknown-dc .*APPLIED/);
     assert.match(ex.out, /facts\.dc in \[.*\] +saw "lab7"/);
-    const exJson = JSON.parse(cli("eval", "--inventory", "test/fixtures/inventories/lab1.example.net.json", "--explain", "--format", "json").out);
+    const exJson = JSON.parse(cli("eval", "--inventory", "inventories/lab1.example.net.json", "--explain", "--format", "json").out);
     assert.ok(exJson.explanation.length >= 20);
     assert.deepEqual(exJson.fired[0].conditions, [{ fact: "facts.dc", operator: "in", expected: ["ams1", "ams2", "nyc1", "sfo2", "fra1", "lon1", "par1", "tyo1"], actual: "lab7", result: false }]);
   });
@@ -48,7 +48,7 @@ describe("policy CLI", () => {
     const missing = cli("eval", "--inventory", "nope.json");
     assert.equal(missing.code, 2);
     assert.match(missing.err, /nope\.json: file not found/);
-    const broken = cli("eval", "--policies", "test/fixtures", "--inventory", "test/fixtures/inventories/web1.example.net.json");
+    const broken = cli("eval", "--policies", "test/fixtures", "--inventory", "inventories/web1.example.net.json");
     assert.equal(broken.code, 2);
     assert.match(broken.err, /no Policy document found/);
   });

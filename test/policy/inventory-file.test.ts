@@ -7,7 +7,7 @@ import { Ajv } from "ajv";
 import { inventoryFromFile, InventoryFileError } from "../../src/policy/index.js";
 
 const SPEC = "/work/shared/spec/examples";
-const FIXTURES = "test/fixtures/inventories";
+const FIXTURES = "inventories";
 const tmp = mkdtempSync(join(tmpdir(), "inv-"));
 
 describe("inventory files", () => {

@@ -8,7 +8,7 @@ import { reportJunit, reportTap, reportText } from "../../src/policy/report.js";
 import { runPolicyTests } from "../../src/policy/testing.js";
 import { HEADER, policyDir } from "./helpers.js";
 
-const FIXTURES = resolve("test/fixtures/inventories");
+const FIXTURES = resolve("inventories");
 
 const POLICY =
   HEADER +

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { register as bench } from "./bench.js";
 import { register as ca } from "./ca.js";
 import { register as demo } from "./demo.js";
 import { register as policy } from "./policy.js";
@@ -8,5 +7,5 @@ import { register as sim } from "./sim.js";
 
 /** Each command lives in its own file exporting `register(program)`; this is the order `--help` lists them in. */
 export function registerCommands(program: Command): void {
-  for (const r of [run, policy, ca, sim, demo, bench]) r(program);
+  for (const r of [run, policy, ca, sim, demo]) r(program);
 }

@@ -1,4 +1,8 @@
-import type { Command } from "commander";
+/**
+ * `npm run bench`: the benchmark's command line. It lives beside the bench, not among the
+ * product's commands, because the bench and its fixtures are not part of the installed package.
+ */
+import { Command } from "commander";
 
 interface BenchCliOptions {
   nodes?: string;
@@ -16,9 +20,8 @@ function ints(name: string, v: string): number[] {
   return list;
 }
 
-export function register(program: Command): void {
+function register(program: Command): void {
   program
-    .command("bench")
     .description(
       "benchmark provisioning end to end (local nats-server, simulated fleet, the daemon with PKI on) against the machine's bounds; writes bench/results/*.json, summary.json and provisioned-over-time.svg",
     )
@@ -30,8 +33,7 @@ export function register(program: Command): void {
     .option("--no-bounds", "skip the machine-bound measurements")
     .option("--out <dir>", "results directory")
     .action(async (o: BenchCliOptions) => {
-      // loaded on demand: the bench pulls in the simulator and test fixtures the other commands never need
-      const { runBench } = await import("../../../bench/run.js");
+      const { runBench } = await import("./run.js");
       const quick = !!o.quick;
       const { allMet } = await runBench({
         nodes: o.nodes ? ints("nodes", o.nodes).filter((n) => n > 0) : quick ? [2000] : [10_000, 50_000],
@@ -46,3 +48,11 @@ export function register(program: Command): void {
       if (!allMet) process.stderr.write("some goals are not met (see the table above)\n");
     });
 }
+
+const program = new Command().name("npm run bench --").showHelpAfterError();
+register(program);
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as Error & { exitCode?: number };
+  process.stderr.write(`bench: ${e?.message ?? String(err)}\n`);
+  process.exit(typeof e?.exitCode === "number" ? e.exitCode : 2);
+});

@@ -1,0 +1,7 @@
+import { fileURLToPath } from "node:url";
+
+/**
+ * node arguments that run the CLI from the sources, so the tests check the code as it is now
+ * (bin/ runs dist/, which only a build refreshes; test/cli/package.test.ts checks that build).
+ */
+export const CLI = ["--import", "tsx", fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))];
