@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `choria-provisioner bench`: end-to-end provisioning throughput with PKI on,
+ * `npm run bench` (bench/cli.ts): end-to-end provisioning throughput with PKI on,
  * the machine bounds measured in the same run, the legacy exec-helper mode side by side, and
  * the provisioner's RSS with a full queue. Writes one JSON file per run and summary.json under
  * bench/results/ (bench/results/quick/ with --quick), a plot, and prints a table.
