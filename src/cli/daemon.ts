@@ -13,7 +13,7 @@ import { credentialProblems, type Settings } from "../config/index.js";
 import { loadJwtVerifier, parseSigningKey, signServerJwt, type JwtVerifier } from "../credentials/index.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { loadPolicySet, type PolicySet } from "../policy/index.js";
-import { runPolicyTests } from "../policy/testing.js";
+import { locatePolicyTests, NoPolicyTestsError, runPolicyTests } from "../policy/testing.js";
 import { watchPolicyFiles, type PolicyWatcher } from "../policy/watcher.js";
 import { decisionFromHelper, helperRef, runLegacyHelper } from "../policy/legacy-helper.js";
 import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
@@ -77,8 +77,10 @@ export function helperDecider(s: Settings, metrics: Metrics): Decider {
 }
 
 /** test_on_reload: a policy version whose own tests fail is not put in force */
-async function requirePassingTests(policiesDir: string, rulesDir: string | undefined): Promise<void> {
-  const run = await runPolicyTests({ dir: policiesDir, policiesDir, rulesDir });
+async function requirePassingTests(policiesDir: string, testsDir: string | undefined, rulesDir: string | undefined): Promise<void> {
+  const found = locatePolicyTests(policiesDir, testsDir);
+  if (!found.dir) throw new NoPolicyTestsError(found.searched);
+  const run = await runPolicyTests({ dir: found.dir, policiesDir, rulesDir });
   const failed = run.results.filter((r) => !r.passed);
   if (run.problems.length === 0 && failed.length === 0) return;
   const problems = [
@@ -214,7 +216,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     ? async () => helperDecider(s, metrics)
     : async () => {
         const set = await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy });
-        if (s.testOnReload) await requirePassingTests(s.policiesDir, existsSync(rulesDir) ? rulesDir : undefined);
+        if (s.testOnReload) await requirePassingTests(s.policiesDir, s.testsDir, existsSync(rulesDir) ? rulesDir : undefined);
         return toDecider(set);
       };
   const policies = new PolicyManager(load, {
@@ -230,6 +232,11 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       log.error({ problems: problems.length }, `policy reload failed, keeping the version in force: ${error.split("\n")[0]}`);
     },
   });
+  if (s.testOnReload && !s.helper) {
+    // missing tests are a setting to fix, not invalid policies
+    const found = locatePolicyTests(s.policiesDir, s.testsDir);
+    if (!found.dir) throw new Error(`cannot start: test_on_reload is on and ${new NoPolicyTestsError(found.searched).message}; set policy_tests to their directory`);
+  }
   const first = await policies.reload();
   if (!first.ok) throw new Error(`cannot start: the policies in ${s.policiesDir} are invalid:\n${first.error}`);
 

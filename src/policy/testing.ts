@@ -106,10 +106,27 @@ export function findTestFiles(dir: string): string[] {
   return out;
 }
 
+/**
+ * Where PolicyTest files are looked for when no directory is given (`policy test` without DIR,
+ * test_on_reload): the named tests directory only; otherwise the policies directory (searched
+ * recursively, so policies/tests/ is found), then tests/ beside it.
+ */
+export function locatePolicyTests(policiesDir: string, testsDir?: string): { dir?: string; searched: string[] } {
+  const searched = testsDir ? [resolve(testsDir)] : [resolve(policiesDir), resolve(dirname(resolve(policiesDir)), "tests")];
+  return { dir: searched.find((d) => findTestFiles(d).length > 0), searched };
+}
+
+/** no PolicyTest files where they were looked for: not a problem of the policies */
+export class NoPolicyTestsError extends Error {
+  constructor(readonly searched: string[]) {
+    super(`no tests found: no PolicyTest files in ${searched.join(" or ")}`);
+  }
+}
+
 export async function runPolicyTests(opts: TestOptions): Promise<TestRun> {
   const run: TestRun = { results: [], problems: [] };
   const files = findTestFiles(opts.dir);
-  if (files.length === 0) run.problems.push({ file: display(opts.dir), line: 1, col: 1, message: "no PolicyTest files found" });
+  if (files.length === 0) run.problems.push({ file: display(opts.dir), line: 1, col: 1, message: "no tests found (no PolicyTest files here)" });
   const sets = new Map<string, PolicySet>();
   const usedSets = new Map<PolicySet, CaseResult[]>();
 

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { checkPolicies, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
 import { renderDecision } from "../../policy/render.js";
-import { runPolicyTests } from "../../policy/testing.js";
+import { locatePolicyTests, NoPolicyTestsError, runPolicyTests } from "../../policy/testing.js";
 import { reportJson, reportJunit, reportTap, reportText } from "../../policy/report.js";
 import { diffPolicies } from "../../policy/diff.js";
 
@@ -86,15 +86,21 @@ export function register(program: Command): void {
   policy
     .command("test")
     .description("run PolicyTest cases: exit 0 all pass, 1 failures (or coverage below --threshold), 2 broken policies or tests")
-    .argument("[dir]", "directory (searched recursively) or file holding PolicyTest documents", "policies")
+    .argument("[dir]", "directory (searched recursively) or file holding PolicyTest documents (default: the policies directory, then tests/ beside it)")
     .option("--policies <dir>", "policies directory for test files that do not name one", "policies")
     .option("--rules <dir>", "rules directory for test files that do not name one")
     .addOption(new Option("--format <format>", "output format").choices(["text", "json", "junit", "tap"]).default("text"))
     .option("--coverage", "list rules and conditions no case exercised, and fact paths no recorded inventory resolved", false)
     .option("--threshold <percent>", "with --coverage: fail below this coverage", percent)
     .option("--update", "write the current decisions into the test files as expectations", false)
-    .action(async (dir: string, o: { policies: string; rules?: string; format: "text" | "json" | "junit" | "tap"; coverage: boolean; threshold?: number; update: boolean }) => {
+    .action(async (given: string | undefined, o: { policies: string; rules?: string; format: "text" | "json" | "junit" | "tap"; coverage: boolean; threshold?: number; update: boolean }) => {
       const coverage = o.coverage || o.threshold !== undefined;
+      let dir = given;
+      if (dir === undefined) {
+        const found = locatePolicyTests(o.policies);
+        if (!found.dir) fail(new NoPolicyTestsError(found.searched).message, 2);
+        dir = found.dir;
+      }
       const run = await runPolicyTests({ dir, policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), coverage, update: o.update });
       const report = { text: reportText, json: reportJson, junit: reportJunit, tap: reportTap }[o.format];
       process.stdout.write(report(run));
