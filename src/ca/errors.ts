@@ -53,3 +53,13 @@ export class CaRejectedError extends Error {
     super(message, options);
   }
 }
+
+/** `initBuiltinCa` without `force` on a directory that already holds a CA */
+export class CaExistsError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly file: string,
+  ) {
+    super(`a CA already exists in ${dir} (${file})`);
+  }
+}

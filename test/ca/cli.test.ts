@@ -28,6 +28,9 @@ describe("choria-provisioner ca", () => {
   test("init, sign (worker thread), inspect", async () => {
     const init = await cli(["ca", "init", "--dir", dir, "--key", "rsa", "--cn", "CLI CA"]);
     assert.equal(init.code, 0, init.stderr);
+    const again = await cli(["ca", "init", "--dir", dir]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /^choria-provisioner: a CA already exists in \S+ \(\S+ca-key\.pem\); ca init --force replaces it/);
     assert.equal(statSync(join(dir, "ca-key.pem")).mode & 0o777, 0o600);
 
     writeFileSync(csrFile, await makeCsr({ cn: "node7.example.net" }));

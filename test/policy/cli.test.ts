@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { CLI } from "../helpers/cli.js";
 import { HEADER, policyDir } from "./helpers.js";
 
 function cli(...args: string[]) {
@@ -9,6 +13,22 @@ function cli(...args: string[]) {
 }
 
 describe("policy CLI", () => {
+  it("names the problem in one line: a bad git ref, a missing inventories or policies directory, a mistyped required option", () => {
+    const one = (r: { code: number | null; err: string }) => {
+      assert.equal(r.code, 2);
+      assert.equal(r.err.trim().split("\n").length, 1, r.err);
+      return r.err;
+    };
+    assert.match(one(cli("diff", "--from", "nosuchref", "--inventories", "inventories")), /^choria-provisioner: git ref "nosuchref" is not a commit in \//);
+    assert.match(one(cli("diff", "--from", "HEAD", "--inventories", "nope")), /^choria-provisioner: inventories directory not found: \/\S+\/nope\n$/);
+    const typo = cli("eval", "--inventroy", "inventories/web1.example.net.json");
+    assert.equal(typo.code, 1);
+    assert.match(typo.err, /^error: unknown option '--inventroy'\n\(Did you mean --inventory\?\)/);
+    const elsewhere = mkdtempSync(join(tmpdir(), "cp-nopolicies-"));
+    const r = spawnSync(process.execPath, [...CLI, "policy", "check"], { cwd: elsewhere, encoding: "utf8" });
+    assert.equal(one({ code: r.status, err: r.stderr }), `choria-provisioner: no policies directory at ${join(realpathSync(elsewhere), "policies")}; give the directory with --policies DIR\n`);
+  });
+
   it("check: exit 0 on the shipped policies, exit 1 with one file:line:col line per problem", () => {
     assert.equal(cli("check").code, 0);
     const d = policyDir({

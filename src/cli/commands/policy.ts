@@ -1,3 +1,5 @@
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { checkPolicies, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
@@ -24,6 +26,7 @@ function fail(message: string, exitCode: number): never {
 
 /** loads the policy set or prints every problem and exits 2 (a broken policy is not a test failure) */
 async function load(o: DirOptions): Promise<PolicySet> {
+  requirePoliciesDir(o.policies);
   try {
     return await loadPolicySet({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), ...(o.policy ? { policy: o.policy } : {}) });
   } catch (e) {
@@ -33,6 +36,11 @@ async function load(o: DirOptions): Promise<PolicySet> {
     }
     throw e;
   }
+}
+
+/** a missing policies directory is a usage error: name where it was looked for and the flag */
+function requirePoliciesDir(dir: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) fail(`no policies directory at ${resolve(dir)}; give the directory with --policies DIR`, 2);
 }
 
 function dirOptions(cmd: Command): Command {
@@ -71,6 +79,7 @@ export function register(program: Command): void {
   dirOptions(policy.command("check"))
     .description("validate every policy and rule set; prints file:line:col: rule: message per problem")
     .action((o: DirOptions) => {
+      requirePoliciesDir(o.policies);
       const problems = checkPolicies({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}) });
       for (const p of problems) process.stdout.write(formatProblem(p) + "\n");
       if (problems.length) {
