@@ -171,7 +171,9 @@ export function renderConfigDocs(schema, loaderSource) {
 - The file is checked against \`schemas/provisioner-config.json\` before anything starts. Unknown keys
   are errors. Each problem is reported as \`file:line:col: key: message\`, and \`run\` exits with code 2.
   Put \`# yaml-language-server: $schema=<path>/schemas/provisioner-config.json\` on the first line for
-  completion and checking in editors.
+  completion and checking in editors; the schemas ship in the package, so \`<path>\` is the installed
+  package, e.g. \`/opt/choria-provisioner/lib/node_modules/choria-provisioner\` (see
+  [policy language](policy-language.md#files)).
 - Flags of \`run\` override the file: \`--broker\`, \`--policies\`, \`--rules\`, \`--policy\`,
   \`--ca-dir\` (also sets \`ca.type: builtin\`), \`--workers\`, \`--site\`, \`--identity\`, \`--admin\`,
   \`--audit\`, \`--record\`, \`--log-level\`, \`--discovery-interval\`, \`--no-pki\`.

@@ -6,6 +6,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CaExistsError } from "./errors.js";
 import { isOwnParse } from "./csr-inspect.js";
 import { assertKeyAcceptable } from "./csr-policy.js";
 import { createCaCertificate } from "./issue.js";
@@ -35,7 +36,7 @@ export async function initBuiltinCa(dir: string, opts: InitCaOptions = {}): Prom
   const certPath = join(dir, CA_CERT_FILE);
   const keyPath = join(dir, CA_KEY_FILE);
   if (!opts.force && (existsSync(certPath) || existsSync(keyPath))) {
-    throw new Error(`a CA already exists in ${dir} (${existsSync(keyPath) ? keyPath : certPath}); use force to replace it`);
+    throw new CaExistsError(dir, existsSync(keyPath) ? keyPath : certPath);
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const kind = opts.key ?? "ecdsa";

@@ -1,6 +1,6 @@
-// Worker threads do not inherit a tsx loader registered through tsx/esm/api in the main thread
-// (bin/choria-provisioner.js does that), so the worker registers tsx itself before loading
-// the TypeScript body. Under `node --import tsx` this registers a second, harmless instance.
+// Only for the sources run through tsx (tests, bench, `npm run cli`; dist/ loads sign-worker.js):
+// a worker thread does not get the parent's tsx loader, even under `node --import tsx` on Node 20,
+// so it registers tsx itself before loading the TypeScript body.
 import { register } from "tsx/esm/api";
 
 register();

@@ -1,8 +1,8 @@
-import { Command } from "commander";
 import { registerCommands } from "./commands/index.js";
 import { VERSION } from "../daemon/version.js";
+import { CliCommand } from "./command.js";
 
-const program = new Command();
+const program = new CliCommand();
 program
   .name("choria-provisioner")
   .description("Policy-driven provisioner for Choria servers")

@@ -87,6 +87,7 @@ export function loadConfigFile(file: string): ConfigFile {
   const rel = (p?: string) => (p ? resolve(base, p) : p);
   cfg.policies = rel(cfg.policies);
   cfg.rules = rel(cfg.rules);
+  cfg.policy_tests = rel(cfg.policy_tests);
   cfg.record = rel(cfg.record);
   if (cfg.helper && (cfg.helper.startsWith('./') || cfg.helper.startsWith('../'))) cfg.helper = rel(cfg.helper);
   if (cfg.ca) {
@@ -124,6 +125,8 @@ export interface Settings {
   rulesDir?: string;
   policy?: string;
   testOnReload: boolean;
+  /** where test_on_reload looks for PolicyTest files (undefined: the lookup of locatePolicyTests) */
+  testsDir?: string;
   watch: boolean;
   workers: number;
   queueMaxSize: number;
@@ -196,6 +199,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     rulesDir: c.rules ? resolve(c.rules) : undefined,
     policy: c.policy,
     testOnReload: c.test_on_reload ?? false,
+    testsDir: c.policy_tests ? resolve(c.policy_tests) : undefined,
     watch: c.watch ?? true,
     workers: c.workers ?? DEFAULT_WORKERS,
     queueMaxSize: c.queue?.max_size ?? 200_000,

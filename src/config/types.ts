@@ -15,6 +15,7 @@ export interface ConfigFile {
   rules?: string;
   policy?: string;
   test_on_reload?: boolean;
+  policy_tests?: string;
   watch?: boolean;
   workers?: number;
   queue?: { max_size?: number; max_wait?: Duration };

@@ -14,7 +14,7 @@ import { credentialFlowOptions, readSecretFile } from "../credentials/settings.j
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { loadPolicySet, type PolicySet } from "../policy/index.js";
 import { helperDecider, policyDecider } from "../policy/deciders.js";
-import { requirePassingTests } from "../policy/testing.js";
+import { locatePolicyTests, NoPolicyTestsError, requirePassingTests } from "../policy/testing.js";
 import { watchPolicyFiles, type PolicyWatcher } from "../policy/watcher.js";
 import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
 import { createAuditSink } from "../provision/audit.js";
@@ -80,7 +80,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     ? async () => helperDeciderFor(s, metrics)
     : async () => {
         const set = await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy });
-        if (s.testOnReload) await requirePassingTests(s.policiesDir, existsSync(rulesDir) ? rulesDir : undefined);
+        if (s.testOnReload) await requirePassingTests(s.policiesDir, s.testsDir, existsSync(rulesDir) ? rulesDir : undefined);
         return toDecider(set);
       };
   const policies = new PolicyManager(load, {
@@ -96,6 +96,11 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       log.error({ problems: problems.length }, `policy reload failed, keeping the version in force: ${error.split("\n")[0]}`);
     },
   });
+  if (s.testOnReload && !s.helper) {
+    // missing tests are a setting to fix, not invalid policies
+    const found = locatePolicyTests(s.policiesDir, s.testsDir);
+    if (!found.dir) throw new Error(`cannot start: test_on_reload is on and ${new NoPolicyTestsError(found.searched).message}; set policy_tests to their directory`);
+  }
   const first = await policies.reload();
   if (!first.ok) throw new Error(`cannot start: the policies in ${s.policiesDir} are invalid:\n${first.error}`);
 

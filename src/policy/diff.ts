@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import type { Decision, PolicyRef } from "../types/index.js";
@@ -75,6 +75,7 @@ function unionKeys(a: Record<string, unknown>, b: Record<string, unknown>): stri
  * the working tree never leak into them.
  */
 export async function diffPolicies(opts: DiffOptions): Promise<DiffResult> {
+  if (!existsSync(opts.inventoriesDir) || !statSync(opts.inventoriesDir).isDirectory()) throw new Error(`inventories directory not found: ${resolve(opts.inventoriesDir)}`);
   const temps: string[] = [];
   try {
     const side = async (ref: string) => {
@@ -114,7 +115,7 @@ function git(args: string[], cwd: string, input?: Buffer): Buffer {
 /** extracts `paths` as of `ref` into a temp dir; `map` turns a worktree path into its copy */
 function checkout(ref: string, paths: string[]): { tmp: string; map: (p: string) => string } {
   const top = git(["rev-parse", "--show-toplevel"], resolve(paths[0]!)).toString().trim();
-  git(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], top);
+  if (spawnSync("git", ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], { cwd: top }).status !== 0) throw new Error(`git ref ${JSON.stringify(ref)} is not a commit in ${top}`);
   const tmp = mkdtempSync(join(tmpdir(), "policy-diff-"));
   for (const p of paths) {
     const rel = relative(top, resolve(p));

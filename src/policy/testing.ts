@@ -75,8 +75,24 @@ export interface Coverage {
   percent: number;
 }
 
+/** what `--update` did to one case */
+export interface CaseUpdate {
+  source: string;
+  suite: string;
+  name: string;
+  /** filled: the expectation was empty; rewritten: a failing one now expects the current decision */
+  change: "filled" | "rewritten";
+  /** the failures before the rewrite (rewritten cases only) */
+  failures: string[];
+}
+
+/** `--update`: fill only empty expectations (`expect: {}`), or also rewrite failing ones */
+export type UpdateMode = "empty" | "all";
+
 export interface TestRun {
   results: CaseResult[];
+  /** with `update`: every case changed, in file order */
+  updates?: CaseUpdate[];
   /** broken policies or test files: exit 2 */
   problems: PolicyProblem[];
   coverage?: Coverage;
@@ -86,8 +102,8 @@ export interface TestOptions {
   dir: string;
   policiesDir: string;
   rulesDir?: string;
-  /** rewrite each case's `expect` from the current decisions */
-  update?: boolean;
+  /** write current decisions into expectations: empty ones, or also failing ones ("all") */
+  update?: UpdateMode;
   coverage?: boolean;
 }
 
@@ -106,10 +122,27 @@ export function findTestFiles(dir: string): string[] {
   return out;
 }
 
+/**
+ * Where PolicyTest files are looked for when no directory is given (`policy test` without DIR,
+ * test_on_reload): the named tests directory only; otherwise the policies directory (searched
+ * recursively, so policies/tests/ is found), then tests/ beside it.
+ */
+export function locatePolicyTests(policiesDir: string, testsDir?: string): { dir?: string; searched: string[] } {
+  const searched = testsDir ? [resolve(testsDir)] : [resolve(policiesDir), resolve(dirname(resolve(policiesDir)), "tests")];
+  return { dir: searched.find((d) => findTestFiles(d).length > 0), searched };
+}
+
+/** no PolicyTest files where they were looked for: not a problem of the policies */
+export class NoPolicyTestsError extends Error {
+  constructor(readonly searched: string[]) {
+    super(`no tests found: no PolicyTest files in ${searched.join(" or ")}`);
+  }
+}
+
 export async function runPolicyTests(opts: TestOptions): Promise<TestRun> {
   const run: TestRun = { results: [], problems: [] };
   const files = findTestFiles(opts.dir);
-  if (files.length === 0) run.problems.push({ file: display(opts.dir), line: 1, col: 1, message: "no PolicyTest files found" });
+  if (files.length === 0) run.problems.push({ file: display(opts.dir), line: 1, col: 1, message: "no tests found (no PolicyTest files here)" });
   const sets = new Map<string, PolicySet>();
   const usedSets = new Map<PolicySet, CaseResult[]>();
 
@@ -168,7 +201,7 @@ export async function runPolicyTests(opts: TestOptions): Promise<TestRun> {
     }
     run.results.push(...fileResults);
     usedSets.set(ps, [...(usedSets.get(ps) ?? []), ...fileResults]);
-    if (opts.update) updateFile(file, src, fileResults);
+    if (opts.update) (run.updates ??= []).push(...updateFile(file, src, doc, fileResults, opts.update));
   }
   if (opts.coverage) run.coverage = coverage(usedSets);
   return run;
@@ -319,17 +352,68 @@ export function expectationOf(d: Decision): Expectation {
   return e;
 }
 
-/** rewrites only the `expect` maps, keeping comments and the rest of the file */
-function updateFile(file: string, src: SourceFile, results: CaseResult[]): void {
-  for (const r of results) if (r.decision) src.doc.setIn(["cases", r.index, "expect"], src.doc.createNode(expectationOf(r.decision)));
-  writeFileSync(file, src.doc.toString({ lineWidth: 0 }));
+/**
+ * A failing expectation brought in line with the decision, keeping its shape: every key the
+ * user wrote stays (configurationMatch included), with the decision's value; a subset
+ * configuration key the decision no longer sets moves to absentConfiguration, and an absent key
+ * it now sets moves to configuration. Only a key with no value in the decision (brokerSet of a
+ * deferred node) goes.
+ */
+export function rewriteExpectation(e: Expectation, d: Decision): Expectation {
+  const out: Expectation = { ...e };
+  const set = <K extends keyof Expectation>(k: K, v: Expectation[K] | undefined) => {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  };
+  if (e.outcome !== undefined) out.outcome = d.outcome;
+  if (e.reason !== undefined) out.reason = d.reason;
+  if (e.brokerSet !== undefined) set("brokerSet", d.brokerSet);
+  if (e.brokers !== undefined) out.brokers = d.brokers;
+  if (e.sans !== undefined) out.sans = d.certificate.sans;
+  if (e.validityDays !== undefined) out.validityDays = d.certificate.validityDays;
+  if (e.upgradeVersion !== undefined) set("upgradeVersion", d.upgradeVersion);
+  if (e.serverClaims !== undefined) out.serverClaims = d.serverClaims ?? {};
+  if (e.fired !== undefined) out.fired = d.fired.map((f) => f.name);
+  if (e.configuration !== undefined || e.absentConfiguration !== undefined) {
+    const conf: Record<string, string> = {};
+    const absent: string[] = [];
+    if (e.configurationMatch === "exact") Object.assign(conf, d.configuration);
+    else for (const k of Object.keys(e.configuration ?? {})) if (k in d.configuration) conf[k] = d.configuration[k]!;
+    else absent.push(k);
+    for (const k of e.absentConfiguration ?? []) if (k in d.configuration) conf[k] = d.configuration[k]!;
+    else absent.push(k);
+    if (e.configuration !== undefined || Object.keys(conf).length) out.configuration = conf;
+    if (e.absentConfiguration !== undefined || absent.length) out.absentConfiguration = absent;
+  }
+  return out;
+}
+
+const isEmpty = (e: Expectation | null | undefined): boolean => !e || Object.keys(e).length === 0;
+
+/** writes the changed `expect` maps only, keeping comments and the rest of the file; returns what changed */
+function updateFile(file: string, src: SourceFile, doc: TestDoc, results: CaseResult[], mode: UpdateMode): CaseUpdate[] {
+  const updates: CaseUpdate[] = [];
+  for (const r of results) {
+    if (!r.decision) continue;
+    const written = doc.cases[r.index]!.expect;
+    const at = { source: r.source, suite: r.suite, name: r.name };
+    if (isEmpty(written)) updates.push({ ...at, change: "filled", failures: [] });
+    else if (!r.passed && mode === "all") updates.push({ ...at, change: "rewritten", failures: r.failures });
+    else continue;
+    const next = isEmpty(written) ? expectationOf(r.decision) : rewriteExpectation(written, r.decision);
+    src.doc.setIn(["cases", r.index, "expect"], src.doc.createNode(next));
+  }
+  if (updates.length) writeFileSync(file, src.doc.toString({ lineWidth: 0 }));
+  return updates;
 }
 
 export type { RuleTrace };
 
 /** test_on_reload: a policy version whose own tests fail is not put in force */
-export async function requirePassingTests(policiesDir: string, rulesDir: string | undefined): Promise<void> {
-  const run = await runPolicyTests({ dir: policiesDir, policiesDir, rulesDir });
+export async function requirePassingTests(policiesDir: string, testsDir: string | undefined, rulesDir: string | undefined): Promise<void> {
+  const found = locatePolicyTests(policiesDir, testsDir);
+  if (!found.dir) throw new NoPolicyTestsError(found.searched);
+  const run = await runPolicyTests({ dir: found.dir, policiesDir, rulesDir });
   const failed = run.results.filter((r) => !r.passed);
   if (run.problems.length === 0 && failed.length === 0) return;
   const problems = [

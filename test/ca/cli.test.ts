@@ -4,19 +4,18 @@ import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { X509Certificate } from "node:crypto";
 import { makeCsr } from "./csr-fixtures.js";
+import { CLI } from "../helpers/cli.js";
 
-// Run through bin/choria-provisioner.js with a plain `node` (no --import tsx): tsx is then only
-// registered in the main thread, which is exactly where sign workers used to lose the loader.
-const BIN = fileURLToPath(new URL("../../bin/choria-provisioner.js", import.meta.url));
+// The CLI from the sources with tsx in its execArgv only (NODE_OPTIONS emptied): sign workers do
+// not inherit that loader, which is where they used to lose it (src/ca/sign-worker-boot.mjs).
 const tmp = mkdtempSync(join(tmpdir(), "ca-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_OPTIONS: "" }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...CLI, ...args], { env: { ...process.env, NODE_OPTIONS: "" }, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -26,9 +25,12 @@ describe("choria-provisioner ca", () => {
   const dir = join(tmp, "ca");
   const csrFile = join(tmp, "node.csr");
 
-  test("init, sign (worker thread under bin's tsx registration), inspect", async () => {
+  test("init, sign (worker thread), inspect", async () => {
     const init = await cli(["ca", "init", "--dir", dir, "--key", "rsa", "--cn", "CLI CA"]);
     assert.equal(init.code, 0, init.stderr);
+    const again = await cli(["ca", "init", "--dir", dir]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /^choria-provisioner: a CA already exists in \S+ \(\S+ca-key\.pem\); ca init --force replaces it/);
     assert.equal(statSync(join(dir, "ca-key.pem")).mode & 0o777, 0o600);
 
     writeFileSync(csrFile, await makeCsr({ cn: "node7.example.net" }));

@@ -4,10 +4,11 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO } from "../helpers/daemon.js";
+import { CLI } from "../helpers/cli.js";
 
 function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [join(REPO, "bin/choria-provisioner.js"), ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(process.execPath, [...CLI, ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     c.stdout.on("data", (b) => (out += b));

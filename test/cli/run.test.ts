@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { startNatsServer } from "../../src/transport/index.js";
 import { startFleet } from "../../src/sim/index.js";
 import { REPO } from "../helpers/daemon.js";
+import { CLI } from "../helpers/cli.js";
 
-const BIN = join(REPO, "bin/choria-provisioner.js");
 const TOKEN = "sup3r-s3cret-token";
 const ADMIN = "adm1n-t0ken-xyz";
 
@@ -35,7 +35,7 @@ function waitForOutput(c: ChildProcess, buf: { text: string }, re: RegExp, timeo
 
 test("run: config file, secrets from the environment, SIGHUP reload, SIGTERM drain; no secret in the logs", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cp-run-"));
-  const ca = spawnSync(process.execPath, [BIN, "ca", "init", "--dir", join(dir, "ca")], { encoding: "utf8" });
+  const ca = spawnSync(process.execPath, [...CLI, "ca", "init", "--dir", join(dir, "ca")], { encoding: "utf8" });
   assert.equal(ca.status, 0, ca.stderr);
   const srv = await startNatsServer();
   writeFileSync(
@@ -43,7 +43,7 @@ test("run: config file, secrets from the environment, SIGHUP reload, SIGTERM dra
     [`broker: ${srv.url}`, `policies: ${join(REPO, "policies")}`, "ca:", "  dir: ./ca", "workers: 20", "log:", "  level: debug", "audit:", "  file: ./audit.jsonl", "discovery:", "  interval: 2s", "hold_after_restart: 2s", ""].join("\n"),
   );
   const buf = { text: "" };
-  const child = spawn(process.execPath, [BIN, "run", "--config", join(dir, "provisioner.yaml")], {
+  const child = spawn(process.execPath, [...CLI, "run", "--config", join(dir, "provisioner.yaml")], {
     env: { ...process.env, CHORIA_PROVISIONER_TOKEN: TOKEN, CHORIA_PROVISIONER_ADMIN_TOKEN: ADMIN },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -76,7 +76,7 @@ test("run: config file, secrets from the environment, SIGHUP reload, SIGTERM dra
 test("run: an invalid configuration exits 2 naming file:line:col", () => {
   const dir = mkdtempSync(join(tmpdir(), "cp-run-bad-"));
   writeFileSync(join(dir, "bad.yaml"), "broker: nats://127.0.0.1:1\nworkers: lots\n");
-  const r = spawnSync(process.execPath, [BIN, "run", "--config", join(dir, "bad.yaml")], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [...CLI, "run", "--config", join(dir, "bad.yaml")], { encoding: "utf8" });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /bad\.yaml:2:10: workers/);
 });

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer } from "../../src/transport/index.js";
@@ -84,7 +84,7 @@ test("test_on_reload: a version whose own policy tests fail is not put in force"
   const dir = mkdtempSync(join(tmpdir(), "cp-reload-tests-"));
   cpSync(join(REPO, "policies"), join(dir, "policies"), { recursive: true });
   cpSync(join(REPO, "rules"), join(dir, "rules"), { recursive: true });
-  cpSync(join(REPO, "test", "fixtures"), join(dir, "test", "fixtures"), { recursive: true });
+  cpSync(join(REPO, "inventories"), join(dir, "inventories"), { recursive: true });
   const policyFile = join(dir, "policies", "fleet.yaml");
   const original = readFileSync(policyFile, "utf8");
   const srv = await startNatsServer();
@@ -103,6 +103,43 @@ test("test_on_reload: a version whose own policy tests fail is not put in force"
     assert.equal(d.policies.current().ref.version, "2024.06.9");
   } finally {
     await d.stop(2000);
+    await srv.stop();
+  }
+});
+
+test("test_on_reload finds tests/ beside policies/, or the policy_tests directory; without tests it says so and does not start", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cp-reload-testsdir-"));
+  mkdirSync(join(dir, "policies"));
+  cpSync(join(REPO, "policies", "fleet.yaml"), join(dir, "policies", "fleet.yaml"));
+  cpSync(join(REPO, "rules"), join(dir, "rules"), { recursive: true });
+  cpSync(join(REPO, "inventories"), join(dir, "inventories"), { recursive: true });
+  // the shipped fleet tests, moved from policies/tests/ to tests/ beside policies/
+  const tests = readFileSync(join(REPO, "policies", "tests", "fleet.test.yaml"), "utf8")
+    .replace("policiesDir: ..", "policiesDir: ../policies")
+    .replace("rulesDir: ../../rules", "rulesDir: ../rules")
+    .replaceAll("../../inventories/", "../inventories/");
+  mkdirSync(join(dir, "tests"));
+  writeFileSync(join(dir, "tests", "fleet.test.yaml"), tests);
+  const ca = await makeCa();
+  const cfg = { policies: join(dir, "policies"), rules: join(dir, "rules"), test_on_reload: true, watch: false, ca: { dir: ca } };
+  const srv = await startNatsServer();
+  try {
+    const d = await startTestDaemon(srv.url, cfg);
+    await d.stop(2000);
+
+    // the same tests in a directory of their own, named by policy_tests
+    cpSync(join(dir, "tests"), join(dir, "ci", "policy-tests"), { recursive: true });
+    writeFileSync(join(dir, "ci", "policy-tests", "fleet.test.yaml"), tests.replaceAll("../", "../../"));
+    rmSync(join(dir, "tests"), { recursive: true });
+    const named = await startTestDaemon(srv.url, { ...cfg, policy_tests: join(dir, "ci", "policy-tests") });
+    await named.stop(2000);
+
+    await assert.rejects(startTestDaemon(srv.url, cfg), (e: Error) => {
+      assert.match(e.message, /no tests found: no PolicyTest files in .*policies or .*tests; set policy_tests/);
+      assert.doesNotMatch(e.message, /invalid/);
+      return true;
+    });
+  } finally {
     await srv.stop();
   }
 });

@@ -8,9 +8,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { startNatsServer, type LocalNatsOptions, type LocalNatsServer } from "../../src/transport/index.js";
+import { CLI } from "./cli.js";
 import { REPO } from "./daemon.js";
 
-export const BIN = join(REPO, "bin/choria-provisioner.js");
+
 
 /** A real nats-server on a free loopback port, stopped when the test ends. */
 export async function startTestNats(t: TestContext, o: LocalNatsOptions = {}): Promise<LocalNatsServer> {
@@ -99,7 +100,7 @@ export interface CliProcess {
  * started that still runs get SIGKILL by PID.
  */
 export function spawnCli(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
-  return spawnNode(t, [BIN, ...args], env);
+  return spawnNode(t, [...CLI, ...args], env);
 }
 
 /** `npm run bench`'s entry point (not a command of the product's CLI) */

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { CLI } from "../helpers/cli.js";
 import { HEADER, policyDir } from "./helpers.js";
 
 function cli(...args: string[]) {
@@ -9,6 +13,22 @@ function cli(...args: string[]) {
 }
 
 describe("policy CLI", () => {
+  it("names the problem in one line: a bad git ref, a missing inventories or policies directory, a mistyped required option", () => {
+    const one = (r: { code: number | null; err: string }) => {
+      assert.equal(r.code, 2);
+      assert.equal(r.err.trim().split("\n").length, 1, r.err);
+      return r.err;
+    };
+    assert.match(one(cli("diff", "--from", "nosuchref", "--inventories", "inventories")), /^choria-provisioner: git ref "nosuchref" is not a commit in \//);
+    assert.match(one(cli("diff", "--from", "HEAD", "--inventories", "nope")), /^choria-provisioner: inventories directory not found: \/\S+\/nope\n$/);
+    const typo = cli("eval", "--inventroy", "inventories/web1.example.net.json");
+    assert.equal(typo.code, 1);
+    assert.match(typo.err, /^error: unknown option '--inventroy'\n\(Did you mean --inventory\?\)/);
+    const elsewhere = mkdtempSync(join(tmpdir(), "cp-nopolicies-"));
+    const r = spawnSync(process.execPath, [...CLI, "policy", "check"], { cwd: elsewhere, encoding: "utf8" });
+    assert.equal(one({ code: r.status, err: r.stderr }), `choria-provisioner: no policies directory at ${join(realpathSync(elsewhere), "policies")}; give the directory with --policies DIR\n`);
+  });
+
   it("check: exit 0 on the shipped policies, exit 1 with one file:line:col line per problem", () => {
     assert.equal(cli("check").code, 0);
     const d = policyDir({
@@ -29,17 +49,17 @@ describe("policy CLI", () => {
   });
 
   it("eval: prints the decision, as text, json and with --explain", () => {
-    const text = cli("eval", "--inventory", "test/fixtures/inventories/web1.example.net.json");
+    const text = cli("eval", "--inventory", "inventories/web1.example.net.json");
     assert.equal(text.code, 0, text.err);
     assert.match(text.out, /outcome: +configure/);
     assert.match(text.out, /plugin\.choria\.middleware_hosts += nats:\/\/broker1\.ams\.example\.net:4222,nats:\/\/broker2\.ams\.example\.net:4222/);
-    const json = JSON.parse(cli("eval", "--inventory", "test/fixtures/inventories/retired1.example.net.json", "--format", "json").out);
+    const json = JSON.parse(cli("eval", "--inventory", "inventories/retired1.example.net.json", "--format", "json").out);
     assert.equal(json.outcome, "shutdown");
     assert.equal(json.policy.name, "fleet");
-    const ex = cli("eval", "--inventory", "test/fixtures/inventories/lab1.example.net.json", "--explain");
+    const ex = cli("eval", "--inventory", "inventories/lab1.example.net.json", "--explain");
     assert.match(ex.out, /unknown-dc .*APPLIED/);
     assert.match(ex.out, /facts\.dc in \[.*\] +saw "lab7"/);
-    const exJson = JSON.parse(cli("eval", "--inventory", "test/fixtures/inventories/lab1.example.net.json", "--explain", "--format", "json").out);
+    const exJson = JSON.parse(cli("eval", "--inventory", "inventories/lab1.example.net.json", "--explain", "--format", "json").out);
     assert.ok(exJson.explanation.length >= 20);
     assert.deepEqual(exJson.fired[0].conditions, [{ fact: "facts.dc", operator: "in", expected: ["ams1", "ams2", "nyc1", "sfo2", "fra1", "lon1", "par1", "tyo1"], actual: "lab7", result: false }]);
   });
@@ -48,7 +68,7 @@ describe("policy CLI", () => {
     const missing = cli("eval", "--inventory", "nope.json");
     assert.equal(missing.code, 2);
     assert.match(missing.err, /nope\.json: file not found/);
-    const broken = cli("eval", "--policies", "test/fixtures", "--inventory", "test/fixtures/inventories/web1.example.net.json");
+    const broken = cli("eval", "--policies", "test/fixtures", "--inventory", "inventories/web1.example.net.json");
     assert.equal(broken.code, 2);
     assert.match(broken.err, /no Policy document found/);
   });

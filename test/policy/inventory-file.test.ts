@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { inventoryFromFile, InventoryFileError } from "../../src/policy/index.js";
 
-const FIXTURES = "test/fixtures/inventories";
+const FIXTURES = "inventories";
 const tmp = mkdtempSync(join(tmpdir(), "inv-"));
 // replies recorded from a real go-choria server in provisioning mode (test/fixtures/real-choria)
 const real = (name: string): any => JSON.parse(readFileSync(`test/fixtures/real-choria/${name}.reply.json`, "utf8")).body.data;

@@ -8,7 +8,7 @@ import { reportJunit, reportTap, reportText } from "../../src/policy/report.js";
 import { runPolicyTests } from "../../src/policy/testing.js";
 import { HEADER, policyDir } from "./helpers.js";
 
-const FIXTURES = resolve("test/fixtures/inventories");
+const FIXTURES = resolve("inventories");
 
 const POLICY =
   HEADER +
@@ -84,15 +84,39 @@ describe("policy test", () => {
     assert.equal(cli("test", badTest.policiesDir, "--policies", badTest.policiesDir).code, 2);
   });
 
-  it("--update writes the current decisions as expectations and keeps comments", async () => {
-    const d = policyDir({ "policies/p.yaml": POLICY, "policies/tests/t.yaml": TESTS("{ outcome: defer }") });
+  it("--update fills only empty expectations and keeps comments; a failing case stays failing and is named", async () => {
+    const d = policyDir({ "policies/p.yaml": POLICY, "policies/tests/t.yaml": TESTS("{}").replace("fired: [us] }", "fired: [nl] }") });
     const file = join(d.policiesDir, "tests/t.yaml");
-    await runPolicyTests({ dir: d.policiesDir, policiesDir: d.policiesDir, update: true });
+    const r = cli("test", d.policiesDir, "--policies", d.policiesDir, "--update");
+    assert.equal(r.code, 1, "the failing case still fails");
+    assert.match(r.err, /^filled +\S+t\.yaml:6 t \/ recorded nl node$/m);
+    assert.match(r.err, /^FAILING, NOT UPDATED +\S+t\.yaml:\d+ t \/ inline us node: fired: expected nl to fire, did not; fired: us fired, not expected/m);
+    assert.match(r.err, /updated 1 case: 1 empty filled, 0 failing rewritten/);
     const text = readFileSync(file, "utf8");
     assert.match(text, /# the Amsterdam web node/);
     assert.match(text, /brokerSet: eu/);
-    const again = await runPolicyTests({ dir: d.policiesDir, policiesDir: d.policiesDir });
-    assert.deepEqual(again.results.map((r) => r.passed), [true, true]);
+    assert.match(text, /fired: \[ ?nl ?\] \}/, "the failing expectation is as the user wrote it");
+  });
+
+  it("--update=all rewrites failing cases loudly, keeping every key the user wrote and configurationMatch", async () => {
+    const d = policyDir({
+      "policies/p.yaml": POLICY,
+      "policies/tests/t.yaml": TESTS("{ outcome: configure, brokerSet: us, configurationMatch: exact, configuration: { loglevel: debug, identity: web1.example.net } }"),
+    });
+    const file = join(d.policiesDir, "tests/t.yaml");
+    const r = cli("test", d.policiesDir, "--policies", d.policiesDir, "--update=all");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /^REWROTE A FAILING CASE \S+t\.yaml:6 t \/ recorded nl node: .*it failed with: brokerSet: expected us, got eu/m);
+    assert.match(r.err, /updated 1 case: 0 empty filled, 1 failing rewritten/);
+    assert.doesNotMatch(r.err, /inline us node/, "a passing case is left alone");
+    const run = await runPolicyTests({ dir: d.policiesDir, policiesDir: d.policiesDir });
+    assert.deepEqual(run.results.map((x) => x.passed), [true, true]);
+    const text = readFileSync(file, "utf8");
+    assert.match(text, /configurationMatch: exact/);
+    assert.match(text, /brokerSet: eu/);
+    assert.doesNotMatch(text, /recorded nl node[\s\S]*fired:[\s\S]*inline us node/, "no key the user did not write is added");
+    assert.match(text, /expect: \{ outcome: configure, brokerSet: us, fired: \[ ?us ?\] \}/, "the passing case keeps what it had");
+    assert.equal(cli("test", d.policiesDir, "--update=some").code, 2);
   });
 });
 

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { checkCsr, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
+import { CaExistsError, checkCsr, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -35,7 +35,10 @@ export function register(program: Command): void {
     .option("--days <n>", "CA certificate validity in days", positiveInt, 3650)
     .option("--force", "replace an existing CA (every certificate it issued stops being trusted)", false)
     .action(async (o: { dir: string; key: "rsa" | "ecdsa"; cn: string; days: number; force: boolean }) => {
-      const r = await initBuiltinCa(o.dir, { key: o.key, commonName: o.cn, validityDays: o.days, force: o.force });
+      const r = await initBuiltinCa(o.dir, { key: o.key, commonName: o.cn, validityDays: o.days, force: o.force }).catch((e: unknown) => {
+        if (e instanceof CaExistsError) fail(`${e.message}; ca init --force replaces it, and every certificate it issued stops being trusted`, 2);
+        throw e;
+      });
       process.stdout.write(`CA certificate: ${r.certPath}\nCA key:         ${r.keyPath} (mode 0600)\n`);
     });
 

@@ -1,8 +1,10 @@
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { checkPolicies, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
 import { renderDecision } from "../../policy/render.js";
-import { runPolicyTests } from "../../policy/testing.js";
+import { locatePolicyTests, NoPolicyTestsError, runPolicyTests, type TestRun, type UpdateMode } from "../../policy/testing.js";
 import { reportJson, reportJunit, reportTap, reportText } from "../../policy/report.js";
 import { diffPolicies } from "../../policy/diff.js";
 
@@ -24,6 +26,7 @@ function fail(message: string, exitCode: number): never {
 
 /** loads the policy set or prints every problem and exits 2 (a broken policy is not a test failure) */
 async function load(o: DirOptions): Promise<PolicySet> {
+  requirePoliciesDir(o.policies);
   try {
     return await loadPolicySet({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), ...(o.policy ? { policy: o.policy } : {}) });
   } catch (e) {
@@ -35,11 +38,39 @@ async function load(o: DirOptions): Promise<PolicySet> {
   }
 }
 
+/** a missing policies directory is a usage error: name where it was looked for and the flag */
+function requirePoliciesDir(dir: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) fail(`no policies directory at ${resolve(dir)}; give the directory with --policies DIR`, 2);
+}
+
 function dirOptions(cmd: Command): Command {
   return cmd
     .option("--policies <dir>", "directory holding Policy documents", "policies")
     .option("--rules <dir>", "directory holding RuleSet documents (default: rules/ next to the policies directory)")
     .option("--policy <name>", "policy to use when the directory holds several");
+}
+
+function updateMode(v: true | string | undefined): UpdateMode | undefined {
+  if (v === undefined) return undefined;
+  if (v === true || v === "empty") return "empty";
+  if (v === "all") return "all";
+  fail(`--update takes no value or "all", got ${JSON.stringify(v)}`, 2);
+}
+
+/** every case --update changed, and loudly every failing one, rewritten or not */
+function reportUpdates(run: TestRun): string {
+  const out: string[] = [];
+  const updated = new Map((run.updates ?? []).map((u) => [u.source, u]));
+  for (const u of run.updates ?? []) if (u.change === "filled") out.push(`filled    ${u.source} ${u.suite} / ${u.name}`);
+  for (const r of run.results.filter((r) => !r.passed || updated.get(r.source)?.change === "rewritten")) {
+    const u = updated.get(r.source);
+    const was = (u?.failures ?? r.failures).join("; ");
+    if (u) out.push(`REWROTE A FAILING CASE ${r.source} ${r.suite} / ${r.name}: it now expects what the policy decides; it failed with: ${was}`);
+    else out.push(`FAILING, NOT UPDATED   ${r.source} ${r.suite} / ${r.name}: ${was} (--update=all accepts the current decision)`);
+  }
+  const filled = (run.updates ?? []).filter((u) => u.change === "filled").length;
+  out.push(`updated ${updated.size} case${updated.size === 1 ? "" : "s"}: ${filled} empty filled, ${updated.size - filled} failing rewritten`);
+  return out.join("\n") + "\n";
 }
 
 export function register(program: Command): void {
@@ -48,6 +79,7 @@ export function register(program: Command): void {
   dirOptions(policy.command("check"))
     .description("validate every policy and rule set; prints file:line:col: rule: message per problem")
     .action((o: DirOptions) => {
+      requirePoliciesDir(o.policies);
       const problems = checkPolicies({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}) });
       for (const p of problems) process.stdout.write(formatProblem(p) + "\n");
       if (problems.length) {
@@ -86,25 +118,32 @@ export function register(program: Command): void {
   policy
     .command("test")
     .description("run PolicyTest cases: exit 0 all pass, 1 failures (or coverage below --threshold), 2 broken policies or tests")
-    .argument("[dir]", "directory (searched recursively) or file holding PolicyTest documents", "policies")
+    .argument("[dir]", "directory (searched recursively) or file holding PolicyTest documents (default: the policies directory, then tests/ beside it)")
     .option("--policies <dir>", "policies directory for test files that do not name one", "policies")
     .option("--rules <dir>", "rules directory for test files that do not name one")
     .addOption(new Option("--format <format>", "output format").choices(["text", "json", "junit", "tap"]).default("text"))
     .option("--coverage", "list rules and conditions no case exercised, and fact paths no recorded inventory resolved", false)
     .option("--threshold <percent>", "with --coverage: fail below this coverage", percent)
-    .option("--update", "write the current decisions into the test files as expectations", false)
-    .action(async (dir: string, o: { policies: string; rules?: string; format: "text" | "json" | "junit" | "tap"; coverage: boolean; threshold?: number; update: boolean }) => {
+    .option("--update [which]", "write the current decisions into empty expectations (expect: {}); --update=all also rewrites failing ones, keeping the keys they have")
+    .action(async (given: string | undefined, o: { policies: string; rules?: string; format: "text" | "json" | "junit" | "tap"; coverage: boolean; threshold?: number; update?: true | string }) => {
+      const update = updateMode(o.update);
       const coverage = o.coverage || o.threshold !== undefined;
-      const run = await runPolicyTests({ dir, policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), coverage, update: o.update });
+      let dir = given;
+      if (dir === undefined) {
+        const found = locatePolicyTests(o.policies);
+        if (!found.dir) fail(new NoPolicyTestsError(found.searched).message, 2);
+        dir = found.dir;
+      }
+      const run = await runPolicyTests({ dir, policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}), coverage, update });
       const report = { text: reportText, json: reportJson, junit: reportJunit, tap: reportTap }[o.format];
       process.stdout.write(report(run));
       if (run.problems.length) process.exitCode = 2;
-      else if (run.results.some((r) => !r.passed) && !o.update) process.exitCode = 1;
+      else if (run.results.some((r) => !r.passed && !run.updates?.some((u) => u.source === r.source))) process.exitCode = 1;
       else if (o.threshold !== undefined && run.coverage && run.coverage.percent < o.threshold) {
         process.stderr.write(`coverage ${run.coverage.percent}% is below the threshold ${o.threshold}%\n`);
         process.exitCode = 1;
       }
-      if (o.update) process.stderr.write(`updated expectations of ${run.results.length} case(s)\n`);
+      if (update) process.stderr.write(reportUpdates(run));
     });
 
   dirOptions(policy.command("diff"))
