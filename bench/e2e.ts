@@ -56,7 +56,7 @@ export interface E2eResult {
 }
 
 /** The end-to-end runs' fleet: the same nodes whichever provisioner takes them */
-function benchFleet(servers: string, nodes: number): FleetOptions {
+export function benchFleet(servers: string, nodes: number): FleetOptions {
   return {
     servers,
     nodes,

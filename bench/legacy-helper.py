@@ -3,9 +3,14 @@
 (policies/examples/seed-helper.yaml) written the way users of the reference write helpers. It
 parses the request, reads the inventory (a JSON string inside the JSON), picks brokers by
 country and adds the registration and file-security (PKI) settings. Python's standard library
-only; compare bench/legacy-helper.sh, the cheapest possible helper."""
+only; compare bench/legacy-helper.sh, the cheapest possible helper.
+
+With `--cfssl URL --ca FILE` it also signs the node's CSR through the cfssl API of a `cfssl serve`
+at URL, as operators' helpers for the reference provisioner do (bench/reference.ts), and sends the
+CA certificate read from FILE."""
 import json
 import sys
+import urllib.request
 
 BROKERS = {
     "nl": "nats://broker-nl.choria.local:4222",
@@ -19,7 +24,18 @@ BROKERS = {
 SSLDIR = "/etc/choria/ssl"
 
 
+def sign(url, csr, identity):
+    body = json.dumps({"certificate_request": csr, "hosts": [identity]}).encode()
+    post = urllib.request.Request(url + "/api/v1/cfssl/sign", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(post, timeout=10) as r:
+        reply = json.load(r)
+    if not reply.get("success"):
+        raise SystemExit("cfssl could not sign for %s: %s" % (identity, reply.get("errors")))
+    return reply["result"]["certificate"]
+
+
 def main():
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
     req = json.load(sys.stdin)
     inventory = json.loads(req.get("inventory") or "{}")
     facts = inventory.get("facts") or {}
@@ -42,7 +58,14 @@ def main():
         "plugin.security.file.ca": SSLDIR + "/ca.pem",
         "plugin.security.file.cache": SSLDIR + "/cache",
     }
-    json.dump({"defer": False, "msg": "configured by the seed helper", "certificate": "", "ca": "", "ssldir": "", "configuration": config}, sys.stdout)
+    reply = {"defer": False, "msg": "configured by the seed helper", "certificate": "", "ca": "", "ssldir": "", "configuration": config}
+    csr = req.get("csr") or {}
+    if "--cfssl" in args and csr.get("csr"):
+        reply["certificate"] = sign(args["--cfssl"], csr["csr"], req["identity"])
+        with open(args["--ca"]) as f:
+            reply["ca"] = f.read()
+        reply["ssldir"] = csr.get("ssldir") or SSLDIR
+    json.dump(reply, sys.stdout)
 
 
 main()

@@ -15,6 +15,7 @@ import { checkGoal, machine, printResult, writeResult, type BenchResult } from "
 import { measureEvalRate } from "./policy.bench.js";
 import { formatProfile, summariseProfile } from "./profile-summary.js";
 import { lineChartSvg } from "./svg.js";
+import { referenceSection } from "./reference.js";
 
 /**
  * The exec-helper comparison uses the seed helper's decision written as users write helpers
@@ -195,6 +196,12 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       emit(e2eResult(`e2e-helper-${o.helperNodes / 1000}k`, helperE2e));
     }
 
+    // ---- the real reference provisioner on the smallest fleet, when CHORIA_REFERENCE_PROVISIONER names it
+    const refNodes = Math.min(...o.nodes);
+    const reference = o.nodes.length
+      ? await referenceSection({ nodes: refNodes, caDir, ours: e2e.find((x) => x.n === refNodes)?.r, sweepNodes: o.quick ? 500 : undefined, outDir: out, log })
+      : { summary: { measured: false, reason: "no end-to-end fleet in this run (--nodes)" }, goals: {}, series: [] };
+
     // ---- RSS with every node waiting
     let waiting;
     if (o.waiting > 0) {
@@ -272,6 +279,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         note: `${evals.evalsPerSec}/s vs ${helper.decisionsPerSec}/s (seed-equivalent helper)${helperFloor ? `; against a do-nothing sh helper (${helperFloor.decisionsPerSec}/s): ${r1(evals.evalsPerSec / helperFloor.decisionsPerSec)}x` : ""}`,
       };
     if (waiting) goals.rss_100k_waiting_mib = { value: r1(waiting.rssMiB), goal: "< 400 MiB", met: waiting.rssMiB < 400, note: `${waiting.queued} nodes queued` };
+    Object.assign(goals, reference.goals);
     const comparison =
       helperE2e && e2e.length
         ? {
@@ -295,6 +303,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       bound_definition:
         "machine bound = the machine's cores / the CPU time one node's essential work needs, each part measured alone on the machine in the same run, before and after the end-to-end runs (the mean of the two): RPCs/node x CPU per call of the loopback NATS request/reply bound (project RpcClient vs a trivial responder, provisioning-shaped messages; client + responder + nats-server CPU), signs/node x CPU per CSR verify+sign (built-in CA pool), decisions/node x CPU per policy evaluation (one core), and the nodes' own work (RSA-2048 CSR signature and certificate check, which the simulated fleet does on this machine). Also reported: the same without the nodes' own work, and the slowest single resource's rate at full machine (which assumes the others cost nothing)",
       helper_e2e_comparison: comparison,
+      reference: reference.summary,
       results: Object.fromEntries(results.map((r) => [r.name, { ...r.metrics, goalMet: checkGoal(r) }])),
     };
     writeFileSync(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
@@ -317,6 +326,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       });
       series.push({ label: `${helperE2e.nodes.toLocaleString("en-US")} nodes, exec helper: ${Math.round(helperE2e.nodesPerMin).toLocaleString("en-US")}/min`, points: pts });
     }
+    series.push(...reference.series);
     if (series.length) {
       writeFileSync(
         join(out, "provisioned-over-time.svg"),

@@ -266,13 +266,13 @@ export class Dispatcher {
     const env: EnvelopeInfo = { requestid: req.requestid, senderid: req.senderid, callerid: req.callerid };
 
     if (agent === "discovery") {
-      rt.stats.request("discovery", "ping");
+      rt.stats.request("discovery", "ping", node);
       if (!req.payload.includes("ping")) {
         rt.stats.violation(node, "discovery_not_ping", `discovery payload ${JSON.stringify(req.payload.toString("latin1").slice(0, 40))} does not contain ping`);
         return;
       }
       if (latency) await sleep(latency);
-      this.reply(node, req, agent, "pong", latency, seq);
+      if (this.reply(node, req, agent, "pong", latency, seq)) rt.stats.replied(node, "discovery", "ping");
       return;
     }
 
@@ -286,7 +286,7 @@ export class Dispatcher {
     } else {
       action = body.action;
       const actions = agent === PROVISION_AGENT ? PROVISION_ACTIONS : agent === RPCUTIL_AGENT ? RPCUTIL_ACTIONS : [];
-      rt.stats.request(agent, action);
+      rt.stats.request(agent, action, node);
       if (!actions.includes(action)) {
         rt.stats.violation(node, "unknown_action", `${agent}#${action}`);
         result = { statuscode: 2, statusmsg: `Unknown action ${action} for agent ${agent}`, data: {} };
@@ -308,7 +308,7 @@ export class Dispatcher {
         result = runRpcutilAction(rt, node, action, body.data, body.agent);
       }
     }
-    if (!result.noReply) this.reply(node, req, agent, encodeRpcReply({ action, statuscode: result.statuscode, statusmsg: result.statusmsg, data: result.data }), latency, seq);
+    if (!result.noReply && this.reply(node, req, agent, encodeRpcReply({ action, statuscode: result.statuscode, statusmsg: result.statusmsg, data: result.data }), latency, seq)) rt.stats.replied(node, agent, action);
     result.after?.();
   }
 
@@ -327,22 +327,23 @@ export class Dispatcher {
     }
   }
 
-  private reply(node: SimNode, req: IncomingRequest, agent: string, payload: string, latency: number, seq: number): void {
+  /** publishes the reply unless the node would not answer; true when it was sent */
+  private reply(node: SimNode, req: IncomingRequest, agent: string, payload: string, latency: number, seq: number): boolean {
     const rt = this.rt;
     // the process was replaced or died while this request was in flight
-    if (!node.listening) return;
+    if (!node.listening) return false;
     if (latency >= (AGENT_TIMEOUT_S[agent] ?? 20) * 1000) {
       rt.stats.totals.agentTimeouts++;
-      return;
+      return false;
     }
     if (hasFault(node.faults, "drop") && draw(rt.seed, `drop:${seq}`, node.identity) < (this.o.dropProbability ?? 1)) {
       rt.stats.totals.droppedByFault++;
       rt.stats.changed();
-      return;
+      return false;
     }
     if (!req.replyTo) {
       rt.stats.violation(node, "no_reply_to", `request ${req.requestid} has no reply-to header`);
-      return;
+      return false;
     }
     const common = { requestId: req.requestid, agent, senderid: node.identity, payload, connectedServer: this.sink.connectedServer(node) };
     // a provisioning-mode v2 server turns protocol security off and does not sign its replies (§3)
@@ -352,5 +353,6 @@ export class Dispatcher {
         : encodeReply({ ...common, federation: req.federation as TransportHeadersV1["federation"] });
     this.sink.publish(node, req.replyTo, bytes);
     rt.stats.totals.replies++;
+    return true;
   }
 }

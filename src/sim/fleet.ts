@@ -76,7 +76,7 @@ export interface Fleet {
   identities: string[];
   faultsOf(identity: string): Set<string>;
   report(): FleetReport;
-  /** "configured", "restarted" (left provisioning mode), "shutdown", "died", "startup" with the identity; "violation" with {identity, kind, detail}; "update" on any change */
+  /** "configured", "restarted" (left provisioning mode), "shutdown", "died", "startup" with the identity; "request" and "reply" with the identity and "agent#action"; "violation" with {identity, kind, detail}; "update" on any change */
   events: EventEmitter;
   /** resolves once pred(report) holds, evaluated on every fleet change; rejects after timeoutMs */
   waitFor(pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport>;

@@ -133,9 +133,16 @@ export class FleetStats {
     this.changed();
   }
 
-  request(agent: string, action: string): void {
+  request(agent: string, action: string, node?: SimNode): void {
     const k = `${agent}#${action}`;
     this.totals.requests[k] = (this.totals.requests[k] ?? 0) + 1;
+    // per-node timing for provisioners measured from the fleet's side (bench/reference.ts)
+    if (node) this.events.emit("request", node.identity, k);
+  }
+
+  /** a reply left the node (not dropped, not suppressed) */
+  replied(node: SimNode, agent: string, action: string): void {
+    this.events.emit("reply", node.identity, `${agent}#${action}`);
   }
 
   csrTimed(ms: number): void {

@@ -156,6 +156,24 @@ describe("sim: provisioning flow", () => {
     }
   });
 
+  it("emits request and reply events with the node and its agent#action", async () => {
+    const id = fleet.identities[5];
+    const seen: string[] = [];
+    const onReq = (identity: string, k: string): void => void seen.push(`request ${identity} ${k}`);
+    const onRep = (identity: string, k: string): void => void seen.push(`reply ${identity} ${k}`);
+    fleet.events.on("request", onReq);
+    fleet.events.on("reply", onRep);
+    try {
+      await client.call(id, "rpcutil", "inventory");
+      await client.call(id, "rpcutil", "ping");
+      // only the target node speaks, once per request and once per reply
+      assert.deepEqual(seen, [`request ${id} rpcutil#inventory`, `reply ${id} rpcutil#inventory`, `request ${id} rpcutil#ping`, `reply ${id} rpcutil#ping`]);
+    } finally {
+      fleet.events.off("request", onReq);
+      fleet.events.off("reply", onRep);
+    }
+  });
+
   it("wrong token aborts every action with Go's text; unknown action is code 2; bad types are code 4", async () => {
     const id = fleet.identities[4];
     for (const action of ["gencsr", "configure", "jwt", "restart", "shutdown", "gen25519"]) {

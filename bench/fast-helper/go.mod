@@ -1,0 +1,3 @@
+module choria-provisioner/bench/fast-helper
+
+go 1.22
