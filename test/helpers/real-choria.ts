@@ -104,6 +104,18 @@ export class EventWatch {
   }
 }
 
+/**
+ * Waits for a condition that has no event a test can hold (a daemon's role, a process's log
+ * line written to a file), checking it every 100 ms up to the deadline.
+ */
+export async function pollUntil(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface Cert {
   cert: string;
   key: string;

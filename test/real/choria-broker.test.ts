@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { EventWatch, REAL_SKIP, RealLab, homePolicy } from "../helpers/real-choria.js";
+import { EventWatch, REAL_SKIP, RealLab, homePolicy, pollUntil } from "../helpers/real-choria.js";
 
 let lab: RealLab;
 let home: EventWatch;
@@ -45,20 +45,10 @@ function leaderOf(ds: TestDaemon[]): TestDaemon | undefined {
   return ds.find((d) => d.provisioner.role === "leader");
 }
 
-async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  // leadership changes have no event a test can hold without reaching into the elector; poll the
-  // role the provisioner exposes, briefly
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test("through a real Choria Broker: the provisioner user over mTLS provisions real servers; the standby takes over when the leader stops", { skip: REAL_SKIP }, async () => {
   const a = await daemon("provisioner-a.lab");
   const b = await daemon("provisioner-b.lab");
-  await until(() => leaderOf([a, b]) !== undefined, 20_000, "a leader");
+  await pollUntil(() => leaderOf([a, b]) !== undefined, 20_000, "a leader");
   const first = leaderOf([a, b])!;
   const standby = first === a ? b : a;
   assert.equal(standby.provisioner.role, "standby");
@@ -72,7 +62,7 @@ test("through a real Choria Broker: the provisioner user over mTLS provisions re
   await first.stop(3000);
   // the provisioning account may only create and update the key: the standby wins once the
   // resigned leader's delete marker expires with the bucket's TTL (10 s in the lab)
-  await until(() => standby.provisioner.role === "leader", 40_000, "the standby to take over");
+  await pollUntil(() => standby.provisioner.role === "leader", 40_000, "the standby to take over");
 
   const batch2 = ["cb4.real.example.net", "cb5.real.example.net"];
   for (const id of batch2) lab.startServer(id);
