@@ -191,11 +191,7 @@ export class RealLab {
       "plugin.choria.network.listen_address = 127.0.0.1",
       `plugin.choria.network.client_port = ${port}`,
       "plugin.choria.stats_port = 0",
-      "plugin.security.provider = file",
-      `plugin.security.file.certificate = ${cert.cert}`,
-      `plugin.security.file.key = ${cert.key}`,
-      `plugin.security.file.ca = ${this.caFile}`,
-      "plugin.choria.use_srv = false",
+      ...this.fileSecurity(cert),
       `plugin.choria.network.provisioning.client_password = ${this.brokerPassword}`,
       `plugin.choria.network.provisioning.signer_cert = ${this.provPublic}`,
       `plugin.choria.network.stream.store = ${join(dir, "streams")}`,
@@ -308,6 +304,11 @@ export class RealLab {
     return { cert: certFile, key: keyFile };
   }
 
+  /** go-choria configuration lines: file security with this certificate and the lab's CA, no SRV lookups */
+  fileSecurity(c: Cert): string[] {
+    return ["plugin.security.provider = file", `plugin.security.file.certificate = ${c.cert}`, `plugin.security.file.key = ${c.key}`, `plugin.security.file.ca = ${this.caFile}`, "plugin.choria.use_srv = false"];
+  }
+
   /** the directory a server with this identity lives in (the policies address it by identity) */
   serverDir(identity: string): string {
     return join(this.serversDir, identity);
@@ -326,11 +327,7 @@ export class RealLab {
     const conf = [
       `identity = ${identity}`,
       "plugin.choria.server.provision = true",
-      "plugin.security.provider = file",
-      `plugin.security.file.certificate = ${broker.cert}`,
-      `plugin.security.file.key = ${broker.key}`,
-      `plugin.security.file.ca = ${this.caFile}`,
-      "plugin.choria.use_srv = false",
+      ...this.fileSecurity(broker),
       `logfile = ${join(dir, "server.log")}`,
       "loglevel = info",
       ...(o.extraConfig ?? []),
