@@ -3,8 +3,7 @@
  * exactly (choria_provisioner_*, counters without a _total suffix) so its Grafana dashboard
  * keeps working; the policy, reload, CSR and signing metrics are this project's own.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { SlidingSummary } from "./sliding-summary.js";
+import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from "prom-client";
 
 export interface Metrics {
   registry: Registry;
@@ -20,9 +19,9 @@ export interface Metrics {
   busyWorkers: Gauge<"site">;
   workQueueEntries: Gauge<"site">;
   waitingNodes: Gauge<"site">;
-  rpcTime: SlidingSummary<"site" | "rpc">;
+  rpcTime: Summary<"site" | "rpc">;
   rpcErrors: Counter<"site" | "rpc">;
-  helperTime: SlidingSummary<"site">;
+  helperTime: Summary<"site">;
   helperErrors: Counter<"site">;
   helperShutdownRequests: Counter<"site">;
   // this project
@@ -66,9 +65,9 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     busyWorkers: gauge("choria_provisioner_busy_workers", "How many workers are busy provisioning nodes", s),
     workQueueEntries: gauge("choria_provisioner_work_queue_entries", "Number of nodes on the work queue waiting to be provisioned", s),
     waitingNodes: gauge("choria_provisioner_waiting_nodes", "The number of nodes currently waiting to be provisioned", s),
-    rpcTime: new SlidingSummary({ name: "choria_provisioner_rpc_time", help: "How long it took to perform RPC requests", labelNames: ["site", "rpc"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
+    rpcTime: new Summary({ name: "choria_provisioner_rpc_time", help: "How long it took to perform RPC requests", labelNames: ["site", "rpc"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
     rpcErrors: counter("choria_provisioner_rpc_errors", "How many rpc related errors were encountered", ["site", "rpc"]),
-    helperTime: new SlidingSummary({ name: "choria_provisioner_helper_time", help: "How long it took to run the helper", labelNames: ["site"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
+    helperTime: new Summary({ name: "choria_provisioner_helper_time", help: "How long it took to run the helper", labelNames: ["site"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
     helperErrors: counter("choria_provisioner_helper_errors", "How many helper related errors were encountered", s),
     helperShutdownRequests: counter("choria_provisioner_helper_shutdown_requests", "How many times the helper requested a node shutdown", s),
     registrationDiscovered: counter("choria_provisioner_registration_discovered", "How many nodes were found through registration data", s),

@@ -1,0 +1,44 @@
+/**
+ * The metric calls one provisioned node makes on the daemon's main thread (provisioner.ts's
+ * observer: four RPC timings, a policy evaluation, a signing, the node's duration and counters),
+ * timed against the daemon's own createMetrics(), and a scrape of the resulting registry.
+ * Run: node --import tsx bench/metrics.bench.ts   (METRICS_BENCH_NODES, default 200000)
+ */
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createMetrics } from "../src/metrics/metrics.js";
+import { printResult, writeResult, type BenchResult } from "./harness.js";
+
+const RPCS = ["rpcutil#inventory", "choria_provision#gencsr", "choria_provision#configure", "choria_provision#restart"];
+
+function oneNode(m: ReturnType<typeof createMetrics>, site: string, i: number): void {
+  for (const rpc of RPCS) m.rpcTime.labels(site, rpc).observe(0.002 + (i % 97) / 10_000);
+  m.policyEvaluations.labels(site, "fleet", "1.0.0").inc();
+  m.decisions.labels(site, "configure", "fleet", "1.0.0").inc();
+  m.policyEvalTime.labels(site).observe(0.0003);
+  m.signTime.labels(site, "builtin").observe(0.004);
+  m.nodeDuration.labels(site, "configure").observe(0.06 + (i % 31) / 1000);
+  m.provisioned.labels(site).inc();
+  m.busyWorkers.labels(site).set(i % 200);
+  m.workQueueEntries.labels(site).set(i % 1000);
+  m.waitingNodes.labels(site).set(i % 1000);
+}
+
+export async function measureMetricCalls(nodes: number): Promise<{ usPerNode: number; scrapeMs: number }> {
+  const m = createMetrics("bench", { defaultMetrics: false });
+  for (let i = 0; i < 20_000; i++) oneNode(m, "bench", i); // warm-up: JIT and series creation
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < nodes; i++) oneNode(m, "bench", i);
+  const usPerNode = Number(process.hrtime.bigint() - t0) / 1000 / nodes;
+  const s0 = process.hrtime.bigint();
+  await m.registry.metrics();
+  return { usPerNode, scrapeMs: Number(process.hrtime.bigint() - s0) / 1e6 };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const nodes = Number(process.env.METRICS_BENCH_NODES ?? 200_000);
+  const r = await measureMetricCalls(nodes);
+  const result: BenchResult = { name: "metric-calls", metrics: { nodes, us_per_node: r.usPerNode, scrape_ms: r.scrapeMs } };
+  writeResult(result);
+  printResult(result);
+}
