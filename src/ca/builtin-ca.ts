@@ -10,7 +10,7 @@ import { CaExistsError } from "./errors.js";
 import { isOwnParse } from "./csr-inspect.js";
 import { assertKeyAcceptable } from "./csr-policy.js";
 import { createCaCertificate } from "./issue.js";
-import { encodePem } from "./pem.js";
+import { encodePem } from "../der/pem.js";
 import { SignPool } from "./pool.js";
 import type { SignRequest, SignedCertificate, Signer } from "../types/index.js";
 

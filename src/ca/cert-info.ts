@@ -1,7 +1,7 @@
 /** Facts about a certificate that came back from a signer, read with node:crypto's X509 parser. */
 import { X509Certificate, createHash } from "node:crypto";
 import { CaRejectedError, type SignedCertificate } from "../types/index.js";
-import { decodePem } from "./pem.js";
+import { decodePem } from "../der/pem.js";
 
 export interface CertFacts {
   serial: string;

@@ -11,7 +11,7 @@ import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { DerError } from "../der/reader.js";
 import { SIGNATURE_ALGORITHMS, X509_OID, readCsrDer, type ParsedCsrDer, type SubjectPublicKeyInfo } from "../der/x509.js";
 import { CsrRefusedError, type CsrSummary, type KeyType } from "../types/index.js";
-import { decodePem, PemError } from "./pem.js";
+import { decodePem, PemError } from "../der/pem.js";
 
 export const DEFAULT_MAX_CSR_BYTES = 16 * 1024;
 

@@ -9,8 +9,8 @@ import * as pkijs from "pkijs";
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
 import type { CertificateProfile } from "../types/index.js";
 import type { ParsedCsr } from "./csr-inspect.js";
-import { TAG, ascii, concat, derTime, tlv, utf8 } from "./der.js";
-import { encodePem } from "./pem.js";
+import { TAG, ascii, concat, derTime, tlv, utf8 } from "../der/writer.js";
+import { encodePem } from "../der/pem.js";
 import { OID, ipBytes, isIpSan, parseDer, positiveSerial, toHex } from "./x509-util.js";
 
 /** Backdating absorbs clock skew between the provisioner and nodes. */

@@ -22,6 +22,7 @@ import {
   randomBytes,
   type KeyObject,
 } from "node:crypto";
+import { encodePem } from "../der/pem.js";
 import { KeyTransportError } from "./errors.js";
 
 const PEM_TYPE = "RSA PRIVATE KEY";
@@ -81,12 +82,6 @@ function sharedSecret(priv: KeyObject, peer: KeyObject): Buffer {
   return s;
 }
 
-function pemWrap(type: string, headers: Array<[string, string]>, body: Buffer): string {
-  const lines = body.toString("base64").match(/.{1,64}/g) ?? [];
-  const hdr = headers.map(([k, v]) => `${k}: ${v}\n`).join("");
-  return `-----BEGIN ${type}-----\n${hdr}${hdr ? "\n" : ""}${lines.join("\n")}\n-----END ${type}-----\n`;
-}
-
 /** The RSA key as PKCS#1 DER, whatever unencrypted PEM form the helper or CA gave it in. */
 function rsaPkcs1Der(keyPem: string): Buffer {
   if (typeof keyPem !== "string" || !keyPem.includes("-----BEGIN ")) throw new KeyTransportError("bad_input_key", "key to deliver is not a PEM");
@@ -136,7 +131,7 @@ export function legacyPemEncrypt(pkcs1Der: Uint8Array, password: Uint8Array): st
   const cipher = createCipheriv("aes-256-cbc", evpBytesToKey(password, iv.subarray(0, 8), 32), iv);
   const body = Buffer.concat([cipher.update(pkcs1Der), cipher.final()]);
   // Go writes the IV hex in lowercase (hex.EncodeToString); Go and OpenSSL decoders accept either case
-  return pemWrap(PEM_TYPE, [["Proc-Type", "4,ENCRYPTED"], ["DEK-Info", `${CIPHER_NAME},${iv.toString("hex")}`]], body);
+  return encodePem(PEM_TYPE, body, [["Proc-Type", "4,ENCRYPTED"], ["DEK-Info", `${CIPHER_NAME},${iv.toString("hex")}`]]);
 }
 
 /** Inverse of legacyPemEncrypt (x509.DecryptPEMBlock): returns the PKCS#1 DER. */

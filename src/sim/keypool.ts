@@ -7,7 +7,7 @@ import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } fr
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pem } from "./der.js";
+import { encodePem } from "../der/pem.js";
 
 export interface PoolKey {
   index: number;
@@ -37,7 +37,7 @@ function toPoolKey(index: number, privateKey: KeyObject): PoolKey {
     privateKey,
     publicKey,
     spkiDer: publicKey.export({ type: "spki", format: "der" }),
-    pkcs1PublicPem: pem("PUBLIC KEY", publicKey.export({ type: "pkcs1", format: "der" })),
+    pkcs1PublicPem: encodePem("PUBLIC KEY", publicKey.export({ type: "pkcs1", format: "der" })),
   };
 }
 

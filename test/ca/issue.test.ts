@@ -5,7 +5,7 @@ import * as pkijs from "pkijs";
 import { createCaCertificate, LeafIssuer } from "../../src/ca/issue.js";
 import { parseCsr } from "../../src/ca/csr-inspect.js";
 import { parseDer } from "../../src/ca/x509-util.js";
-import { derLength, derTime } from "../../src/ca/der.js";
+import { derLength, derTime } from "../../src/der/writer.js";
 import { makeCsr } from "./csr-fixtures.js";
 
 const ID = "node1.example.net";

@@ -6,7 +6,7 @@ import * as x509 from "@peculiar/x509";
 import { DerError, children, oidString, readRoot, readTlv, stringValue, timeValue, TAGS } from "../../src/der/reader.js";
 import { nameString, readCertificateDer, readCsrDer } from "../../src/der/x509.js";
 import { initBuiltinCa, openBuiltinCa } from "../../src/ca/index.js";
-import { decodePem } from "../../src/ca/pem.js";
+import { decodePem } from "../../src/der/pem.js";
 import { makeCsr, type KeySpec } from "../ca/csr-fixtures.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

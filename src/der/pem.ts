@@ -1,4 +1,7 @@
-/** Strict PEM handling: CSRs come from untrusted nodes, so we never guess at malformed input. */
+/**
+ * The one PEM reader and writer. Reading is strict: CSRs come from untrusted nodes, so we never
+ * guess at malformed input.
+ */
 
 export interface PemBlock {
   label: string;
@@ -33,10 +36,12 @@ export function decodePem(text: string): PemBlock[] {
   return blocks;
 }
 
-export function encodePem(label: string, der: Uint8Array | ArrayBuffer): string {
+/** RFC 7468 text: 64-character base64 lines; headers (RFC 1421, e.g. Proc-Type) before a blank line. */
+export function encodePem(label: string, der: Uint8Array | ArrayBuffer, headers: ReadonlyArray<readonly [string, string]> = []): string {
   const b64 = Buffer.from(der instanceof ArrayBuffer ? new Uint8Array(der) : der).toString("base64");
   const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+  const hdr = headers.map(([k, v]) => `${k}: ${v}\n`).join("");
+  return `-----BEGIN ${label}-----\n${hdr}${hdr ? "\n" : ""}${lines.join("\n")}\n-----END ${label}-----\n`;
 }
 
 /** Splits a certificate bundle (leaf first, then chain) into single-certificate PEM strings. */
