@@ -5,7 +5,8 @@
  *
  * The structure is read by src/der (strict DER, no object tree) and the public key is imported
  * from its raw parts (PKCS#1 for RSA, JWK coordinates for EC and Ed25519): OpenSSL 3's SPKI
- * decoder took ~90 µs per key, the largest single cost per node in `npm run bench`.
+ * decoder was the largest single cost per node in `npm run bench` (bench/README.md, "Figures
+ * behind the code").
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { DerError } from "../der/reader.js";

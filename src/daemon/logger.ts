@@ -4,11 +4,14 @@
  *
  * Redaction is a log formatter, not pino's `redact` option: that one (@pinojs/redact in pino 10)
  * re-parses every configured path on every call and copies the object; for the daemon's line
- * per provisioned node it cost more than the rest of the line (5 µs against 2.3) and about 19 KB
- * of garbage (9% of the daemon's allocation per node in `npm run bench`). The keys below are a
+ * per provisioned node it cost more than the rest of the line, and a tenth of the daemon's
+ * allocation per node (bench/README.md, "Figures behind the code"). The keys below are a
  * fixed set checked at two levels, so one pass over the object's keys decides, and an object
  * with nothing secret in it (every line the daemon logs per node) is passed on as it is. A child
- * logger's bindings go through the same check (pino applies no formatter to them).
+ * logger's bindings go through the same check by the child() override below: pino 10 resets the
+ * `bindings` formatter for children (it formats the base pid/hostname only) and applies only
+ * per-key serializers to child bindings, which cannot censor a secret one level down
+ * (`child({ data: { key } })`). test/daemon/logger.test.ts fails without the override.
  */
 import pino, { type Logger } from "pino";
 

@@ -4,8 +4,9 @@
  *
  * Why not asn1js/pkijs or node's X509Certificate: profiling `npm run bench` showed their
  * general-purpose object trees (asn1js, @peculiar/utils) and OpenSSL 3's decoder framework
- * (X509Certificate, createPublicKey of SPKI DER: ~90 µs each) as the largest per-node costs.
- * Reading the handful of fields we need straight from the bytes costs a few microseconds.
+ * (X509Certificate, createPublicKey of SPKI DER) as the largest per-node costs; reading the
+ * handful of fields we need straight from the bytes costs a small fraction of that
+ * (bench/README.md, "Figures behind the code").
  *
  * Strict on purpose: these bytes come from untrusted peers. Indefinite lengths, non-minimal
  * length encodings, multi-byte tags, elements overrunning their parent and trailing bytes are

@@ -14,8 +14,8 @@ export function broadcastSubject(agent: string, collective = PROVISIONING_COLLEC
   return `${collective}.broadcast.agent.${agent}`;
 }
 
-// A client has one callerid, and every request it sends needs its md5 (about 2 µs, 4 times a
-// provisioned node): remember the last one rather than hash it again.
+// A client has one callerid, and every request it sends needs its md5 (4 times a provisioned
+// node; bench/README.md, "Figures behind the code"): remember the last one rather than hash it again.
 let lastCaller = "";
 let lastCallerMd5 = "";
 

@@ -38,8 +38,9 @@ function parseCaBundle(pemText: string): CaCert[] | undefined {
   return cas;
 }
 
-// src/der rather than node's X509Certificate: OpenSSL 3 took ~170 µs to decode each delivered
-// certificate, the simulator's largest cost after the node's own RSA signature.
+// src/der rather than node's X509Certificate: OpenSSL 3's decode of each delivered certificate
+// was the simulator's largest cost after the node's own RSA signature (bench/README.md,
+// "Figures behind the code").
 function parseBundle(pemText: string): ParsedCertificateDer[] | undefined {
   const blocks = [...pemText.matchAll(CERT_BLOCK)];
   if (blocks.length === 0) return undefined;

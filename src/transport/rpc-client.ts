@@ -147,7 +147,7 @@ export class RpcClient {
   private readonly publishSoon = endOfTurnPublisher();
 
   // One "abort" listener per signal rather than one per call: a node's calls share its signal,
-  // and node's EventTarget add/remove cost several microseconds each, four calls a node.
+  // and node's EventTarget add/remove are not cheap (bench/README.md), four calls a node.
   private readonly aborters = new WeakMap<AbortSignal, Set<() => void>>();
 
   private onAbort(signal: AbortSignal, fn: () => void): () => void {
