@@ -3,8 +3,11 @@
  * d, w and y are there because Choria's own duration parser has them and server_jwt_validity
  * is written "1y" in reference configurations; y is 365 days, as there.
  */
-export function parseDuration(v: string | number | undefined, fallbackMs: number): number {
-  if (v === undefined) return fallbackMs;
+export function parseDuration(v: string | number | undefined, fallbackMs?: number): number {
+  if (v === undefined) {
+    if (fallbackMs === undefined) throw new Error("a duration is missing");
+    return fallbackMs;
+  }
   if (typeof v === "number") return v;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)$/.exec(v.trim());
   if (!m) throw new Error(`invalid duration ${JSON.stringify(v)} (use e.g. 500ms, 10s, 5m, 1h, 30d, 1y)`);

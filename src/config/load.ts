@@ -1,75 +1,60 @@
 /**
  * Loads the daemon configuration: YAML -> schema validation with file:line:col for every
- * problem -> CLI overrides -> resolved settings with defaults and secrets from the
- * environment. Secrets are resolved here and never logged.
+ * problem -> CLI overrides -> validated again with the schema's defaults filled in -> resolved
+ * settings with secrets from the environment. Secrets are resolved here and never logged.
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import AjvModule from "ajv";
-import addFormatsModule from "ajv-formats";
-import { LineCounter, parseDocument, isNode } from "yaml";
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from "yaml";
 import { parseDuration } from "./duration.js";
-import type { ConfigFile } from "./types.js";
+import { applySchemaDefaults, schemaProblems } from "./schema.js";
+import type { ConfigFile, DefaultedConfig } from "./types.js";
 
-// Throughput is at most workers / time per node (Little's law): at ~65 ms a node on the bench
-// machine, 100 workers capped a daemon near 92k nodes/min, and more flows in flight also share
-// each socket write. 200 gave 7% more nodes/min at 50k nodes with less CPU per node.
-export const DEFAULT_WORKERS = 200;
-
-const Ajv = AjvModule as unknown as typeof AjvModule.default;
-const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
-
-export const CONFIG_SCHEMA_PATH = fileURLToPath(new URL("../../schemas/provisioner-config.json", import.meta.url));
+export { CONFIG_SCHEMA_PATH } from "./schema.js";
 
 export interface ConfigProblem {
   file: string;
-  line: number;
-  col: number;
+  /** absent when the problem has no place in a file (an unreadable file, a command-line flag) */
+  line?: number;
+  col?: number;
   message: string;
 }
 
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[]) {
-    super(problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`).join("\n"));
+    super(problems.map((p) => `${p.file}${p.line === undefined ? "" : `:${p.line}:${p.col}`}: ${p.message}`).join("\n"));
     this.name = "ConfigError";
     this.problems = problems;
   }
 }
 
-let validator: ReturnType<InstanceType<typeof Ajv>["compile"]> | undefined;
-function validate(doc: unknown) {
-  if (!validator) {
-    const ajv = new Ajv({ allErrors: true, strict: false });
-    addFormats(ajv);
-    validator = ajv.compile(JSON.parse(readFileSync(CONFIG_SCHEMA_PATH, "utf8")));
+/** Where `path` is written: the key itself for a key the document has, else its nearest parent. */
+function locate(doc: Document, path: string[], atKey: boolean, lc: LineCounter): { line: number; col: number } {
+  for (let n = path.length; n > 0; n--) {
+    const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+    if (!isMap(parent)) continue;
+    const pair = parent.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === path[n - 1]);
+    const node = n === path.length && !atKey ? pair?.value : undefined;
+    // a value is placed at the value (a bad duration), an unknown key at the key
+    const at = isNode(node) && node.range ? node.range[0] : isNode(pair?.key) && pair.key.range ? pair.key.range[0] : undefined;
+    if (at !== undefined) return lc.linePos(at);
   }
-  const ok = validator(doc);
-  return ok ? [] : (validator.errors ?? []);
+  return { line: 1, col: 1 };
 }
 
 export function parseConfigText(text: string, file: string): ConfigFile {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  const pos = (offset: number) => lc.linePos(offset);
   if (doc.errors.length) {
-    throw new ConfigError(doc.errors.map((e) => ({ file, ...pos(e.pos[0]), message: e.message.split("\n")[0] })));
+    throw new ConfigError(doc.errors.map((e) => ({ file, ...lc.linePos(e.pos[0]), message: e.message.split("\n")[0]! })));
   }
   const data = (doc.toJS() ?? {}) as ConfigFile;
-  const errors = validate(data);
-  if (errors.length) {
-    throw new ConfigError(
-      errors.map((e) => {
-        const path = e.instancePath.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
-        const node = doc.getIn(path, true);
-        const p = isNode(node) && node.range ? pos(node.range[0]) : { line: 1, col: 1 };
-        const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, ".") : "(top level)";
-        const extra = e.keyword === "additionalProperties" ? ` '${(e.params as { additionalProperty: string }).additionalProperty}'` : e.keyword === "enum" ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(", ")})` : "";
-        return { file, ...p, message: `${where}: ${e.message}${extra}` };
-      }),
-    );
+  const problems = schemaProblems(data);
+  if (problems.length) {
+    const placed = problems.map((p) => ({ file, ...locate(doc, p.path, p.atKey ?? false, lc), message: p.message }));
+    throw new ConfigError(placed.sort((a, b) => a.line - b.line || a.col - b.col));
   }
   return data;
 }
@@ -79,7 +64,7 @@ export function loadConfigFile(file: string): ConfigFile {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new ConfigError([{ file, line: 0, col: 0, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+    throw new ConfigError([{ file, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
   }
   const cfg = parseConfigText(text, file);
   // relative paths in the file are relative to the file, as users expect
@@ -181,86 +166,99 @@ export interface Settings {
   ha: { apiPrefix?: string; electionTtlMs?: number; standDownMs?: number; claimTtlMs?: number; replicas?: number };
 }
 
-export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.env): Settings {
-  const brokers = c.broker === undefined ? ["nats://127.0.0.1:4222"] : Array.isArray(c.broker) ? c.broker : c.broker.split(",").map((s) => s.trim()).filter(Boolean);
-  const interval = parseDuration(c.discovery?.interval, 60_000);
-  const policiesDir = resolve(c.policies ?? "policies");
+/**
+ * The document with the schema's defaults filled in (a copy), validated again: flags merged
+ * after the file was read, and documents built in code, get the same checks as a file.
+ * `source` names where the document came from in the error.
+ */
+export function withDefaults(c: ConfigFile, source = "configuration"): DefaultedConfig {
+  const d = structuredClone(c);
+  const problems = applySchemaDefaults(d);
+  if (problems.length) throw new ConfigError(problems.map((p) => ({ file: source, message: p.message })));
+  return d as DefaultedConfig;
+}
+
+export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.env, source?: string): Settings {
+  const d = withDefaults(c, source);
+  const brokers = Array.isArray(d.broker) ? d.broker : d.broker.split(",").map((s) => s.trim()).filter(Boolean);
+  const interval = parseDuration(d.discovery.interval);
   return {
-    site: c.site ?? "default",
-    identity: c.identity ?? `provisioner.${hostname()}`,
+    site: d.site,
+    identity: d.identity ?? `provisioner.${hostname()}`,
     brokers,
-    brokerUser: c.broker_user,
-    brokerPassword: env[c.broker_password_env ?? "CHORIA_PROVISIONER_BROKER_PASSWORD"] || undefined,
-    brokerToken: c.broker_token_env ? env[c.broker_token_env] || undefined : undefined,
-    brokerCreds: c.broker_creds,
-    tls: c.tls,
-    token: env[c.token_env ?? "CHORIA_PROVISIONER_TOKEN"] ?? "",
-    policiesDir,
-    rulesDir: c.rules ? resolve(c.rules) : undefined,
-    policy: c.policy,
-    testOnReload: c.test_on_reload ?? false,
-    testsDir: c.policy_tests ? resolve(c.policy_tests) : undefined,
-    watch: c.watch ?? true,
-    workers: c.workers ?? DEFAULT_WORKERS,
-    queueMaxSize: c.queue?.max_size ?? 200_000,
-    queueMaxWaitMs: parseDuration(c.queue?.max_wait, Math.max(2 * interval, 60_000)),
+    brokerUser: d.broker_user,
+    brokerPassword: env[d.broker_password_env] || undefined,
+    brokerToken: d.broker_token_env ? env[d.broker_token_env] || undefined : undefined,
+    brokerCreds: d.broker_creds,
+    tls: d.tls,
+    token: env[d.token_env] ?? "",
+    policiesDir: resolve(d.policies),
+    rulesDir: d.rules ? resolve(d.rules) : undefined,
+    policy: d.policy,
+    testOnReload: d.test_on_reload,
+    testsDir: d.policy_tests ? resolve(d.policy_tests) : undefined,
+    watch: d.watch,
+    workers: d.workers,
+    queueMaxSize: d.queue.max_size,
+    queueMaxWaitMs: d.queue.max_wait === undefined ? Math.max(2 * interval, 60_000) : parseDuration(d.queue.max_wait),
     discoveryIntervalMs: interval,
-    discoveryTimeoutMs: parseDuration(c.discovery?.timeout, 2000),
-    discoveryQuietMs: parseDuration(c.discovery?.quiet, 300),
-    discoverAtStart: c.discovery?.at_start ?? true,
-    lifecycleComponent: c.intake?.lifecycle_component ?? "provision_mode_server",
-    aliveEvents: c.intake?.alive ?? true,
-    registration: c.intake?.registration ?? true,
-    legacyRegistration: c.intake?.legacy_registration ?? true,
+    discoveryTimeoutMs: parseDuration(d.discovery.timeout),
+    discoveryQuietMs: parseDuration(d.discovery.quiet),
+    discoverAtStart: d.discovery.at_start,
+    lifecycleComponent: d.intake.lifecycle_component,
+    aliveEvents: d.intake.alive,
+    registration: d.intake.registration,
+    legacyRegistration: d.intake.legacy_registration,
     // ed25519 implies jwt and replaces pki, as in the Go provisioner (credentialProblems refuses an explicit pki: true)
-    pki: c.features?.pki ?? !c.features?.ed25519,
-    jwt: (c.features?.jwt ?? false) || (c.features?.ed25519 ?? false),
-    ed25519: c.features?.ed25519 ?? false,
-    jwtVerifyCert: c.jwt_verify_cert,
-    jwtSigningKeyFile: c.jwt_signing_key,
-    jwtSigningTokenFile: c.jwt_signing_token,
-    serverJwtValidityMs: parseDuration(c.server_jwt_validity, 365 * 86_400_000),
-    protocol: c.protocol ?? 1,
-    clientJwtFile: c.client_jwt,
+    pki: d.features.pki ?? !d.features.ed25519,
+    jwt: d.features.jwt || d.features.ed25519,
+    ed25519: d.features.ed25519,
+    jwtVerifyCert: d.jwt_verify_cert,
+    jwtSigningKeyFile: d.jwt_signing_key,
+    jwtSigningTokenFile: d.jwt_signing_token,
+    serverJwtValidityMs: parseDuration(d.server_jwt_validity),
+    protocol: d.protocol,
+    clientJwtFile: d.client_jwt,
     ca: {
-      type: c.ca?.type ?? "builtin",
-      dir: c.ca?.dir ? resolve(c.ca.dir) : undefined,
-      workers: c.ca?.workers,
-      url: c.ca?.url,
-      profile: c.ca?.profile,
-      label: c.ca?.label,
-      command: c.ca?.command,
-      args: c.ca?.args ?? [],
-      caFile: c.ca?.ca_file,
-      timeoutMs: parseDuration(c.ca?.timeout, 10_000),
+      type: d.ca.type,
+      dir: d.ca.dir ? resolve(d.ca.dir) : undefined,
+      workers: d.ca.workers,
+      url: d.ca.url,
+      profile: d.ca.profile,
+      label: d.ca.label,
+      command: d.ca.command,
+      args: d.ca.args ?? [],
+      caFile: d.ca.ca_file,
+      timeoutMs: parseDuration(d.ca.timeout),
     },
-    certDenyList: c.cert_deny_list,
-    restartSplay: c.restart_splay ?? 1,
-    holdAfterRestartMs: parseDuration(c.hold_after_restart, 10_000),
-    holdAfterRefusalMs: parseDuration(c.hold_after_refusal, 300_000),
-    upgradeRepository: c.upgrade_repository,
-    inventoryTimeoutMs: parseDuration(c.rpc?.inventory_timeout, 4000),
-    provisionTimeoutMs: parseDuration(c.rpc?.provision_timeout, 22_000),
-    maxTimeouts: c.rpc?.max_timeouts ?? 2,
-    backoffMaxMs: parseDuration(c.rpc?.backoff_max, 5000),
-    adminListen: c.admin?.listen ?? "127.0.0.1:0",
-    adminToken: env[c.admin?.token_env ?? "CHORIA_PROVISIONER_ADMIN_TOKEN"] || undefined,
-    auditFile: c.audit?.file,
-    auditSubject: c.audit?.subject,
-    recordDir: c.record,
-    logLevel: c.log?.level ?? "info",
-    logFile: c.log?.file,
-    helper: c.helper,
-    helperArgs: c.helper_args ?? [],
-    helperTimeoutMs: parseDuration(c.helper_timeout, 10_000),
-    leaderElection: c.leader_election ?? false,
-    activeActive: c.active_active ?? false,
+    certDenyList: d.cert_deny_list,
+    restartSplay: d.restart_splay,
+    holdAfterRestartMs: parseDuration(d.hold_after_restart),
+    holdAfterRefusalMs: parseDuration(d.hold_after_refusal),
+    upgradeRepository: d.upgrade_repository,
+    inventoryTimeoutMs: parseDuration(d.rpc.inventory_timeout),
+    provisionTimeoutMs: parseDuration(d.rpc.provision_timeout),
+    maxTimeouts: d.rpc.max_timeouts,
+    backoffMaxMs: parseDuration(d.rpc.backoff_max),
+    adminListen: d.admin.listen,
+    adminToken: env[d.admin.token_env] || undefined,
+    auditFile: d.audit?.file,
+    auditSubject: d.audit?.subject,
+    recordDir: d.record,
+    logLevel: d.log.level,
+    logFile: d.log.file,
+    helper: d.helper,
+    helperArgs: d.helper_args ?? [],
+    helperTimeoutMs: parseDuration(d.helper_timeout),
+    leaderElection: d.leader_election,
+    activeActive: d.active_active,
+    // no defaults here: a bucket that exists keeps its own settings, and ha/ knows the reference's
     ha: {
-      apiPrefix: c.ha?.api_prefix,
-      electionTtlMs: c.ha?.election_ttl === undefined ? undefined : parseDuration(c.ha.election_ttl, 60_000),
-      standDownMs: c.ha?.stand_down === undefined ? undefined : parseDuration(c.ha.stand_down, 1000),
-      claimTtlMs: c.ha?.claim_ttl === undefined ? undefined : parseDuration(c.ha.claim_ttl, 60_000),
-      replicas: c.ha?.replicas,
+      apiPrefix: d.ha?.api_prefix,
+      electionTtlMs: d.ha?.election_ttl === undefined ? undefined : parseDuration(d.ha.election_ttl),
+      standDownMs: d.ha?.stand_down === undefined ? undefined : parseDuration(d.ha.stand_down),
+      claimTtlMs: d.ha?.claim_ttl === undefined ? undefined : parseDuration(d.ha.claim_ttl),
+      replicas: d.ha?.replicas,
     },
   };
 }

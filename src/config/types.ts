@@ -46,3 +46,21 @@ export interface ConfigFile {
   active_active?: boolean;
   ha?: { api_prefix?: string; election_ttl?: Duration; stand_down?: Duration; claim_ttl?: Duration; replicas?: number };
 }
+
+type With<T, K extends keyof T> = T & Required<Pick<T, K>>;
+
+/**
+ * The document after the schema's defaults are in (ajv `useDefaults`, config/schema.ts): every
+ * key the schema gives a default is present. The values live in the schema only.
+ */
+export type DefaultedConfig = With<ConfigFile, "site" | "broker" | "broker_password_env" | "token_env" | "policies" | "test_on_reload" | "watch" | "workers" | "server_jwt_validity" | "protocol" | "restart_splay" | "hold_after_restart" | "hold_after_refusal" | "leader_election" | "active_active" | "helper_timeout"> & {
+  queue: With<NonNullable<ConfigFile["queue"]>, "max_size">;
+  discovery: With<NonNullable<ConfigFile["discovery"]>, "interval" | "timeout" | "quiet" | "at_start">;
+  intake: With<NonNullable<ConfigFile["intake"]>, "lifecycle_component" | "alive" | "registration" | "legacy_registration">;
+  features: With<NonNullable<ConfigFile["features"]>, "jwt" | "ed25519">;
+  ca: With<NonNullable<ConfigFile["ca"]>, "type" | "timeout">;
+  rpc: With<NonNullable<ConfigFile["rpc"]>, "inventory_timeout" | "provision_timeout" | "max_timeouts" | "backoff_max">;
+  admin: With<NonNullable<ConfigFile["admin"]>, "listen" | "token_env">;
+  log: With<NonNullable<ConfigFile["log"]>, "level">;
+};
+

@@ -64,21 +64,6 @@ export interface FlowResult {
   holdMs: number;
 }
 
-export function defaultFlowOptions(): FlowOptions {
-  const p = (tries: number, timeoutMs: number, maxTimeouts = 2): StepPolicy => ({ tries, timeoutMs, maxTimeouts });
-  return {
-    token: "",
-    pki: true,
-    restartSplay: 1,
-    holdAfterRestartMs: 10_000,
-    holdAfterRefusalMs: 300_000,
-    // rpcutil's DDL timeout is 2 s and choria_provision's 20 s; gencsr makes an RSA key on the node
-    // the reference's try counts: jwt 3, gen25519 5 (§8); gen25519 makes a key on the node
-    steps: { jwt: p(3, 22_000), gen25519: p(5, 22_000, 1), inventory: p(5, 4000), gencsr: p(2, 22_000, 1), configure: p(5, 22_000), restart: p(3, 10_000), shutdown: p(3, 10_000), release_update: p(3, 22_000, 1) },
-    backoff: { baseMs: 250, maxMs: 5000 },
-  };
-}
-
 export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {
   const run = newNodeRun(identity, deps, o, signal);
   try {

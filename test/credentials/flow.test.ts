@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
-import { defaultFlowOptions, provisionNode, type FlowObserver, type FlowOptions } from "../../src/provision/flow.js";
+import { provisionNode, type FlowObserver, type FlowOptions } from "../../src/provision/flow.js";
+import { defaultFlowOptions } from "../../src/provision/flow-options.js";
 import type { CsrChecker, Decider } from "../../src/types/index.js";
 import type { RpcCaller } from "../../src/provision/interfaces.js";
 import { decryptKeyFromProvisioner, generateEcdhKeyPair, verifierFromEd25519Hex } from "../../src/credentials/index.js";

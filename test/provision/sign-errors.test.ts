@@ -7,7 +7,8 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { csrChecker } from "../../src/ca/index.js";
-import { defaultFlowOptions, provisionNode, type FlowObserver } from "../../src/provision/flow.js";
+import { provisionNode, type FlowObserver } from "../../src/provision/flow.js";
+import { defaultFlowOptions } from "../../src/provision/flow-options.js";
 import type { RpcCaller } from "../../src/provision/interfaces.js";
 import type { RpcReplyBody } from "../../src/protocol/index.js";
 import { CaUnavailableError, CsrRefusedError, type Signer } from "../../src/types/index.js";

@@ -1,12 +1,8 @@
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
+import { numberArg } from "../args.js";
 import { CaExistsError, checkCsr, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-}
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -32,7 +28,7 @@ export function register(program: Command): void {
     .requiredOption("--dir <dir>", "CA directory")
     .addOption(new Option("--key <type>", "CA key type").choices(["rsa", "ecdsa"]).default("ecdsa"))
     .option("--cn <name>", "CA certificate common name", "Choria Provisioner CA")
-    .option("--days <n>", "CA certificate validity in days", positiveInt, 3650)
+    .option("--days <n>", "CA certificate validity in days", numberArg({ min: 1 }), 3650)
     .option("--force", "replace an existing CA (every certificate it issued stops being trusted)", false)
     .action(async (o: { dir: string; key: "rsa" | "ecdsa"; cn: string; days: number; force: boolean }) => {
       const r = await initBuiltinCa(o.dir, { key: o.key, commonName: o.cn, validityDays: o.days, force: o.force }).catch((e: unknown) => {
@@ -48,7 +44,7 @@ export function register(program: Command): void {
     .requiredOption("--csr <file>", "CSR PEM file ('-' for stdin)")
     .requiredOption("--identity <name>", "node identity; must equal the CSR's CN")
     .option("--san <name>", "extra SAN to grant (repeatable; IP addresses become IP SANs)", collect, [] as string[])
-    .option("--days <n>", "certificate validity in days", positiveInt, 365)
+    .option("--days <n>", "certificate validity in days", numberArg({ min: 1 }), 365)
     .option("--chain", "print the CA certificate after the leaf", false)
     .action(async (o: { dir: string; csr: string; identity: string; san: string[]; days: number; chain: boolean }) => {
       const csrPem = readCsr(o.csr);

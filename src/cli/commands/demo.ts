@@ -16,15 +16,16 @@ import type { DecisionRecord } from "../../types/index.js";
 import { startDaemon, type DaemonHandle } from "../../daemon/start.js";
 import { fleetHandled, latestRecords, summarise } from "../../provision/fleet-progress.js";
 import { onStopSignals, signalExitCode } from "../../daemon/stop-signals.js";
+import { numberArg } from "../args.js";
 
 interface DemoFlags {
-  nodes: string;
-  workers: string;
+  nodes: number;
+  workers: number;
   faults?: string;
   policies?: string;
   rules?: string;
-  timeout: string;
-  seed: string;
+  timeout: number;
+  seed: number;
   progress: boolean;
 }
 
@@ -34,11 +35,6 @@ const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const DRAIN_MS = 2000;
 const FORCE_EXIT_AFTER_MS = 8000;
 
-function positiveInt(v: string, name: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`), { exitCode: 2 });
-  return n;
-}
 
 function bar(fraction: number, width = 24): string {
   const full = Math.round(Math.max(0, Math.min(1, fraction)) * width);
@@ -49,18 +45,17 @@ export function register(program: Command): void {
   program
     .command("demo")
     .description("run everything locally: nats-server, a simulated fleet, the CA and the provisioner with the shipped policies")
-    .option("--nodes <n>", "simulated nodes", "2000")
-    .option("--workers <n>", "provisioner workers", "100")
+    .option("--nodes <n>", "simulated nodes", numberArg({ min: 1 }), 2000)
+    .option("--workers <n>", "provisioner workers", numberArg({ min: 1 }), 100)
     .option("--faults <spec>", "simulator faults, e.g. drop=0.02,bad_csr=0.01 (see `sim --help`)")
     .option("--policies <dir>", "policy directory", join(REPO, "policies"))
     .option("--rules <dir>", "rule set directory", join(REPO, "rules"))
-    .option("--seed <n>", "fleet seed", "1")
-    .option("--timeout <seconds>", "give up after this long", "600")
+    .option("--seed <n>", "fleet seed", numberArg(), 1)
+    .option("--timeout <seconds>", "give up after this long", numberArg({ min: 1 }), 600)
     .option("--no-progress", "no live progress line")
     .action(async (f: DemoFlags) => {
-      const nodes = positiveInt(f.nodes, "nodes");
-      const workers = positiveInt(f.workers, "workers");
-      const timeoutMs = positiveInt(f.timeout, "timeout") * 1000;
+      const { nodes, workers } = f;
+      const timeoutMs = f.timeout * 1000;
       const faults = f.faults ? parseFaultSpec(f.faults) : undefined;
       const out = (s: string) => process.stdout.write(s + "\n");
       const work = mkdtempSync(join(tmpdir(), "choria-provisioner-demo-"));
@@ -93,7 +88,7 @@ export function register(program: Command): void {
         const caDir = join(work, "ca");
         await initBuiltinCa(caDir, { key: "ecdsa" });
         out(`  built-in CA      ${caDir}`);
-        fleet = await startFleet({ servers: srv.url, nodes, seed: Number(f.seed), restartDelayMs: 200, faults, recordDir: undefined });
+        fleet = await startFleet({ servers: srv.url, nodes, seed: f.seed, restartDelayMs: 200, faults, recordDir: undefined });
         out(`  simulated fleet  ${nodes} nodes in provisioning mode`);
         const settings = resolveSettings({
           broker: srv.url,

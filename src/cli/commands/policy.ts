@@ -7,12 +7,8 @@ import { renderDecision } from "../../policy/render.js";
 import { locatePolicyTests, NoPolicyTestsError, runPolicyTests, type TestRun, type UpdateMode } from "../../policy/testing.js";
 import { reportJson, reportJunit, reportTap, reportText } from "../../policy/report.js";
 import { diffPolicies } from "../../policy/diff.js";
+import { numberArg } from "../args.js";
 
-function percent(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > 100) throw Object.assign(new Error(`--threshold must be a number from 0 to 100, got ${v}`), { exitCode: 2 });
-  return n;
-}
 
 interface DirOptions {
   policies: string;
@@ -123,7 +119,7 @@ export function register(program: Command): void {
     .option("--rules <dir>", "rules directory for test files that do not name one")
     .addOption(new Option("--format <format>", "output format").choices(["text", "json", "junit", "tap"]).default("text"))
     .option("--coverage", "list rules and conditions no case exercised, and fact paths no recorded inventory resolved", false)
-    .option("--threshold <percent>", "with --coverage: fail below this coverage", percent)
+    .option("--threshold <percent>", "with --coverage: fail below this coverage", numberArg({ min: 0, max: 100, integer: false }))
     .option("--update [which]", "write the current decisions into empty expectations (expect: {}); --update=all also rewrites failing ones, keeping the keys they have")
     .action(async (given: string | undefined, o: { policies: string; rules?: string; format: "text" | "json" | "junit" | "tap"; coverage: boolean; threshold?: number; update?: true | string }) => {
       const update = updateMode(o.update);

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { ConfigError, loadConfigFile, resolveSettings, type ConfigFile } from "../../config/index.js";
 import { startDaemon } from "../../daemon/start.js";
+import { durationArg, numberArg } from "../args.js";
 import { createLogger } from "../../daemon/logger.js";
 import { onStopSignals } from "../../daemon/stop-signals.js";
 
@@ -16,7 +17,7 @@ interface RunFlags {
   rules?: string;
   policy?: string;
   caDir?: string;
-  workers?: string;
+  workers?: number;
   site?: string;
   identity?: string;
   admin?: string;
@@ -24,14 +25,7 @@ interface RunFlags {
   record?: string;
   logLevel?: string;
   pki: boolean;
-  discoveryInterval?: string;
-}
-
-function intFlag(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw Object.assign(new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`), { exitCode: 2 });
-  return n;
+  discoveryInterval?: number;
 }
 
 /** Flags override the file; the merged document is what the schema describes. */
@@ -42,8 +36,7 @@ export function applyFlags(cfg: ConfigFile, f: RunFlags): ConfigFile {
   if (f.rules) c.rules = f.rules;
   if (f.policy) c.policy = f.policy;
   if (f.caDir) c.ca = { ...c.ca, type: "builtin", dir: f.caDir };
-  const w = intFlag(f.workers, "workers");
-  if (w) c.workers = w;
+  if (f.workers !== undefined) c.workers = f.workers;
   if (f.site) c.site = f.site;
   if (f.identity) c.identity = f.identity;
   if (f.admin) c.admin = { ...c.admin, listen: f.admin };
@@ -51,7 +44,7 @@ export function applyFlags(cfg: ConfigFile, f: RunFlags): ConfigFile {
   if (f.record) c.record = f.record;
   if (f.logLevel) c.log = { ...c.log, level: f.logLevel };
   if (!f.pki) c.features = { ...c.features, pki: false };
-  if (f.discoveryInterval) c.discovery = { ...c.discovery, interval: f.discoveryInterval };
+  if (f.discoveryInterval !== undefined) c.discovery = { ...c.discovery, interval: f.discoveryInterval };
   return c;
 }
 
@@ -65,25 +58,26 @@ export function register(program: Command): void {
     .option("--rules <dir>", "rule set directory (default: rules/ beside the policies)")
     .option("--policy <name>", "policy to run when the directory holds several")
     .option("--ca-dir <dir>", "built-in CA directory (made by `ca init`)")
-    .option("--workers <n>", "nodes provisioned concurrently")
+    .option("--workers <n>", "nodes provisioned concurrently", numberArg({ min: 1 }))
     .option("--site <name>", "site label for metrics")
     .option("--identity <name>", "provisioner identity")
     .option("--admin <host:port>", "admin HTTP listen address (default 127.0.0.1:0)")
     .option("--audit <file>", "decision audit log (JSON lines)")
     .option("--record <dir>", "record every inventory seen as a policy test fixture")
     .option("--log-level <level>", "trace|debug|info|warn|error")
-    .option("--discovery-interval <duration>", "discovery interval, e.g. 60s")
+    .option("--discovery-interval <duration>", "discovery interval, e.g. 60s", durationArg)
     .option("--no-pki", "do not request CSRs or sign certificates")
     .addHelpText("after", "\nSecrets come from the environment: CHORIA_PROVISIONER_TOKEN (provisioning token), CHORIA_PROVISIONER_ADMIN_TOKEN (pause/resume), CHORIA_PROVISIONER_BROKER_PASSWORD.\nSIGHUP reloads the policies; SIGINT/SIGTERM drain in-flight nodes and stop.")
     .action(async (f: RunFlags) => {
-      let cfg: ConfigFile;
+      let settings;
       try {
-        cfg = applyFlags(f.config ? loadConfigFile(f.config) : {}, f);
+        const cfg: ConfigFile = applyFlags(f.config ? loadConfigFile(f.config) : {}, f);
+        // validated again: a flag can set what the file could not (--log-level nonsense)
+        settings = resolveSettings(cfg, process.env, f.config ? `${f.config} with the command-line flags` : "the command-line flags");
       } catch (e) {
         if (e instanceof ConfigError) throw Object.assign(new Error(`invalid configuration:\n${e.message}`), { exitCode: 2 });
         throw e;
       }
-      const settings = resolveSettings(cfg);
       const log = createLogger({ level: settings.logLevel, file: settings.logFile });
       process.on("unhandledRejection", (r) => log.error({ err: String((r as Error)?.stack ?? r) }, "unhandled rejection"));
       const d = await startDaemon(settings, { log });
