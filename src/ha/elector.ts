@@ -59,8 +59,15 @@ export interface LeadershipChange {
   reason: string;
 }
 
+/** another instance's write of the election key, as this one saw it (watch or campaign) */
+export interface LeaderObserved {
+  leader: string;
+  revision: number;
+}
+
 export declare interface Elector {
   on(event: "change", listener: (c: LeadershipChange) => void): this;
+  on(event: "observed", listener: (o: LeaderObserved) => void): this;
 }
 
 export class Elector extends EventEmitter {
@@ -315,6 +322,7 @@ export class Elector extends EventEmitter {
     if (value !== this.leaderName) this.log.info({ election: this.key, leader: value }, "observed election leader");
     this.leaderName = value;
     this.otherExpiresAt = e.created.getTime() + this.ttlMs;
+    this.emit("observed", { leader: value, revision: e.revision } satisfies LeaderObserved);
   }
 
   /** (Re)starts the key watch; campaigns re-check it, so a watch lost to a broker restart comes back. */

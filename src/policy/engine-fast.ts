@@ -22,6 +22,11 @@
  * (Engine.evaluateRules), dist/condition.js (Condition.evaluate), dist/almanac.js
  * (Almanac.factValue) and dist/rule-result.js. Any other version turns the fast path off
  * (FAST_PATH below) and test/policy/engine-fast.test.ts fails until the mirror is re-checked.
+ *
+ * Retire it when json-rules-engine evaluates without the per-run clone and promise per node:
+ * upstream https://github.com/CacheControl/json-rules-engine/issues/58 (slow performance, open)
+ * and the bulk-evaluation PR https://github.com/CacheControl/json-rules-engine/pull/432 (open).
+ * (The engine pool in pool.ts is the other workaround: it waits on issue #303.)
  */
 import { createRequire } from "node:module";
 import { Almanac, Engine, Rule, type EngineResult, type RuleProperties, type RuleResult } from "json-rules-engine";

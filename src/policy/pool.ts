@@ -5,8 +5,9 @@ import { CUSTOM_OPERATORS } from "./operators.js";
 import { resolvePath } from "./paths.js";
 
 /**
- * json-rules-engine's Engine.run is not re-entrant (upstream issue #303: the run status lives
- * on the engine, so the first concurrent run to finish makes the others skip rules), so every
+ * json-rules-engine's Engine.run is not re-entrant (upstream
+ * https://github.com/CacheControl/json-rules-engine/issues/303, open: the run status lives on
+ * the engine, so the first concurrent run to finish makes the others skip rules), so every
  * evaluation borrows an engine of its own. Engines are reused because building one costs
  * far more than a run, and their number is capped: evaluation is CPU work on one thread, so
  * more engines than that would only add memory, and a burst of thousands of nodes must not

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeCa, REPO } from "../helpers/daemon.js";
+import { REPO } from "../helpers/daemon.js";
 import { allGone, commandLine, descendants, exitWithin, spawnBench, spawnCli, startTestNats, type CliProcess, type Exit } from "../helpers/processes.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 // generous for a loaded 2-core machine: the commands' own deadlines add up to a few seconds
 const BOUND_MS = 10_000;
@@ -38,7 +39,7 @@ test("sim: SIGTERM after the broker is gone stops the fleet, writes the report a
 
 test("run: SIGTERM after the broker is gone stops the daemon and exits 0", async (t) => {
   const srv = await startTestNats(t);
-  const caDir = await makeCa();
+  const caDir = await makeBuiltinCa();
   const run = spawnCli(t, ["run", "--broker", srv.url, "--policies", join(REPO, "policies"), "--ca-dir", caDir, "--log-level", "info"], { CHORIA_PROVISIONER_TOKEN: "x" });
   await run.output(/admin http:\/\/127\.0\.0\.1:\d+/, 60_000);
   await srv.stop();

@@ -22,10 +22,9 @@ import * as x509 from "@peculiar/x509";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { identityOf, startFleet, type Fleet, type FleetOptions } from "../../src/sim/index.js";
 import { resolveSettings, type ConfigFile } from "../../src/config/index.js";
+import { makeBuiltinCa, makeTestCa } from "../helpers/ca.js";
 import { startDaemon, type DaemonHandle } from "../../src/daemon/start.js";
 import type { DecisionRecord } from "../../src/types/index.js";
-import { makeCa as makeBuiltinCa } from "../helpers/daemon.js";
-import { makeCa as makeTestCa } from "../sim/helpers.js";
 import { edPair, makeJwt, nowS, rsaPair } from "../credentials/helpers.js";
 
 const TOKEN = "cht-s3cret-token";
@@ -276,6 +275,7 @@ function writeHelper(work: string, material: unknown): string {
     script,
     `#!/usr/bin/env node
 import { readFileSync, writeFileSync } from "node:fs";
+import { makeBuiltinCa, makeTestCa } from "../helpers/ca.js";
 const input = JSON.parse(readFileSync(0, "utf8"));
 writeFileSync(${JSON.stringify(inputs)} + "/" + input.identity + ".json", JSON.stringify(input));
 const m = JSON.parse(readFileSync(${JSON.stringify(file)}, "utf8"));

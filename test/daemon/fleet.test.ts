@@ -12,7 +12,8 @@ import { startNatsServer, type LocalNatsServer } from "../../src/transport/index
 import { startFleet, type Fleet } from "../../src/sim/index.js";
 import { inventoryFromFile, loadPolicySet } from "../../src/policy/index.js";
 import type { DecisionRecord } from "../../src/types/index.js";
-import { REPO, fleetHandled, makeCa, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { REPO, fleetHandled, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 const N = 2000;
 let srv: LocalNatsServer;
@@ -37,7 +38,7 @@ function settled(records: DecisionRecord[], n: number): boolean {
 
 before(async () => {
   srv = await startNatsServer();
-  caDir = await makeCa("ecdsa");
+  caDir = await makeBuiltinCa("ecdsa");
   work = mkdtempSync(join(tmpdir(), "cp-fleet-"));
   fleet = await startFleet({ servers: srv.url, nodes: N, seed: 7, restartDelayMs: 50, token: "s3cret" });
   daemon = await startTestDaemon(srv.url, { ca: { dir: caDir }, audit: { file: join(work, "audit.jsonl") }, record: join(work, "inventories"), workers: 100 }, {}, { CHORIA_PROVISIONER_TOKEN: "s3cret" });

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer } from "../../src/transport/index.js";
 import { startFleet } from "../../src/sim/index.js";
-import { fleetHandled, latestRecords, makeCa, startTestDaemon } from "../helpers/daemon.js";
+import { fleetHandled, latestRecords, startTestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 test("a helper program with the reference's JSON interface provisions the fleet", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cp-helper-"));
@@ -38,7 +39,7 @@ process.stdin.on("end", () => {
   chmodSync(helper, 0o755);
   const srv = await startNatsServer();
   const fleet = await startFleet({ servers: srv.url, nodes: 120, seed: 4, restartDelayMs: 50 });
-  const d = await startTestDaemon(srv.url, { helper, ca: { dir: await makeCa() }, workers: 20 }, {}, { CHORIA_PROVISIONER_TOKEN: "tok-s3cret" });
+  const d = await startTestDaemon(srv.url, { helper, ca: { dir: await makeBuiltinCa() }, workers: 20 }, {}, { CHORIA_PROVISIONER_TOKEN: "tok-s3cret" });
   try {
     assert.match(d.policies.current().ref.name, /^helper:helper\.mjs$/);
     await d.waitFor((r) => fleetHandled(r, fleet), 60_000, "every node handled by the helper");

@@ -8,11 +8,12 @@ import assert from "node:assert/strict";
 import { startNatsServer, connectNats, closeNats, RpcClient } from "../../src/transport/index.js";
 import { startFleet, type FleetOptions } from "../../src/sim/index.js";
 import type { ConfigFile } from "../../src/config/index.js";
-import { fleetHandled, latestRecords, makeCa, startTestDaemon } from "../helpers/daemon.js";
+import { fleetHandled, latestRecords, startTestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 async function provisionVia(fleetOpts: Partial<FleetOptions>, cfg: ConfigFile, metric: RegExp, garbage?: (publish: (subject: string, data: string) => void) => void) {
   const srv = await startNatsServer();
-  const d = await startTestDaemon(srv.url, { ca: { dir: await makeCa() }, discovery: { at_start: false, interval: "1h" }, ...cfg });
+  const d = await startTestDaemon(srv.url, { ca: { dir: await makeBuiltinCa() }, discovery: { at_start: false, interval: "1h" }, ...cfg });
   const fleet = await startFleet({ servers: srv.url, nodes: 40, seed: 13, restartDelayMs: 50, ...fleetOpts });
   try {
     if (garbage) {
@@ -59,7 +60,7 @@ test("alive events bring in nodes whose startup events the provisioner missed", 
   const fleet = await startFleet({ servers: srv.url, nodes: 20, seed: 21, restartDelayMs: 50, alive: { intervalMs: 500, firstWithinMs: 300 } });
   try {
     await fleet.startupComplete;
-    const d = await startTestDaemon(srv.url, { ca: { dir: await makeCa() }, discovery: { at_start: false, interval: "1h" }, intake: { registration: false, legacy_registration: false } });
+    const d = await startTestDaemon(srv.url, { ca: { dir: await makeBuiltinCa() }, discovery: { at_start: false, interval: "1h" }, intake: { registration: false, legacy_registration: false } });
     try {
       await d.waitFor((r) => fleetHandled(r, fleet), 60_000, "every node handled");
       const metrics = await (await fetch(`${d.admin.url}/metrics`)).text();
@@ -86,7 +87,7 @@ test("a node locked by another provisioner is its own case: recorded, counted, a
   // gencsr takes the node's provisioning lock for two minutes
   const r = await rogue.call(victim, "choria_provision", "gencsr", { token: "" }, { timeoutMs: 5000 });
   assert.equal(r.statuscode, 0);
-  const d = await startTestDaemon(srv.url, { ca: { dir: await makeCa() } });
+  const d = await startTestDaemon(srv.url, { ca: { dir: await makeBuiltinCa() } });
   try {
     await d.waitFor((recs) => recs.some((x) => x.identity === victim) && latestRecords(recs).size === 5, 30_000, "all nodes tried");
     const rec = d.records.find((x) => x.identity === victim)!;

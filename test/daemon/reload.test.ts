@@ -12,7 +12,8 @@ import { startNatsServer } from "../../src/transport/index.js";
 import { startFleet } from "../../src/sim/index.js";
 import { inventoryFromFile, loadPolicySet } from "../../src/policy/index.js";
 import type { ReloadStatus } from "../../src/provision/policy-manager.js";
-import { REPO, fleetHandled, latestRecords, makeCa, startTestDaemon } from "../helpers/daemon.js";
+import { REPO, fleetHandled, latestRecords, startTestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 test("policies are hot reloaded mid-run: valid changes swap atomically, invalid ones keep the old version", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cp-reload-"));
@@ -26,7 +27,7 @@ test("policies are hot reloaded mid-run: valid changes swap atomically, invalid 
   const srv = await startNatsServer();
   // latency keeps the run long enough to change the policy in the middle of it
   const fleet = await startFleet({ servers: srv.url, nodes: N, seed: 3, restartDelayMs: 50, faults: { latencyMs: [20, 40] } });
-  const d = await startTestDaemon(srv.url, { policies: join(dir, "policies"), rules: join(dir, "rules"), watch: true, workers: 8, ca: { dir: await makeCa() }, record: join(dir, "inv") });
+  const d = await startTestDaemon(srv.url, { policies: join(dir, "policies"), rules: join(dir, "rules"), watch: true, workers: 8, ca: { dir: await makeBuiltinCa() }, record: join(dir, "inv") });
   try {
     assert.equal(d.policies.current().ref.hash, v1.ref.hash);
     await d.waitFor((r) => r.filter((x) => x.outcome === "configure").length >= 40, 60_000, "40 nodes on the first version");
@@ -88,7 +89,7 @@ test("test_on_reload: a version whose own policy tests fail is not put in force"
   const policyFile = join(dir, "policies", "fleet.yaml");
   const original = readFileSync(policyFile, "utf8");
   const srv = await startNatsServer();
-  const d = await startTestDaemon(srv.url, { policies: join(dir, "policies"), rules: join(dir, "rules"), test_on_reload: true, ca: { dir: await makeCa() } });
+  const d = await startTestDaemon(srv.url, { policies: join(dir, "policies"), rules: join(dir, "rules"), test_on_reload: true, ca: { dir: await makeBuiltinCa() } });
   try {
     const good = d.policies.current().ref;
     // valid YAML and a valid policy, but the shipped tests expect production nodes at loglevel warn

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { startNatsServer } from "../../src/transport/index.js";
 import { startFleet } from "../../src/sim/index.js";
 import type { DecisionRecord } from "../../src/types/index.js";
-import { fleetHandled, makeCa, startTestDaemon } from "../helpers/daemon.js";
+import { fleetHandled, startTestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 function latest(records: DecisionRecord[]): Map<string, DecisionRecord> {
   const m = new Map<string, DecisionRecord>();
@@ -19,7 +20,7 @@ test("a broker restart mid-run loses no node", async () => {
   const N = 800;
   const srv = await startNatsServer();
   const fleet = await startFleet({ servers: srv.url, nodes: N, seed: 21, restartDelayMs: 50, faults: { latencyMs: [5, 20] } });
-  const d = await startTestDaemon(srv.url, { ca: { dir: await makeCa() }, workers: 20 });
+  const d = await startTestDaemon(srv.url, { ca: { dir: await makeBuiltinCa() }, workers: 20 });
   try {
     await d.waitFor((r) => r.filter((x) => x.outcome === "configure").length >= 150, 60_000, "150 nodes configured");
     const before = d.records.length;
@@ -49,7 +50,7 @@ test("a broker restart mid-run loses no node", async () => {
 test("pause stops new work and resume continues it", async () => {
   const N = 100;
   const srv = await startNatsServer();
-  const d = await startTestDaemon(srv.url, { ca: { dir: await makeCa() }, discovery: { interval: "1h", at_start: false } }, {}, { CHORIA_PROVISIONER_ADMIN_TOKEN: "adm1n" });
+  const d = await startTestDaemon(srv.url, { ca: { dir: await makeBuiltinCa() }, discovery: { interval: "1h", at_start: false } }, {}, { CHORIA_PROVISIONER_ADMIN_TOKEN: "adm1n" });
   const auth = { authorization: "Bearer adm1n" };
   try {
     assert.equal((await fetch(`${d.admin.url}/pause`, { method: "POST", headers: auth })).status, 200);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { NatsConnection } from "nats";
 import { ELECTION_KEY, Elector, openBucket } from "../../src/ha/index.js";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/local-server.js";
+import { Waiters } from "../helpers/waiters.js";
 import { LeaderMonitor, connectTo, makeBucket, spawnElectorChild, startProxy } from "./helpers.js";
 
 const TTL = 2000;
@@ -98,9 +99,10 @@ describe("elector", { timeout: 40_000 }, () => {
     await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
     const c = await elector(srv.url, b, "b");
     mon.watch("b", c);
+    // b settles as a candidate once it has seen a's key
+    const sawA = new Promise<void>((r) => c.on("observed", (o) => o.leader === a.name && r()));
     c.start();
-    // let b settle as candidate (it has seen a's key through the watch)
-    await new Promise((r) => setTimeout(r, 300));
+    await sawA;
     assert.equal(c.isLeader, false);
     const t0 = performance.now();
     await a.stop();
@@ -148,10 +150,30 @@ describe("elector", { timeout: 40_000 }, () => {
     for (const e of es) e.start();
     await mon.waitFor((m) => m.leaders.size === 1, 5000, "a leader");
     const before = [...mon.leaders][0];
+    // after the restart every elector renews or campaigns again: wait until each one that does
+    // not lead names the leader of the moment and has seen two revisions of the key since the
+    // restart (so a lease was taken or renewed after it, not only re-read by a new watch)
+    const since = new Map<string, Set<number>>(es.map((e) => [e.name, new Set<number>()]));
+    const changed = new Waiters();
+    let restarted = false;
+    for (const e of es) {
+      e.on("observed", (o) => {
+        if (restarted) since.get(e.name)!.add(o.revision);
+        changed.notify();
+      });
+      e.on("change", () => changed.notify());
+    }
     await srv.restart();
-    // after the restart every elector renews or campaigns again; wait two full TTLs of
-    // operation so any lost lease and any re-election has happened, then check the state
-    await new Promise((r) => setTimeout(r, 2 * TTL));
+    restarted = true;
+    await changed.until(
+      () => {
+        const leader = es.find((e) => e.isLeader);
+        return !!leader && es.every((e) => e === leader || (e.leaderName === leader.name && since.get(e.name)!.size >= 2));
+      },
+      () => undefined,
+      4 * TTL,
+      () => new Error(`no settled leader within 4 TTLs of the restart; events: ${JSON.stringify(mon.events.map((e) => [e.who, e.leader, e.reason]))}`),
+    );
     await mon.waitFor((m) => m.leaders.size === 1, 3 * TTL, "one leader after the restart");
     const leaders = es.filter((e) => e.isLeader);
     assert.equal(leaders.length, 1);

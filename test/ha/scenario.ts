@@ -7,8 +7,8 @@
 import { startFleet, type Fleet, type NodeReport } from "../../src/sim/index.js";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/local-server.js";
 import { CLAIMS_BUCKET, ELECTION_BUCKET, identityOfClaimKey, openBucket } from "../../src/ha/index.js";
-import { makeCa } from "../helpers/daemon.js";
 import { DaemonGroup, connectTo, makeBucket, type DaemonChild } from "./helpers.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 
 export interface ScenarioOptions {
   mode: "leader" | "active-active";
@@ -55,7 +55,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   try {
     // instances keep an existing bucket's TTL: short TTLs for the test are set here
     await makeBucket(srv.url, o.mode === "leader" ? ELECTION_BUCKET : CLAIMS_BUCKET, o.ttlMs);
-    const caDir = await makeCa("ecdsa");
+    const caDir = await makeBuiltinCa("ecdsa");
     const cfg = {
       workers: o.workers,
       ca: { dir: caDir, workers: 1 },

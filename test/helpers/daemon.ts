@@ -1,9 +1,6 @@
 /** Starts the real daemon assembly (daemon/start.ts) with test-friendly timings. */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { initBuiltinCa } from "../../src/ca/index.js";
 import { resolveSettings, type ConfigFile } from "../../src/config/index.js";
 import { startDaemon, type DaemonHandle } from "../../src/daemon/start.js";
 import type { FlowOptions } from "../../src/provision/flow.js";
@@ -11,12 +8,6 @@ import type { DecisionRecord } from "../../src/types/index.js";
 import { Waiters } from "./waiters.js";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
-
-export async function makeCa(key: "ecdsa" | "rsa" = "ecdsa"): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), "cp-ca-"));
-  await initBuiltinCa(dir, { key });
-  return dir;
-}
 
 export interface TestDaemon extends DaemonHandle {
   records: DecisionRecord[];

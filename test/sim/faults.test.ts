@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import type { NatsConnection } from "nats";
 import { connectNats, RpcClient, RpcTimeoutError, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { startFleet, FAULT_NAMES, parseFaultSpec, type Fleet } from "../../src/sim/index.js";
-import { LifecycleLog, configData, csrInfo, ev, makeCa, signCsr, type TestCa } from "./helpers.js";
+import { LifecycleLog, configData, csrInfo, ev, signCsr } from "./helpers.js";
+import { makeTestCa, type TestCa } from "../helpers/ca.js";
 
 let srv: LocalNatsServer;
 let nc: NatsConnection;
@@ -37,7 +38,7 @@ before(async () => {
       restartDelayMs: 30,
       faults: parseFaultSpec("latency=150-200,latency_fraction=0.12,drop=0.12,die_after_inventory=0.1,die_after_gencsr=0.1,bad_csr=0.1,wrong_cn_csr=0.1,come_back_unprovisioned=0.12"),
     }),
-    makeCa(),
+    makeTestCa(),
   ]);
   client = new RpcClient({ nc, identity: "provisioner.example.net" });
   client.start();

@@ -9,7 +9,8 @@ import { createCipheriv, createHash, createPublicKey, diffieHellman, generateKey
 import type { NatsConnection } from "nats";
 import { connectNats, RpcClient, RpcTimeoutError, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { startFleet, type Fleet, CONFIG_FILE, LOCKED_ERROR, TOKEN_ERROR, Mode } from "../../src/sim/index.js";
-import { CALLER, LifecycleLog, configData, csrInfo, ev, keyObjectOfPkcs1Pem, makeCa, signCsr, type TestCa } from "./helpers.js";
+import { CALLER, LifecycleLog, configData, csrInfo, ev, keyObjectOfPkcs1Pem, signCsr } from "./helpers.js";
+import { makeTestCa, type TestCa } from "../helpers/ca.js";
 
 const TOKEN = "s3cret";
 const JWT = "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJjaHQiOiJzM2NyZXQiLCJjaHUiOiJuYXRzOi8vYnJva2VyOjQyMjIiLCJwdXJwb3NlIjoiY2hvcmlhX3Byb3Zpc2lvbmluZyJ9.c2ln\n";
@@ -34,7 +35,7 @@ before(async () => {
   nc = await connectNats({ servers: srv.url });
   log = new LifecycleLog(nc);
   await nc.flush();
-  [fleet, ca] = await Promise.all([startFleet({ servers: srv.url, nodes: 8, seed: 11, token: TOKEN, restartDelayMs: 40, provisioningJwt: JWT, connections: 2 }), makeCa()]);
+  [fleet, ca] = await Promise.all([startFleet({ servers: srv.url, nodes: 8, seed: 11, token: TOKEN, restartDelayMs: 40, provisioningJwt: JWT, connections: 2 }), makeTestCa()]);
   client = new RpcClient({ nc, identity: "provisioner.example.net" });
   client.start();
 });
@@ -246,7 +247,7 @@ describe("sim: provisioning flow", () => {
   it("strict configure checks: wrong key, wrong name, wrong CA, bad config all recorded while the reply stays Go's", async () => {
     const id = fleet.identities[7];
     const { csr } = await provisionCert(id);
-    const otherCa = await makeCa("CN=Other CA");
+    const otherCa = await makeTestCa("CN=Other CA");
     const someoneElse = (await client.call<Data>(fleet.identities[6], "choria_provision", "gencsr", { token: TOKEN })).data.csr;
     const wrongKey = await signCsr(ca, someoneElse, { cn: id });
     const wrongName = await signCsr(ca, csr, { cn: "impostor.example.net" });

@@ -5,32 +5,10 @@ import "reflect-metadata";
  */
 import { webcrypto, createPublicKey, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { RSA, type TestCa } from "../helpers/ca.js";
+
 import type { NatsConnection } from "nats";
 import { DISCOVERY_PING_PAYLOAD, agentFilter, encodeRequest, encodeRpcRequest, nodeSubject, replySubject, decodeReply, decodeRpcReply, type Filter, type RpcReplyBody } from "../../src/protocol/index.js";
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-const RSA = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 } as const;
-
-export interface TestCa {
-  cert: x509.X509Certificate;
-  pem: string;
-  keys: webcrypto.CryptoKeyPair;
-}
-
-export async function makeCa(name = "CN=Sim Test CA"): Promise<TestCa> {
-  const keys = (await webcrypto.subtle.generateKey(RSA, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "01",
-    name,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 86_400_000),
-    signingAlgorithm: RSA,
-    keys,
-    extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
-  });
-  return { cert, pem: cert.toString("pem"), keys };
-}
 
 let serial = 100;
 

@@ -11,7 +11,8 @@ import { connectNats, RpcClient, startNatsServer, type LocalNatsServer } from ".
 import { LEGACY_REGISTRATION_SUBJECT, REGISTRATION_SUBJECT, decodeRegistration } from "../../src/protocol/index.js";
 import { generateFacts, identityOf, KNOWN_DCS, startFleet } from "../../src/sim/index.js";
 import type { RecordedInventory } from "../../src/types/recorded.js";
-import { LifecycleLog, configData, ev, makeCa, signCsr } from "./helpers.js";
+import { LifecycleLog, configData, ev, signCsr } from "./helpers.js";
+import { makeTestCa } from "../helpers/ca.js";
 
 let srv: LocalNatsServer;
 let nc: NatsConnection;
@@ -83,7 +84,7 @@ describe("sim: options", () => {
   it("alive events: each node in provisioning mode sends them every interval, with its version; none once it has left", async () => {
     const log = new LifecycleLog(nc);
     await nc.flush();
-    const ca = await makeCa();
+    const ca = await makeTestCa();
     const fleet = await startFleet({ servers: srv.url, nodes: 3, alive: { intervalMs: 300, firstWithinMs: 100 }, restartDelayMs: 20 });
     try {
       const alive = (id: string) => (e: { type: string; subject: string; event: { identity: string } }) => e.type === "alive" && e.event.identity === id && e.subject === "choria.lifecycle.event.alive.provision_mode_server";
@@ -185,7 +186,7 @@ describe("sim: options", () => {
     const exited = once(child, "exit");
     const client = new RpcClient({ nc, identity: "p.example.net" });
     client.start();
-    const ca = await makeCa();
+    const ca = await makeTestCa();
     try {
       // the CLI's nodes are subscribed before they announce themselves
       await log.next((e) => e.type === "startup" && e.event.component === "provision_mode_server", 15_000, 3);
