@@ -5,18 +5,11 @@
  * PKCS#10 requests with it (WebCrypto generators are async and several times slower).
  */
 
+import { TAGS } from "./reader.js";
+
+/** the universal tags the reader knows, and the context-specific ones certificates use */
 export const TAG = {
-  integer: 0x02,
-  bitString: 0x03,
-  octetString: 0x04,
-  null: 0x05,
-  oid: 0x06,
-  utf8String: 0x0c,
-  printableString: 0x13,
-  utcTime: 0x17,
-  generalizedTime: 0x18,
-  sequence: 0x30,
-  set: 0x31,
+  ...TAGS,
   context0: 0xa0,
   context3: 0xa3,
   dnsName: 0x82,

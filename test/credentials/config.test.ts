@@ -41,13 +41,16 @@ test("the schema refuses incomplete credential settings", () => {
 });
 
 test("ed25519 implies jwt and turns pki off; credentialProblems names every missing piece", () => {
-  const s = resolveSettings({ features: { ed25519: true } }, {});
+  const s = resolveSettings({ features: { ed25519: true }, jwt_verify_cert: "a.pem", jwt_signing_key: "s.seed" }, {});
   assert.equal(s.jwt, true);
   assert.equal(s.pki, false);
   assert.equal(s.serverJwtValidityMs, 365 * 86_400_000);
   assert.equal(s.protocol, 1);
   assert.deepEqual(resolveSettings({}, {}).pki, true);
-  const problems = credentialProblems({ ...resolveSettings({ features: { ed25519: true, pki: true }, protocol: 2 }, {}) });
+  // the schema refuses these combinations in a document (resolveSettings validates); settings
+  // assembled in code get the same answer, in sentences, from credentialProblems
+  assert.throws(() => resolveSettings({ features: { ed25519: true } }, {}), /must have required property 'jwt_verify_cert'/);
+  const problems = credentialProblems({ ...resolveSettings({}, {}), ed25519: true, jwt: true, pki: true, protocol: 2 });
   assert.equal(problems.length, 4, problems.join("\n"));
   assert.ok(problems.some((p) => /excludes features\.pki/.test(p)));
   assert.ok(problems.some((p) => /jwt_verify_cert/.test(p)));

@@ -275,7 +275,6 @@ function writeHelper(work: string, material: unknown): string {
     script,
     `#!/usr/bin/env node
 import { readFileSync, writeFileSync } from "node:fs";
-import { makeBuiltinCa, makeTestCa } from "../helpers/ca.js";
 const input = JSON.parse(readFileSync(0, "utf8"));
 writeFileSync(${JSON.stringify(inputs)} + "/" + input.identity + ".json", JSON.stringify(input));
 const m = JSON.parse(readFileSync(${JSON.stringify(file)}, "utf8"));
