@@ -121,7 +121,7 @@ test("test_on_reload finds tests/ beside policies/, or the policy_tests director
     .replaceAll("../../inventories/", "../inventories/");
   mkdirSync(join(dir, "tests"));
   writeFileSync(join(dir, "tests", "fleet.test.yaml"), tests);
-  const ca = await makeCa();
+  const ca = await makeBuiltinCa();
   const cfg = { policies: join(dir, "policies"), rules: join(dir, "rules"), test_on_reload: true, watch: false, ca: { dir: ca } };
   const srv = await startNatsServer();
   try {
