@@ -68,12 +68,12 @@ interface Helpers {
 }
 
 /** user+system of a process and of its reaped children, from /proc (Linux), in seconds */
-function procCpuWithChildren(pid: number): { self: number; children: number } {
+export function procCpuWithChildren(pid: number): { self: number; children: number } {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return { self: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
 }
 
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0;
+export const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0;
 
 /** the fast helper, built from bench/fast-helper with the local Go toolchain, cached by source hash */
 function buildFastHelper(): string {
@@ -87,10 +87,15 @@ function buildFastHelper(): string {
   return out;
 }
 
+/** the system's python3: a version manager's shim (pyenv) costs several times the interpreter's start-up */
+export function systemPython(): string {
+  return existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
 async function prepareHelpers(caDir: string, kinds: readonly HelperKind[]): Promise<Helpers> {
   const caCert = join(caDir, CA_CERT_FILE);
   const caKey = join(caDir, CA_KEY_FILE);
-  const python = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  const python = systemPython();
   const cfssl = kinds.includes("python-cfssl") ? await startCfssl(caCert, caKey) : undefined;
   return {
     command: {
@@ -108,8 +113,8 @@ async function prepareHelpers(caDir: string, kinds: readonly HelperKind[]): Prom
  * responders" until it subscribes, and then no answer. The probe is a lifecycle event of another
  * type, which the reference reads and ignores.
  */
-async function waitSubscribed(url: string, exited: () => boolean, withinMs = 30_000): Promise<void> {
-  const nc = await connectNats({ servers: url, name: "bench-reference-probe" });
+export async function waitSubscribed(url: string, exited: () => boolean, withinMs = 30_000, caFile?: string): Promise<void> {
+  const nc = await connectNats({ servers: url, name: "bench-reference-probe", ...(caFile ? { tls: { caFile } } : {}) });
   const probe = encodeLifecycle(newLifecycleEvent("shutdown", "probe.bench.invalid", "provision_mode_server"));
   const deadline = performance.now() + withinMs;
   try {
@@ -129,36 +134,65 @@ async function waitSubscribed(url: string, exited: () => boolean, withinMs = 30_
   }
 }
 
-export async function runReference(o: { binary: string; nodes: number; helper: HelperKind; helpers: Helpers; workers: number; log?: (s: string) => void }): Promise<ReferenceRun> {
-  const work = mkdtempSync(join(tmpdir(), "cp-bench-ref-"));
-  const srv = await startNatsServer();
-  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
-  writeFileSync(join(work, "client.conf"), `identity = provisioner.bench\nplugin.choria.middleware_hosts = ${srv.url}\nplugin.choria.use_srv = false\n`);
+export interface ReferenceProcess {
+  pid: number;
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes the reference's configuration into `work` (INTERVAL, log at info to a file,
+ * choria_insecure, features.pki) and starts it against `url`; resolves once it listens for
+ * startup events.
+ */
+export async function startReferenceProvisioner(o: { binary: string; url: string; work: string; workers: number; helper: string; token: string; /** the broker offers TLS: the probe verifies it with this CA */ caFile?: string }): Promise<ReferenceProcess> {
+  writeFileSync(join(o.work, "client.conf"), `identity = provisioner.bench\nplugin.choria.middleware_hosts = ${o.url}\nplugin.choria.use_srv = false\n`);
   writeFileSync(
-    join(work, "provisioner.yaml"),
+    join(o.work, "provisioner.yaml"),
     [
       `workers: ${o.workers}`,
       `interval: ${INTERVAL}`,
-      `logfile: ${join(work, "provisioner.log")}`,
+      `logfile: ${join(o.work, "provisioner.log")}`,
       "loglevel: info",
-      `helper: ${JSON.stringify(o.helpers.command[o.helper])}`,
-      `token: ${TOKEN}`,
+      `helper: ${JSON.stringify(o.helper)}`,
+      `token: ${o.token}`,
       "choria_insecure: true",
       "site: bench",
       "features: {pki: true}",
       "",
     ].join("\n"),
   );
-  const ref = spawn(o.binary, ["run", "--config", join(work, "provisioner.yaml"), "--choria-config", join(work, "client.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+  const ref = spawn(o.binary, ["run", "--config", join(o.work, "provisioner.yaml"), "--choria-config", join(o.work, "client.conf")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   ref.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const refExited = new Promise<void>((r) => ref.once("exit", () => r()));
-  const signerPid = o.helper === "python-cfssl" ? o.helpers.cfssl?.pid : undefined;
+  const proc: ReferenceProcess = {
+    pid: ref.pid!,
+    exited: () => ref.exitCode !== null,
+    async stop() {
+      if (ref.exitCode === null) ref.kill("SIGTERM");
+      await Promise.race([refExited, new Promise((r) => setTimeout(r, 5000))]);
+      if (ref.exitCode === null) ref.kill("SIGKILL");
+    },
+  };
   try {
-    await waitSubscribed(srv.url, () => ref.exitCode !== null).catch((e: Error) => {
-      throw new Error(`${e.message}: ${stderr.trim()}`);
-    });
-    const pid = ref.pid!;
+    await waitSubscribed(o.url, proc.exited, 30_000, o.caFile);
+  } catch (e) {
+    await proc.stop();
+    throw new Error(`${(e as Error).message}: ${stderr.trim()}`);
+  }
+  return proc;
+}
+
+export async function runReference(o: { binary: string; nodes: number; helper: HelperKind; helpers: Helpers; workers: number; log?: (s: string) => void }): Promise<ReferenceRun> {
+  const work = mkdtempSync(join(tmpdir(), "cp-bench-ref-"));
+  const srv = await startNatsServer();
+  const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
+  const signerPid = o.helper === "python-cfssl" ? o.helpers.cfssl?.pid : undefined;
+  let ref: ReferenceProcess | undefined;
+  try {
+    ref = await startReferenceProvisioner({ binary: o.binary, url: srv.url, work, workers: o.workers, helper: o.helpers.command[o.helper], token: TOKEN });
+    const pid = ref.pid;
     const cpu0 = procCpuWithChildren(pid);
     const nats0 = procCpuSeconds(srv.pid);
     const signer0 = signerPid ? procCpuSeconds(signerPid) : 0;
@@ -182,7 +216,7 @@ export async function runReference(o: { binary: string; nodes: number; helper: H
         lastChange = performance.now();
         o.log?.(`  reference ${o.helper} w${o.workers}: ${done}/${o.nodes}`);
       }
-      if (done >= o.nodes || performance.now() - lastChange > STALL_MS || ref.exitCode !== null) break;
+      if (done >= o.nodes || performance.now() - lastChange > STALL_MS || ref.exited()) break;
     }
     const cpu = procCpuWithChildren(pid);
     const peakRssMiB = procPeakRssMiB(pid);
@@ -217,9 +251,7 @@ export async function runReference(o: { binary: string; nodes: number; helper: H
       points,
     };
   } finally {
-    if (ref.exitCode === null) ref.kill("SIGTERM");
-    await Promise.race([refExited, new Promise((r) => setTimeout(r, 5000))]);
-    if (ref.exitCode === null) ref.kill("SIGKILL");
+    await ref?.stop();
     fleet.send({ type: "stop" });
     await Promise.race([fleet.exited, new Promise((r) => setTimeout(r, 5000))]);
     fleet.proc.kill("SIGKILL");
@@ -287,7 +319,7 @@ export interface ReferenceSection {
   series: Series[];
 }
 
-function binaryInfo(binary: string): Record<string, unknown> {
+export function binaryInfo(binary: string): Record<string, unknown> {
   let version = "";
   try {
     version = execFileSync(binary, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
