@@ -7,8 +7,14 @@ only; compare bench/legacy-helper.sh, the cheapest possible helper.
 
 With `--cfssl URL --ca FILE` it also signs the node's CSR through the cfssl API of a `cfssl serve`
 at URL, as operators' helpers for the reference provisioner do (bench/reference.ts), and sends the
-CA certificate read from FILE."""
+CA certificate read from FILE.
+
+With `--home URL` (bench/real-servers.ts, real go-choria servers) the configuration brings the
+node to its real home: URL as its broker whatever its country, the file-security paths under the
+ssldir the node reported with its CSR, and its node-local files (log, status, spool, machine
+store, registration data) beside that ssldir, in the node's own configuration directory."""
 import json
+import os
 import sys
 import urllib.request
 
@@ -40,26 +46,32 @@ def main():
     inventory = json.loads(req.get("inventory") or "{}")
     facts = inventory.get("facts") or {}
     country = str(facts.get("country", "")).lower()
+    csr = req.get("csr") or {}
+    home = args.get("--home")
+    ssldir = (home and csr.get("ssldir")) or SSLDIR
+    local = os.path.dirname(ssldir) if home else None
     config = {
         "identity": req["identity"],
         "plugin.choria.server.provision": "false",
-        "plugin.choria.middleware_hosts": BROKERS.get(country, "nats://broker.choria.local:4222"),
+        "plugin.choria.middleware_hosts": home or BROKERS.get(country, "nats://broker.choria.local:4222"),
         "loglevel": "info",
         "rpcauthorization": "0",
-        "plugin.choria.status_file_path": "/var/log/choria-status.json",
-        "plugin.choria.submission.spool": "/var/lib/choria/submission",
-        "plugin.choria.machine.store": "/etc/choria/machine",
+        "plugin.choria.status_file_path": local + "/choria-status.json" if local else "/var/log/choria-status.json",
+        "plugin.choria.submission.spool": local + "/submission" if local else "/var/lib/choria/submission",
+        "plugin.choria.machine.store": local + "/machine" if local else "/etc/choria/machine",
         "registerinterval": "300",
         "registration": "file_content",
-        "plugin.choria.registration.file_content.data": "/etc/node/metadata.json",
+        "plugin.choria.registration.file_content.data": local + "/metadata.json" if local else "/etc/node/metadata.json",
         "plugin.security.provider": "file",
-        "plugin.security.file.certificate": SSLDIR + "/certificate.pem",
-        "plugin.security.file.key": SSLDIR + "/private.pem",
-        "plugin.security.file.ca": SSLDIR + "/ca.pem",
-        "plugin.security.file.cache": SSLDIR + "/cache",
+        "plugin.security.file.certificate": ssldir + "/certificate.pem",
+        "plugin.security.file.key": ssldir + "/private.pem",
+        "plugin.security.file.ca": ssldir + "/ca.pem",
+        "plugin.security.file.cache": ssldir + "/cache",
     }
+    if local:
+        config["logfile"] = local + "/server.log"
+        config["plugin.choria.use_srv"] = "false"
     reply = {"defer": False, "msg": "configured by the seed helper", "certificate": "", "ca": "", "ssldir": "", "configuration": config}
-    csr = req.get("csr") or {}
     if "--cfssl" in args and csr.get("csr"):
         reply["certificate"] = sign(args["--cfssl"], csr["csr"], req["identity"])
         with open(args["--ca"]) as f:
