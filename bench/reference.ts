@@ -26,7 +26,8 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { initBuiltinCa, CA_CERT_FILE, CA_KEY_FILE } from "../src/ca/index.js";
 import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../src/protocol/index.js";
-import { connectNats, startNatsServer } from "../src/transport/index.js";
+import { onStopSignals, signalExitCode } from "../src/daemon/stop-signals.js";
+import { connectNats, killOnExit, startNatsServer } from "../src/transport/index.js";
 import { startCfssl, type CfsslServer } from "../test/ca/cfssl-server.js";
 import { benchFile, procCpuSeconds, procPeakRssMiB, spawnChild } from "./children.js";
 import { benchFleet, REPO, runE2e, TOKEN, type E2eResult } from "./e2e.js";
@@ -163,6 +164,7 @@ export async function startReferenceProvisioner(o: { binary: string; url: string
     ].join("\n"),
   );
   const ref = spawn(o.binary, ["run", "--config", join(o.work, "provisioner.yaml"), "--choria-config", join(o.work, "client.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+  killOnExit(ref);
   let stderr = "";
   ref.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const refExited = new Promise<void>((r) => ref.once("exit", () => r()));
@@ -447,6 +449,8 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  // exit on a signal, so that the exit hooks stop the nats-servers and the reference with us
+  onStopSignals("reference", (signal) => process.exit(signalExitCode(signal)), 0);
   main().catch((e: unknown) => {
     process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);
