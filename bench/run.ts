@@ -16,6 +16,7 @@ import { measureEvalRate } from "./policy.bench.js";
 import { formatProfile, summariseProfile } from "./profile-summary.js";
 import { lineChartSvg } from "./svg.js";
 import { referenceSection } from "./reference.js";
+import { realServersSection } from "./real-servers.js";
 
 /**
  * The exec-helper comparison uses the seed helper's decision written as users write helpers
@@ -40,6 +41,8 @@ export interface BenchOptions {
   waiting: number;
   /** CPU-profile the provisioner during the largest e2e run and summarise it */
   profile: boolean;
+  /** real go-choria servers for the head-to-head on real servers (0: skip) */
+  realServers?: number;
   /** skip the machine-bound measurements */
   skipBounds?: boolean;
   outDir?: string;
@@ -202,6 +205,16 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       ? await referenceSection({ nodes: refNodes, caDir, ours: e2e.find((x) => x.n === refNodes)?.r, sweepNodes: o.quick ? 500 : undefined, outDir: out, log })
       : { summary: { measured: false, reason: "no end-to-end fleet in this run (--nodes)" }, goals: {}, series: [] };
 
+    // ---- real go-choria servers, ours and the reference with helper (a): when the real go-choria
+    // builds here (scripts/build-real-choria.mjs) and, for the reference, CHORIA_REFERENCE_PROVISIONER names it
+    // (a failure there is reported in summary.json, not allowed to lose the other results)
+    const realServers = o.realServers
+      ? await realServersSection({ servers: o.realServers, outDir: out, log }).catch((e: Error) => {
+          log(`real servers: failed: ${e.stack ?? e.message}`);
+          return { measured: false, reason: `failed: ${e.message}` };
+        })
+      : { measured: false, reason: "--real-servers 0" };
+
     // ---- RSS with every node waiting
     let waiting;
     if (o.waiting > 0) {
@@ -304,6 +317,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         "machine bound = the machine's cores / the CPU time one node's essential work needs, each part measured alone on the machine in the same run, before and after the end-to-end runs (the mean of the two): RPCs/node x CPU per call of the loopback NATS request/reply bound (project RpcClient vs a trivial responder, provisioning-shaped messages; client + responder + nats-server CPU), signs/node x CPU per CSR verify+sign (built-in CA pool), decisions/node x CPU per policy evaluation (one core), and the nodes' own work (RSA-2048 CSR signature and certificate check, which the simulated fleet does on this machine). Also reported: the same without the nodes' own work, and the slowest single resource's rate at full machine (which assumes the others cost nothing)",
       helper_e2e_comparison: comparison,
       reference: reference.summary,
+      real_servers: realServers,
       results: Object.fromEntries(results.map((r) => [r.name, { ...r.metrics, goalMet: checkGoal(r) }])),
     };
     writeFileSync(join(out, "summary.json"), JSON.stringify(summary, null, 2) + "\n");

@@ -56,6 +56,8 @@ export interface LifecycleEvent {
   identity: string;
   component: string;
   subject: string;
+  /** performance.now() when this client received it (arrival times for bench/real-servers.ts) */
+  at: number;
 }
 
 /** Lifecycle events seen on one broker, waited on by event. */
@@ -74,7 +76,7 @@ export class EventWatch {
       for await (const m of sub) {
         try {
           const ce = JSON.parse(new TextDecoder().decode(m.data)) as { type?: string; data?: { identity?: string; component?: string } };
-          w.events.push({ type: String(ce.type ?? ""), identity: String(ce.data?.identity ?? ""), component: String(ce.data?.component ?? ""), subject: m.subject });
+          w.events.push({ type: String(ce.type ?? ""), identity: String(ce.data?.identity ?? ""), component: String(ce.data?.component ?? ""), subject: m.subject, at: performance.now() });
           w.waiters.notify();
         } catch {
           /* not a CloudEvent: ignore */
