@@ -142,17 +142,17 @@ export interface ReferenceProcess {
 }
 
 /**
- * Writes the reference's configuration into `work` (INTERVAL, log at info to a file,
+ * Writes the reference's configuration into `work` (INTERVAL unless told, log at info to a file,
  * choria_insecure, features.pki) and starts it against `url`; resolves once it listens for
  * startup events.
  */
-export async function startReferenceProvisioner(o: { binary: string; url: string; work: string; workers: number; helper: string; token: string; /** the broker offers TLS: the probe verifies it with this CA */ caFile?: string }): Promise<ReferenceProcess> {
+export async function startReferenceProvisioner(o: { binary: string; url: string; work: string; workers: number; helper: string; token: string; /** the broker offers TLS: the probe verifies it with this CA */ caFile?: string; /** default INTERVAL */ interval?: string }): Promise<ReferenceProcess> {
   writeFileSync(join(o.work, "client.conf"), `identity = provisioner.bench\nplugin.choria.middleware_hosts = ${o.url}\nplugin.choria.use_srv = false\n`);
   writeFileSync(
     join(o.work, "provisioner.yaml"),
     [
       `workers: ${o.workers}`,
-      `interval: ${INTERVAL}`,
+      `interval: ${o.interval ?? INTERVAL}`,
       `logfile: ${join(o.work, "provisioner.log")}`,
       "loglevel: info",
       `helper: ${JSON.stringify(o.helper)}`,
