@@ -1,17 +1,48 @@
 /**
  * Admin HTTP endpoint, loopback by default: /metrics (Prometheus), /healthz (the process
- * answers), /readyz (connected, policy loaded, active), /status (JSON), and POST /pause and
- * /resume guarded by a bearer token. Without a configured token pause/resume are refused:
- * an unguarded switch that stops provisioning is not a safe default.
+ * answers), /readyz (connected, policy loaded, active), /status (JSON), GET /nodes and
+ * /nodes/{identity} (read-only), and the POSTs /pause, /resume and /nodes/{action} guarded by a
+ * bearer token. Without a configured token the POSTs are refused: an unguarded switch that
+ * stops provisioning or configures nodes is not a safe default. schemas/admin-api.openapi.json
+ * documents every route.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { Registry } from "prom-client";
 
+/** GET /nodes query parameters, as the node registry filters */
+export interface NodesQuery {
+  state?: string;
+  identity?: string;
+  policyVersion?: string;
+  brokerSet?: string;
+}
+
+/** POST /nodes/{action}'s body after checking, with who asked and from where */
+export interface NodesAction {
+  action: string;
+  identities: string[];
+  filter?: NodesQuery;
+  confirm?: boolean;
+  reason?: string;
+  operator: string;
+  from: string;
+}
+
+/** the node registry and operator actions (provision/'s Provisioner) */
+export interface NodesTarget {
+  list(q: NodesQuery): Iterable<object>;
+  show(identity: string): object | undefined;
+  act(a: NodesAction): Promise<Array<{ result: string }>>;
+}
+
+export const NODE_ACTIONS = ["approve", "deny", "retry", "clear", "forget"];
+
 export interface AdminTarget {
   status(): { ready: boolean } & Record<string, unknown>;
   pause(): void;
   resume(): void;
+  nodes?: NodesTarget;
 }
 
 export interface AdminOptions {
@@ -41,6 +72,71 @@ function authorised(req: IncomingMessage, token: string | undefined): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
+class BadRequest extends Error {}
+
+const MAX_BODY = 1 << 20;
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new BadRequest(`request body larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new BadRequest(`request body is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new BadRequest("request body must be a JSON object");
+  return v as Record<string, unknown>;
+}
+
+function stringField(body: Record<string, unknown>, key: string): string | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw new BadRequest(`${key} must be a string`);
+  return v;
+}
+
+function queryOf(get: (k: string) => string | null | undefined): NodesQuery {
+  const q: NodesQuery = {};
+  const state = get("state");
+  const identity = get("identity");
+  const policyVersion = get("policy_version") ?? get("policyVersion");
+  const brokerSet = get("broker_set") ?? get("brokerSet");
+  if (state) q.state = state;
+  if (identity) q.identity = identity;
+  if (policyVersion) q.policyVersion = policyVersion;
+  if (brokerSet) q.brokerSet = brokerSet;
+  return q;
+}
+
+/** checks POST /nodes/{action}'s body: identities and/or a filter, and the action's own fields */
+export function actionOf(action: string, body: Record<string, unknown>, from: string): NodesAction {
+  const ids = body.identities ?? [];
+  if (!Array.isArray(ids) || !ids.every((i) => typeof i === "string" && i !== "")) throw new BadRequest("identities must be a list of node identities");
+  let filter: NodesQuery | undefined;
+  if (body.filter !== undefined) {
+    if (typeof body.filter !== "object" || body.filter === null || Array.isArray(body.filter)) throw new BadRequest("filter must be an object (state, identity, policyVersion, brokerSet)");
+    const f = body.filter as Record<string, unknown>;
+    filter = queryOf((k) => stringField(f, k));
+  }
+  if (ids.length === 0 && !filter) throw new BadRequest("name the nodes: identities, or a filter");
+  if (body.confirm !== undefined && typeof body.confirm !== "boolean") throw new BadRequest("confirm must be true or false");
+  const reason = stringField(body, "reason");
+  if (action === "deny" && !reason) throw new BadRequest("deny needs a reason");
+  const a: NodesAction = { action, identities: ids as string[], operator: stringField(body, "operator") || "admin-token", from };
+  if (filter) a.filter = filter;
+  if (body.confirm === true) a.confirm = true;
+  if (reason !== undefined) a.reason = reason;
+  return a;
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(":");
   if (i < 0) throw new Error(`admin listen ${JSON.stringify(listen)} must be host:port`);
@@ -52,7 +148,8 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
   const { host, port } = parseListen(o.listen);
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const url = new URL(req.url ?? "/", "http://admin");
+    const path = url.pathname;
     void (async () => {
       try {
         if (req.method === "GET" && path === "/metrics") return send(res, 200, await o.registry.metrics(), o.registry.contentType);
@@ -70,8 +167,11 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
           else o.target.resume();
           return send(res, 200, { paused: path === "/pause" });
         }
+        const nodes = o.target.nodes;
+        if (nodes && (path === "/nodes" || path.startsWith("/nodes/"))) return await nodeRoute(req, res, path, url, nodes, o.token);
         send(res, 404, { error: `no such endpoint ${path}` });
       } catch (e) {
+        if (e instanceof BadRequest) return send(res, 400, { error: e.message });
         send(res, 500, { error: (e as Error).message });
       }
     })();
@@ -88,4 +188,30 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
     port: actual,
     close: () => new Promise((r) => server.close(() => r())),
   };
+}
+
+async function nodeRoute(req: IncomingMessage, res: ServerResponse, path: string, url: URL, nodes: NodesTarget, token: string | undefined): Promise<void> {
+  const rest = decodeURIComponent(path.slice("/nodes/".length));
+  if (req.method === "GET") {
+    if (path === "/nodes") {
+      const list = nodes.list(queryOf((k) => url.searchParams.get(k)));
+      if (url.searchParams.get("format") === "jsonl") {
+        res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+        for (const n of list) res.write(JSON.stringify(n) + "\n");
+        res.end();
+        return;
+      }
+      const all = [...list];
+      return send(res, 200, { count: all.length, nodes: all });
+    }
+    const detail = nodes.show(rest);
+    return detail ? send(res, 200, detail) : send(res, 404, { error: `no node ${JSON.stringify(rest)} known to this instance` });
+  }
+  if (req.method !== "POST") return send(res, 405, { error: "use GET, or POST /nodes/{approve,deny,retry,clear,forget}" });
+  if (!NODE_ACTIONS.includes(rest)) return send(res, 404, { error: `no node action ${JSON.stringify(rest)}: one of ${NODE_ACTIONS.join(", ")}` });
+  if (!token) return send(res, 403, { error: "node actions disabled: no admin token configured" });
+  if (!authorised(req, token)) return send(res, 401, { error: "bad or missing bearer token" });
+  const action = actionOf(rest, await readJson(req), req.socket.remoteAddress ?? "unknown");
+  const results = await nodes.act(action);
+  return send(res, 200, { action: rest, results });
 }

@@ -7,7 +7,8 @@ import { dirname, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
-import { startAdminServer, type AdminServer } from "../admin/server.js";
+import { startAdminServer, type AdminServer, type NodesTarget } from "../admin/server.js";
+import type { OperatorAction } from "../provision/operator.js";
 import { csrChecker, openSigner } from "../ca/index.js";
 import type { Settings } from "../config/index.js";
 import { credentialFlowOptions, readSecretFile } from "../credentials/settings.js";
@@ -62,6 +63,21 @@ export function helperDeciderFor(s: Settings, metrics: Metrics): Decider {
       failed: () => metrics.helperErrors.labels(s.site).inc(),
     },
   );
+}
+
+/** the admin API's /nodes routes over the provisioner's registry, approval store and operator actions */
+export function nodesTarget(p: Provisioner): NodesTarget {
+  return {
+    list: (q) => p.nodes.list(q),
+    show: (id) => {
+      const n = p.nodes.show(id);
+      const a = p.approvals.get(id);
+      if (!n && !a) return undefined;
+      const approval = a ? { status: a.status, since: a.since, reason: a.reason, decision: a.decision, grant: a.grant, denial: a.denial } : undefined;
+      return { ...(n ?? { identity: id, state: a!.status === "denied" ? "denied" : "awaiting_approval", fired: a!.decision.fired, timeline: [] }), ...(approval ? { approval } : {}) };
+    },
+    act: (a) => p.act({ ...a, action: a.action as OperatorAction }),
+  };
 }
 
 export function rulesDirFor(s: Pick<Settings, "rulesDir" | "policiesDir">): string {
@@ -215,7 +231,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
 
   let admin: AdminServer;
   try {
-    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume() } });
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner) } });
   } catch (e) {
     return closers.fail(new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`));
   }

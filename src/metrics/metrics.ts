@@ -43,6 +43,8 @@ export interface Metrics {
   natsReconnects: Counter<"site">;
   auditErrors: Counter<"site">;
   role: Gauge<"site" | "role">;
+  nodeStates: Gauge<"site" | "state">;
+  operatorActions: Counter<"site" | "action" | "result">;
 }
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
@@ -89,6 +91,8 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     natsReconnects: counter("choria_provisioner_nats_reconnects", "NATS reconnections", s),
     auditErrors: counter("choria_provisioner_audit_errors", "Decision records that could not be written or published", s),
     role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
+    nodeStates: gauge("choria_provisioner_node_states", "Nodes this instance knows, by state (queued, in_flight, awaiting_approval, held, failed, ...)", ["site", "state"]),
+    operatorActions: counter("choria_provisioner_operator_actions", "Operator actions through the admin API (approve, deny, retry, clear, forget), by result", ["site", "action", "result"]),
   };
   m.paused.labels(site).set(0);
   return m;

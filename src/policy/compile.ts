@@ -161,6 +161,7 @@ export function compileThen(ctx: CompileContext, path: Path, t: ThenDoc | undefi
     if (c) out.sans.push(c);
   });
   if (t.upgrade) out.upgrade = t.upgrade;
+  if (t.approval !== undefined) out.approval = typeof t.approval === "string" ? {} : { reason: tmpl([...path, "approval", "reason"], t.approval.reason) };
   out.actionPolicies = Object.entries(t.actionPolicies ?? {});
   out.opaPolicies = Object.entries(t.opaPolicies ?? {});
   if (t.serverClaims) {

@@ -109,10 +109,25 @@ export function renderExplanation(e: Explanation): string {
   const lines: string[] = [];
   for (const r of e.rules) {
     const status = r.applied ? "APPLIED" : r.matched ? "MATCHED, NOT APPLIED" : "no match";
-    lines.push(`rule ${r.name} [priority ${r.priority}${r.ruleSet ? `, rule set ${r.ruleSet}` : ""}] ${r.source}: ${status}${r.note ? ` (${r.note})` : ""}`);
+    lines.push(ruleHeading(r, status, r.note));
     renderCondition(r.conditions, "    ", lines);
   }
   return lines.join("\n");
+}
+
+/** one rule's heading line, as `policy eval --explain` and `nodes show` print it */
+function ruleHeading(r: { name: string; ruleSet: string; priority?: number; source?: string }, status: string, note?: string): string {
+  const where = [r.priority !== undefined ? `priority ${r.priority}` : "", r.ruleSet ? `rule set ${r.ruleSet}` : ""].filter(Boolean).join(", ");
+  return `rule ${r.name}${where ? ` [${where}]` : ""}${r.source ? ` ${r.source}` : ""}: ${status}${note ? ` (${note})` : ""}`;
+}
+
+/**
+ * The rules a decision record says fired (the daemon keeps no condition traces per node): the
+ * explanation's heading for each, and the one-line why under it.
+ */
+export function renderFired(fired: Array<{ name: string; ruleSet: string; why: string; priority?: number; source?: string }>): string {
+  if (fired.length === 0) return "no rule fired (the policy defaults decided)";
+  return fired.flatMap((f) => [ruleHeading(f, "APPLIED"), `    ${f.why}`]).join("\n");
 }
 
 function mark(result: boolean | undefined): string {

@@ -12,7 +12,7 @@ import type { CompiledRule } from "./model.js";
 export { PolicyLoadError, formatProblem, type PolicyProblem } from "./errors.js";
 export type { LoadOptions } from "./load.js";
 export { inventoryFromFile, InventoryFileError } from "./inventory-file.js";
-export { renderExplanation, type Explanation, type RuleTrace, type ConditionTrace } from "./explain.js";
+export { renderExplanation, renderFired, type Explanation, type RuleTrace, type ConditionTrace } from "./explain.js";
 
 export interface PolicySet {
   ref: PolicyRef;

@@ -92,6 +92,11 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
       opaPolicies,
     };
     if (serverClaims) d.serverClaims = serverClaims;
+    const approvalLayer = layers.find((l) => l.then.approval);
+    if (approvalLayer) {
+      const r = approvalLayer.then.approval!.reason;
+      d.approval = { reason: r ? render(r, ctx, approvalLayer, "approval reason") : (explicitReason ?? `approval required by ${layerName(approvalLayer)}`) };
+    }
     return result(d);
   } catch (e) {
     if (!(e instanceof TemplateError)) throw e;

@@ -44,6 +44,8 @@ export interface ThenDoc {
   actionPolicies?: Record<string, string>;
   opaPolicies?: Record<string, string>;
   serverClaims?: ServerClaimsDoc;
+  /** the node waits as awaiting_approval until an operator approves the decision */
+  approval?: "required" | { reason: string };
 }
 
 export interface RuleDoc {
@@ -92,6 +94,8 @@ export interface CompiledThen {
   opaPolicies: Array<[string, string]>;
   /** absent when the layer sets no claim, so merging a policy without any costs one check per layer */
   serverClaims?: CompiledServerClaims;
+  /** present when the layer asks for manual approval; reason absent for `approval: required` */
+  approval?: { reason?: CompiledTemplate };
 }
 
 /** each claim (and each permission) merges like a configuration key: first layer that sets it wins */

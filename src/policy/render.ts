@@ -8,6 +8,7 @@ export function renderDecision(identity: string, d: Decision): string {
   row("outcome", d.outcome);
   row("reason", d.reason);
   row("policy", `${d.policy.name} ${d.policy.version} ${d.policy.hash}`);
+  if (d.approval) row("approval", `required: ${d.approval.reason}`);
   if (d.outcome === "upgrade") row("upgrade", `${d.upgradeVersion}${d.upgradeRepository ? ` from ${d.upgradeRepository}` : ""}`);
   if (d.outcome === "configure") {
     row("broker set", `${d.brokerSet} (${d.brokers.join(", ")})`);

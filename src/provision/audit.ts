@@ -6,10 +6,13 @@
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { dirname } from "node:path";
 import type { DecisionRecord } from "../types/index.js";
+import type { OperatorAuditEntry } from "./operator.js";
 import { redactConfiguration } from "./redact.js";
 
 export interface AuditSink {
   write(r: DecisionRecord): void;
+  /** an operator's action (operator.ts' OperatorAuditEntry): one JSON line like a record */
+  action(a: OperatorAuditEntry): void;
   close(): Promise<void>;
 }
 
@@ -32,18 +35,19 @@ export function createAuditSink(o: AuditOptions): AuditSink {
     stream = createWriteStream(o.file, { flags: "a" });
     stream.on("error", (e) => o.onError?.(e));
   }
-  return {
-    write(r) {
-      const line = JSON.stringify(redactRecord(r));
-      if (stream) stream.write(line + "\n");
-      if (o.publish && o.subject) {
-        try {
-          o.publish(o.subject, line);
-        } catch (e) {
-          o.onError?.(e as Error);
-        }
+  const emit = (line: string) => {
+    if (stream) stream.write(line + "\n");
+    if (o.publish && o.subject) {
+      try {
+        o.publish(o.subject, line);
+      } catch (e) {
+        o.onError?.(e as Error);
       }
-    },
+    }
+  };
+  return {
+    write: (r) => emit(JSON.stringify(redactRecord(r))),
+    action: (a) => emit(JSON.stringify(a)),
     close() {
       return new Promise((resolve) => (stream ? stream.end(resolve) : resolve()));
     },

@@ -8,6 +8,7 @@ import { JwtVerifyError, encryptKeyForNode, newNonce, publicClaims, signServerJw
 import { INVENTORY_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT, type ProvisionAction } from "../protocol/index.js";
 import { CaUnavailableError, CsrRefusedError, inventoryFromRpcutil, type CheckedCsr, type Decision, type DecisionRecord, type Inventory, type RpcutilInventoryData, type SignedCertificate } from "../types/index.js";
 import type { FlowDeps, FlowOptions, FlowResult } from "./flow.js";
+import { decisionFingerprint } from "./approvals.js";
 import { runStep, type StepPolicy } from "./steps.js";
 
 /** a node told to shut down exits up to 9 s after its reply (choria_provision#shutdown) */
@@ -102,10 +103,16 @@ export function finish(run: NodeRun, r: Partial<DecisionRecord>, provisioned = f
 
 async function timed<T>(run: NodeRun, name: string, fn: () => Promise<T>): Promise<T> {
   const s = performance.now();
+  const trace = run.deps.trace;
+  trace?.(run.identity, name, "start");
+  let ok = false;
   try {
-    return await fn();
+    const r = await fn();
+    ok = true;
+    return r;
   } finally {
     run.durations[name] = Math.round((performance.now() - s) * 1000) / 1000;
+    trace?.(run.identity, name, ok ? "ok" : "error");
   }
 }
 
@@ -185,7 +192,7 @@ export async function decide(run: NodeRun): Promise<FlowResult | undefined> {
   deps.observer.policyEvaluated(decision, (run.durations.policy ?? 0) / 1000);
   Object.assign(run.record, {
     policy: decision.policy,
-    fired: decision.fired.map((f) => ({ name: f.name, ruleSet: f.ruleSet, why: f.why })),
+    fired: decision.fired.map((f) => ({ name: f.name, ruleSet: f.ruleSet, why: f.why, priority: f.priority, source: f.source })),
     brokerSet: decision.brokerSet,
   });
 
@@ -217,7 +224,39 @@ export async function decide(run: NodeRun): Promise<FlowResult | undefined> {
   return undefined;
 }
 
-/** the node's credentials: a helper's own TLS (and key), or the CSR policy and a signed certificate; a server JWT with ed25519 */
+/** the CSR policy on the node's CSR against the decision's SANs (a helper that supplies its own TLS skips it) */
+export async function checkCsr(run: NodeRun): Promise<FlowResult | undefined> {
+  const { o, deps, identity } = run;
+  const decision = run.decision!;
+  if (decision.suppliedTls || !o.pki || !run.gencsr) return undefined;
+  const checked = deps.csr.check(run.gencsr.csr, identity, decision.certificate.sans, run.parsedCsr);
+  if (!checked.ok) {
+    deps.observer.csrRefused(checked.code);
+    return finish(run, { outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` }, false, o.holdAfterRefusalMs);
+  }
+  return undefined;
+}
+
+/**
+ * A decision that asks for approval stops here, after inventory, CSR checks and the decision
+ * and before anything is signed or sent, unless an operator granted exactly this decision.
+ */
+export async function approve(run: NodeRun): Promise<FlowResult | undefined> {
+  const decision = run.decision!;
+  if (!decision.approval) return undefined;
+  const grant = run.deps.approval?.(run.identity);
+  const fingerprint = decisionFingerprint(decision);
+  if (grant && grant.fingerprint === fingerprint) {
+    run.record.approval = { reason: decision.approval.reason, approvedBy: grant.by };
+    return undefined;
+  }
+  const reason = grant ? `the decision changed since ${grant.by} approved it; approve it again: ${decision.approval.reason}` : `awaiting approval: ${decision.approval.reason}`;
+  const r = finish(run, { outcome: "awaiting_approval", reason, approval: { reason: decision.approval.reason } });
+  r.pending = { inventory: run.inventory!, rawInventory: (run.raw ?? {}) as Record<string, unknown>, decision };
+  return r;
+}
+
+/** the node's credentials: a helper's own TLS (and key), or a signed certificate; a server JWT with ed25519 */
 export async function certify(run: NodeRun): Promise<FlowResult | undefined> {
   const { o, deps, identity } = run;
   const decision = run.decision!;
@@ -239,11 +278,6 @@ export async function certify(run: NodeRun): Promise<FlowResult | undefined> {
     }
     run.signed = { certificatePem: decision.suppliedTls.certificatePem, caPem: decision.suppliedTls.caPem, serial: "", fingerprint: "", notAfter: "" };
   } else if (o.pki && gencsr) {
-    const checked = deps.csr.check(gencsr.csr, identity, decision.certificate.sans, run.parsedCsr);
-    if (!checked.ok) {
-      deps.observer.csrRefused(checked.code);
-      return finish(run, { outcome: "refused", reason: `CSR refused (${checked.code}): ${checked.reason}` }, false, o.holdAfterRefusalMs);
-    }
     if (!deps.signer) return finish(run, { outcome: "defer", reason: "PKI is on but no signer is configured" });
     const signer = deps.signer;
     try {
@@ -303,4 +337,4 @@ export async function restart(run: NodeRun): Promise<FlowResult | undefined> {
 }
 
 /** go-choria's order */
-export const FLOW_STEPS: readonly FlowStep[] = [jwt, inventory, decide, certify, configure, restart];
+export const FLOW_STEPS: readonly FlowStep[] = [jwt, inventory, decide, checkCsr, approve, certify, configure, restart];

@@ -45,6 +45,10 @@ export interface FlowDeps {
   observer: FlowObserver;
   /** called with each inventory seen, for --record */
   onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
+  /** each timed step's start and end, for the node registry's timeline */
+  trace?: (identity: string, step: string, result: "start" | "ok" | "error") => void;
+  /** an operator's grant for a node whose decision asks for approval (approvals.ts) */
+  approval?: (identity: string) => { fingerprint: string; by: string } | undefined;
 }
 
 export interface FlowObserver extends StepObserver {
@@ -62,6 +66,8 @@ export interface FlowResult {
   /** the node was configured and restarted */
   provisioned: boolean;
   holdMs: number;
+  /** outcome awaiting_approval: what the approval store keeps for the re-check */
+  pending?: { inventory: Inventory; rawInventory: Record<string, unknown>; decision: Decision };
 }
 
 export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {

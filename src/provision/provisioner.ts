@@ -14,6 +14,9 @@ import type { CsrChecker, Signer } from "../types/index.js";
 import type { RpcCaller } from "./interfaces.js";
 import type { PolicyManager } from "./policy-manager.js";
 import { WorkQueue, type IntakeSource } from "./queue.js";
+import { approvalDecision, MemoryApprovalStore, type ApprovalEntry, type ApprovalStore } from "./approvals.js";
+import { NodeRegistry } from "./node-registry.js";
+import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
 
 export interface ProvisionerOptions {
   site: string;
@@ -39,6 +42,10 @@ export interface ProvisionerDeps {
    * instance holds it, and calls release() with the record's outcome when the node is done.
    */
   claims?: { claim(identity: string): Promise<boolean>; release(identity: string, outcome: string): Promise<void> };
+  /** where nodes awaiting approval live: JetStream KV under HA (shared), memory otherwise */
+  approvals?: ApprovalStore;
+  /** the node registry's bound (default 250k) */
+  maxKnownNodes?: number;
 }
 
 export interface ProvisionerStatus {
@@ -77,6 +84,10 @@ export class Provisioner extends EventEmitter {
   private active = true;
   role = "standalone";
   private stopping = false;
+  /** every node this instance knows and its state (nodes list / show) */
+  readonly nodes: NodeRegistry;
+  readonly approvals: ApprovalStore;
+  private readonly operator: OperatorActions;
 
   constructor(
     private readonly o: ProvisionerOptions,
@@ -100,6 +111,43 @@ export class Provisioner extends EventEmitter {
         d.log.error({ err: e.message }, "discovery failed");
       },
     }, o.intake);
+    this.nodes = new NodeRegistry(d.maxKnownNodes);
+    this.approvals = d.approvals ?? new MemoryApprovalStore();
+    this.approvals.onChange((id, e) => this.approvalChanged(id, e));
+    for (const e of this.approvals.all()) this.approvalChanged(e.identity, e);
+    this.operator = new OperatorActions({
+      nodes: this.nodes,
+      approvals: this.approvals,
+      decider: () => this.d.policies.current(),
+      releaseHold: (id) => this.queue.release(id),
+      offer: (id, src) => this.offer(id, src),
+      audit: (a) => {
+        try {
+          this.d.audit.action(a);
+        } catch (e) {
+          d.metrics.auditErrors.labels(o.site).inc();
+        }
+        d.log.warn({ action: a.action, identity: a.identity, operator: a.operator, from: a.from, result: a.result }, `operator ${a.action}: ${a.message}`);
+      },
+      counted: (action, result) => d.metrics.operatorActions.labels(o.site, action, result).inc(),
+    });
+  }
+
+  /** the approval store changed (here or on another instance): mirror it; a granted node is provisioned by the active instance */
+  private approvalChanged(identity: string, e: ApprovalEntry | undefined): void {
+    if (!e) {
+      const s = this.nodes.state(identity);
+      if (s === "awaiting_approval" || s === "denied") this.nodes.unhold(identity, "released");
+      return;
+    }
+    if (e.status === "waiting") this.nodes.hold(identity, "awaiting_approval", e.reason);
+    else if (e.status === "denied") this.nodes.hold(identity, "denied", `denied by ${e.denial?.by}: ${e.denial?.reason ?? ""}`);
+    else if (e.status === "granted" && this.active && !this.stopping) this.offer(identity, "manual");
+  }
+
+  /** approve, deny, retry, clear, forget (the admin API's token-guarded routes) */
+  act(req: ActionRequest): Promise<ActionResult[]> {
+    return this.operator.run(req);
   }
 
   /** Offers a node for provisioning; returns what the queue did with it. */
@@ -107,12 +155,19 @@ export class Provisioner extends EventEmitter {
     const m = this.d.metrics;
     const site = this.o.site;
     if (!this.active) return "standby";
+    // waiting for an operator, or denied by one: only approve or clear lets the node on
+    const waiting = this.approvals.get(identity);
+    if (waiting && waiting.status !== "granted") {
+      m.queueRejected.labels(site, "approval").inc();
+      return "held";
+    }
     const r = this.queue.add(identity, source);
     if (r === "queued") {
       if (source === "event") m.eventDiscovered.labels(site).inc();
       else if (source === "discovery") m.discovered.labels(site).inc();
       else if (source === "registration") m.registrationDiscovered.labels(site).inc();
       this.gauges();
+      this.nodes.queued(identity);
       this.emit("queued", identity, source);
     } else if (r !== "duplicate") {
       m.queueRejected.labels(site, r).inc();
@@ -131,10 +186,18 @@ export class Provisioner extends EventEmitter {
 
   start(): void {
     this.intake.start();
+    let tick = 0;
     this.heldTimer = setInterval(() => {
       if (this.active && this.queue.releaseHeld() > 0) this.gauges();
+      if (tick++ % 10 === 0) this.stateGauges();
     }, 500);
     for (let i = 0; i < this.o.workers; i++) this.workers.push(this.worker());
+  }
+
+  private stateGauges(): void {
+    const g = this.d.metrics.nodeStates;
+    g.reset();
+    for (const [state, n] of Object.entries(this.nodes.counts())) g.labels(this.o.site, state).set(n);
   }
 
   private observer(): FlowObserver {
@@ -172,6 +235,7 @@ export class Provisioner extends EventEmitter {
         continue;
       }
       let outcome = "error";
+      this.nodes.started(item.identity);
       this.busy++;
       this.gauges();
       const ac = new AbortController();
@@ -179,7 +243,7 @@ export class Provisioner extends EventEmitter {
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = this.d.policies.current();
-        const res = await provisionNode(item.identity, { rpc: this.d.rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory }, this.o.flow, ac.signal);
+        const res = await provisionNode(item.identity, { rpc: this.d.rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
         const r = res.record;
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
@@ -197,6 +261,8 @@ export class Provisioner extends EventEmitter {
         const level = r.outcome === "error" || r.outcome === "refused" ? "warn" : "info";
         this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
         this.queue.done(item.identity, res.holdMs);
+        this.nodes.recorded(r, res.holdMs);
+        await this.approvalRecorded(r, res.pending);
         this.emit("record", r);
       } catch (e) {
         // provisionNode does not throw; this guards the worker loop against our own bugs
@@ -208,6 +274,26 @@ export class Provisioner extends EventEmitter {
         this.gauges();
         await this.d.claims?.release(item.identity, outcome).catch((e: Error) => this.d.log.warn({ identity: item.identity, err: e.message }, "could not release node claim"));
       }
+    }
+  }
+
+  private readonly trace = (identity: string, step: string, result: "start" | "ok" | "error") => this.nodes.step(identity, step, result);
+
+  private readonly grant = (identity: string) => {
+    const e = this.approvals.get(identity);
+    return e?.status === "granted" && e.grant ? e.grant : undefined;
+  };
+
+  /** a node that now waits for approval is stored (shared under HA); an approved one that was configured leaves the store */
+  private async approvalRecorded(r: DecisionRecord, pending: import("./flow.js").FlowResult["pending"]): Promise<void> {
+    try {
+      if (r.outcome === "awaiting_approval" && pending) {
+        await this.approvals.put({ identity: r.identity, status: "waiting", since: r.time, reason: r.approval?.reason ?? r.reason, decision: approvalDecision(pending.decision), inventory: pending.inventory, rawInventory: pending.rawInventory });
+      } else if (r.outcome === "configure" && this.approvals.get(r.identity)) {
+        await this.approvals.delete(r.identity);
+      }
+    } catch (e) {
+      this.d.log.error({ identity: r.identity, err: (e as Error).message }, "could not store the node's approval state");
     }
   }
 
@@ -233,8 +319,11 @@ export class Provisioner extends EventEmitter {
 
   /** HA: a standby neither takes intake nor runs discovery; losing leadership drops queued work. */
   setActive(active: boolean, role: string): void {
+    const was = this.active;
     this.active = active;
     this.role = role;
+    // nodes approved while no instance was active (or by another instance's operator) go now
+    if (active && !was) for (const e of this.approvals.all()) if (e.status === "granted") this.offer(e.identity, "manual");
     if (!active) {
       const n = this.queue.clear();
       if (n) this.d.log.warn({ dropped: n }, "dropped queued nodes on losing the active role");

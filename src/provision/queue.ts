@@ -144,6 +144,12 @@ export class WorkQueue {
     }
   }
 
+  /** an operator released the node: its hold ends now */
+  release(identity: string): boolean {
+    this.wanted.delete(identity);
+    return this.held.delete(identity);
+  }
+
   /**
    * Queues the nodes that asked while held and whose hold has ended (an upgraded node that
    * came back, a node that restarted into provisioning mode again): without this they would

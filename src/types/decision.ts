@@ -64,6 +64,12 @@ export interface Decision {
   suppliedTls?: { certificatePem: string; caPem: string; ssldir?: string; keyPem?: string };
   /** overrides for the server JWT claims (features.ed25519, §7.3): a policy's serverClaims or the legacy helper's server_claims */
   serverClaims?: ServerClaims;
+  /**
+   * Set when a rule asks for manual approval (`approval:` in the policy): the node goes through
+   * inventory, CSR checks and this decision, then waits as awaiting_approval until an operator
+   * approves it (`nodes approve`). Only on configure decisions.
+   */
+  approval?: { reason: string };
 }
 
 /** A decision to try the node again later: no brokers, no configuration, nothing to sign. */
@@ -86,10 +92,11 @@ export interface DecisionRecord {
   /** ISO-8601 */
   time: string;
   /** refused: the CSR failed the CSR policy; error: a step failed (the node is found again later) */
-  outcome: Outcome | "error" | "refused";
+  outcome: Outcome | "error" | "refused" | "awaiting_approval";
   reason: string;
   policy?: PolicyRef;
-  fired: Array<Pick<FiredRule, "name" | "ruleSet" | "why">>;
+  /** the rules applied, with their priority and file:line:col as `policy eval --explain` shows them */
+  fired: Array<Pick<FiredRule, "name" | "ruleSet" | "why"> & Partial<Pick<FiredRule, "priority" | "source">>>;
   brokerSet?: string;
   /** configuration with secret values redacted */
   configuration?: Record<string, string>;
@@ -100,6 +107,8 @@ export interface DecisionRecord {
   serverJwt?: { jti: string; exp: number; iss: string };
   /** non-fatal problems worth a look, e.g. a server_claims.exp that fell back to server_jwt_validity */
   warnings?: string[];
+  /** outcome awaiting_approval: why; an approved node's record names who approved it */
+  approval?: { reason: string; approvedBy?: string };
   /** milliseconds per step, e.g. { inventory: 3, gencsr: 40, policy: 0.2, sign: 5, configure: 3, restart: 2, total: 60 } */
   durations: Record<string, number>;
   error?: string;
