@@ -24,7 +24,8 @@ import { flowOptionsFrom } from "../provision/flow-options.js";
 import { PolicyManager, type ReloadStatus } from "../provision/policy-manager.js";
 import { Provisioner } from "../provision/provisioner.js";
 import { createRecorder } from "../provision/recorder.js";
-import { openHa, type Ha } from "../ha/index.js";
+import { KvRecords, openHa, type Ha } from "../ha/index.js";
+import type { ApprovalEntry, ApprovalStore } from "../provision/approvals.js";
 import { RpcClient, closeNats, connectNats } from "../transport/index.js";
 import type { Decider } from "../types/index.js";
 import { Closers } from "./closers.js";
@@ -197,6 +198,18 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     closers.add("HA", () => opened.stop());
   } else metrics.role.labels(s.site, "standalone").set(1);
 
+  // under HA, nodes awaiting approval live in JetStream KV: they survive a restart and a handover, and every instance lists them
+  let approvals: ApprovalStore | undefined;
+  if (ha) {
+    try {
+      approvals = await KvRecords.open<ApprovalEntry>({ nc, apiPrefix: s.ha.apiPrefix, replicas: s.ha.replicas, log });
+    } catch (e) {
+      return closers.fail(new Error(`cannot open the approvals bucket (needs JetStream on the broker): ${(e as Error).message}`));
+    }
+    const store = approvals;
+    closers.add("approvals bucket", () => store.close());
+  }
+
   const provisioner = new Provisioner(
     {
       site: s.site,
@@ -226,6 +239,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       audit,
       onInventory: s.recordDir ? createRecorder(s.recordDir, (e) => log.warn({ err: e.message }, "could not record inventory")) : undefined,
       claims: ha?.claims,
+      approvals,
     },
   );
 
@@ -275,6 +289,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       await provisioner.stop(drainMs);
       // after the drain: a successor must not pick up nodes we were still finishing
       await ha?.stop();
+      await approvals?.close();
       await rpc.close();
       await audit.close();
       await admin.close();

@@ -16,6 +16,7 @@ import { silentLogger, type HaLogger } from "./kv.js";
 export { Elector, ELECTION_BUCKET, ELECTION_KEY, DEFAULT_ELECTION_TTL_MS, type ElectorOptions, type ElectorState, type LeadershipChange } from "./elector.js";
 export { Claims, CLAIMS_BUCKET, DEFAULT_CLAIM_TTL_MS, claimKey, identityOfClaimKey, type ClaimHooks, type ClaimsOptions, type ClaimStats } from "./claims.js";
 export { openBucket, isWrongRevision, type HaLogger } from "./kv.js";
+export { KvRecords, APPROVALS_BUCKET, type KvRecordsOptions } from "./records.js";
 
 export type HaMode = "leader" | "active-active";
 

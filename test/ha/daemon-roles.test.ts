@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ELECTION_BUCKET } from "../../src/ha/index.js";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/local-server.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { makeBucket } from "./helpers.js";
+import { makeBucket, roleOf } from "./helpers.js";
 
 const TTL = 2000;
 let srv: LocalNatsServer;
@@ -23,23 +23,6 @@ after(async () => {
   await srv.stop();
 });
 
-/** resolves when the instance's role becomes `role` (the Provisioner applies roles through setActive) */
-function roleOf(d: TestDaemon, role: string, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const p = d.provisioner;
-    if (p.role === role) return resolve(performance.now());
-    const orig = p.setActive.bind(p);
-    const t = setTimeout(() => reject(new Error(`${d.settings.identity} did not become ${role}; is ${p.role}`)), timeoutMs);
-    p.setActive = (active, r) => {
-      orig(active, r);
-      if (r === role) {
-        clearTimeout(t);
-        p.setActive = orig;
-        resolve(performance.now());
-      }
-    };
-  });
-}
 
 async function gauge(d: TestDaemon): Promise<Record<string, number>> {
   const text = await d.metrics.registry.metrics();

@@ -11,6 +11,7 @@ import { connect as natsConnect, type NatsConnection } from "nats";
 import { Elector, openBucket } from "../../src/ha/index.js";
 import { freePort } from "../../src/transport/local-server.js";
 import { Waiters } from "../helpers/waiters.js";
+import type { TestDaemon } from "../helpers/daemon.js";
 
 export const HERE = new URL(".", import.meta.url).pathname;
 
@@ -255,4 +256,22 @@ export class DaemonGroup {
   async stopAll(): Promise<void> {
     await Promise.all(this.members.map((m) => m.kill("SIGTERM")));
   }
+}
+
+/** resolves when the instance's role becomes `role` (the Provisioner applies roles through setActive) */
+export function roleOf(d: TestDaemon, role: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = d.provisioner;
+    if (p.role === role) return resolve(performance.now());
+    const orig = p.setActive.bind(p);
+    const t = setTimeout(() => reject(new Error(`${d.settings.identity} did not become ${role}; is ${p.role}`)), timeoutMs);
+    p.setActive = (active, r) => {
+      orig(active, r);
+      if (r === role) {
+        clearTimeout(t);
+        p.setActive = orig;
+        resolve(performance.now());
+      }
+    };
+  });
 }
