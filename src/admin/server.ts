@@ -48,6 +48,8 @@ export interface AdminTarget {
 export interface AdminOptions {
   listen: string;
   token?: string;
+  /** with a token, listen on a non-loopback address anyway (admin.allow_remote) */
+  allowRemote?: boolean;
   registry: Registry;
   target: AdminTarget;
 }
@@ -145,8 +147,15 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ""), port };
 }
 
+/** loopback names and addresses: 127.0.0.0/8, ::1, localhost */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host) || /^::ffff:127\./.test(host);
+}
+
 export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
   const { host, port } = parseListen(o.listen);
+  // the token travels in clear HTTP: a guarded endpoint on another address is a choice to make explicitly
+  if (o.token && !o.allowRemote && !isLoopback(host)) throw new Error(`admin listen ${JSON.stringify(o.listen)} is not a loopback address and an admin token is set: the token would travel in clear over the network; listen on 127.0.0.1 (behind a TLS proxy) or set admin.allow_remote: true`);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     const path = url.pathname;

@@ -153,6 +153,8 @@ export interface Settings {
   backoffMaxMs: number;
   adminListen: string;
   adminToken?: string;
+  /** a token-guarded admin endpoint may listen on a non-loopback address */
+  adminAllowRemote: boolean;
   auditFile?: string;
   auditSubject?: string;
   recordDir?: string;
@@ -242,6 +244,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     backoffMaxMs: parseDuration(d.rpc.backoff_max),
     adminListen: d.admin.listen,
     adminToken: env[d.admin.token_env] || undefined,
+    adminAllowRemote: d.admin.allow_remote,
     auditFile: d.audit?.file,
     auditSubject: d.audit?.subject,
     recordDir: d.record,

@@ -35,7 +35,7 @@ export interface ConfigFile {
   hold_after_refusal?: Duration;
   upgrade_repository?: string;
   rpc?: { inventory_timeout?: Duration; provision_timeout?: Duration; max_timeouts?: number; backoff_max?: Duration };
-  admin?: { listen?: string; token_env?: string };
+  admin?: { listen?: string; token_env?: string; allow_remote?: boolean };
   audit?: { file?: string; subject?: string };
   record?: string;
   log?: { level?: string; file?: string };
@@ -60,7 +60,7 @@ export type DefaultedConfig = With<ConfigFile, "site" | "broker" | "broker_passw
   features: With<NonNullable<ConfigFile["features"]>, "jwt" | "ed25519">;
   ca: With<NonNullable<ConfigFile["ca"]>, "type" | "timeout">;
   rpc: With<NonNullable<ConfigFile["rpc"]>, "inventory_timeout" | "provision_timeout" | "max_timeouts" | "backoff_max">;
-  admin: With<NonNullable<ConfigFile["admin"]>, "listen" | "token_env">;
+  admin: With<NonNullable<ConfigFile["admin"]>, "listen" | "token_env" | "allow_remote">;
   log: With<NonNullable<ConfigFile["log"]>, "level">;
 };
 

@@ -245,7 +245,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
 
   let admin: AdminServer;
   try {
-    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner) } });
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner) } });
   } catch (e) {
     return closers.fail(new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`));
   }
