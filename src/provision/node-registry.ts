@@ -5,8 +5,12 @@
  * (queued, started, step, record); read by the admin API (`nodes list`, `nodes show`).
  *
  * Memory is bounded: at most `maxNodes` entries (the oldest finished ones go first; nodes
- * awaiting an operator are never dropped) and at most TIMELINE_MAX timeline entries per node,
- * packed two numbers each. bench/node-registry.bench.ts measures 100k nodes.
+ * awaiting an operator are never dropped) and at most TIMELINE_MAX timeline entries per node.
+ * At 100k nodes every byte per node counts (bench/node-registry.bench.ts): the timeline is one
+ * one-byte string (six characters an entry: the step code, then the time in ms), times are
+ * whole seconds (small integers, not boxed numbers), and what many nodes share (the last
+ * decision's policy, broker set, outcome, reason and fired rules with their whys) is one
+ * interned object.
  *
  * States are open strings so other holds (conflict, retry with backoff, gone, arrived, lost)
  * plug in through `hold()` / `setState()` without changing this module.
@@ -63,10 +67,13 @@ export interface NodeFilter {
 }
 
 /** step names are few; a node's timeline stores their index */
+const CODE_SPAN = 256;
 const stepNames: string[] = [];
 const stepIndex = new Map<string, number>();
 function stepCode(step: string, result: StepResult): number {
   let i = stepIndex.get(step);
+  // a code must stay below CODE_SPAN: past 63 names, further ones share the last
+  if (i === undefined && stepNames.length >= CODE_SPAN / RESULTS.length - 1) i = stepIndex.get("other") ?? (stepIndex.set("other", stepNames.push("other") - 1), stepNames.length - 1);
   if (i === undefined) {
     i = stepNames.push(step) - 1;
     stepIndex.set(step, i);
@@ -74,27 +81,68 @@ function stepCode(step: string, result: StepResult): number {
   return i * RESULTS.length + RESULTS.indexOf(result);
 }
 
+/**
+ * Values many nodes share (a reason, a list of fired rules with the same whys) kept once.
+ * Bounded: cleared when full, which only costs sharing, never correctness.
+ */
+class Interner<T> {
+  private readonly map = new Map<string, T>();
+  constructor(private readonly max = 20_000) {}
+  get(key: string, value: T): T {
+    const have = this.map.get(key);
+    if (have !== undefined) return have;
+    if (this.map.size >= this.max) this.map.clear();
+    this.map.set(key, value);
+    return value;
+  }
+}
+
+/** one timeline entry: the code, then ms since the registry's epoch in five base-256 digits (2^40 ms ~ 34 years) */
+const ENTRY = 6;
+function entryText(ms: number, code: number): string {
+  const m = Math.min(Math.max(0, Math.round(ms)), 2 ** 40 - 1);
+  return String.fromCharCode(code, Math.floor(m / 2 ** 32) & 255, Math.floor(m / 2 ** 24) & 255, Math.floor(m / 2 ** 16) & 255, Math.floor(m / 2 ** 8) & 255, m & 255);
+}
+function entryMs(t: string, i: number): number {
+  let m = 0;
+  for (let k = 1; k < ENTRY; k++) m = m * 256 + t.charCodeAt(i + k);
+  return m;
+}
+
+/** what the last decision said; many nodes share one */
+interface DecisionSummary {
+  policy?: string;
+  policyVersion?: string;
+  brokerSet?: string;
+  outcome: string;
+  reason: string;
+  fired: FiredSummary;
+}
+
+interface Trouble {
+  holdReason?: string;
+  /** whole seconds since the registry's epoch; 0: none */
+  holdUntil: number;
+  lastError?: string;
+}
+
+
 class NodeEntry {
   state: NodeState = "queued";
-  since = Date.now();
+  /** whole seconds since the registry's epoch */
+  since = 0;
   step: string | undefined = undefined;
-  holdReason: string | undefined = undefined;
-  holdUntil = 0;
-  lastError: string | undefined = undefined;
-  policy: string | undefined = undefined;
-  policyVersion: string | undefined = undefined;
-  brokerSet: string | undefined = undefined;
+  /** a hold and the last error: most nodes never have either, so they share one optional object */
+  trouble: Trouble | undefined = undefined;
+  decision: DecisionSummary | undefined = undefined;
   serial: string | undefined = undefined;
-  outcome: string | undefined = undefined;
-  reason: string | undefined = undefined;
-  fired: FiredSummary | undefined = undefined;
-  /** [time ms, code, time ms, code, ...], oldest first */
-  timeline: number[] = [];
+  /** ENTRY characters per entry, oldest first */
+  timeline = "";
   constructor(readonly identity: string) {}
 
-  mark(step: string, result: StepResult, at = Date.now()): void {
-    if (this.timeline.length >= TIMELINE_MAX * 2) this.timeline.splice(0, 2);
-    this.timeline.push(at, stepCode(step, result));
+  mark(step: string, result: StepResult, msSinceEpoch: number): void {
+    const t = this.timeline.length >= TIMELINE_MAX * ENTRY ? this.timeline.slice(ENTRY) : this.timeline;
+    this.timeline = t + entryText(msSinceEpoch, stepCode(step, result));
   }
 }
 
@@ -111,11 +159,28 @@ const RECORD_STATE: Record<DecisionRecord["outcome"], NodeState> = {
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, NodeEntry>();
+  private readonly epoch: number;
+  private readonly decisions = new Interner<DecisionSummary>();
 
   constructor(
     private readonly maxNodes = 250_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.epoch = clock();
+  }
+
+  /** ms since the epoch */
+  private now(): number {
+    return this.clock() - this.epoch;
+  }
+
+  private secs(ms: number): number {
+    return Math.floor(ms / 1000);
+  }
+
+  private iso(secs: number): string {
+    return new Date(this.epoch + secs * 1000).toISOString();
+  }
 
   get size(): number {
     return this.nodes.size;
@@ -126,6 +191,7 @@ export class NodeRegistry {
     if (!e) {
       if (this.nodes.size >= this.maxNodes) this.evict();
       e = new NodeEntry(identity);
+      e.since = this.secs(this.now());
       this.nodes.set(identity, e);
     }
     return e;
@@ -144,31 +210,38 @@ export class NodeRegistry {
     const e = this.entry(identity);
     const t = this.now();
     e.state = state;
-    e.since = t;
+    e.since = this.secs(t);
     if (state !== "in_flight") e.step = undefined;
     e.mark(note ?? state, "info", t);
   }
 
   queued(identity: string): void {
-    const e = this.entry(identity);
-    if (e.state === "queued" || e.state === "in_flight") return;
+    const s = this.nodes.get(identity)?.state;
+    if (s === "queued" || s === "in_flight") return;
     this.setState(identity, "queued");
   }
 
   started(identity: string): void {
     const e = this.entry(identity);
     e.state = "in_flight";
-    e.since = this.now();
-    e.holdReason = undefined;
-    e.holdUntil = 0;
+    e.since = this.secs(this.now());
+    this.setHold(e, undefined, 0);
   }
 
-  /** a step of the flow started, succeeded or failed (flow-steps.ts' timed steps) */
+  private setHold(e: NodeEntry, reason: string | undefined, until: number): void {
+    if (reason === undefined && !e.trouble) return;
+    const t = (e.trouble ??= { holdUntil: 0 });
+    t.holdReason = reason;
+    t.holdUntil = until;
+    if (reason === undefined && t.lastError === undefined) e.trouble = undefined;
+  }
+
+  /** a step of the flow started, succeeded or failed (flow-steps.ts' timed steps); the timeline keeps the ends */
   step(identity: string, step: string, result: StepResult): void {
     const e = this.nodes.get(identity);
     if (!e) return;
     if (result === "start") e.step = step;
-    e.mark(step, result, this.now());
+    else e.mark(step, result, this.now());
   }
 
   /** the node's decision record: its state follows the outcome; holdMs from the flow's result */
@@ -176,42 +249,33 @@ export class NodeRegistry {
     const e = this.entry(r.identity);
     const t = this.now();
     e.state = RECORD_STATE[r.outcome] ?? r.outcome;
-    e.since = t;
+    e.since = this.secs(t);
     e.step = undefined;
-    e.outcome = r.outcome;
-    e.reason = r.reason;
-    if (r.policy) {
-      e.policy = r.policy.name;
-      e.policyVersion = r.policy.version;
-    }
-    if (r.brokerSet !== undefined || r.policy) e.brokerSet = r.brokerSet;
-    if (r.fired.length || r.policy) e.fired = r.fired;
+    // a record without a policy (an error before the decision) keeps the last decision's policy, broker set and rules
+    const last = r.policy ? undefined : e.decision;
+    const d: DecisionSummary = { policy: r.policy?.name ?? last?.policy, policyVersion: r.policy?.version ?? last?.policyVersion, brokerSet: r.policy ? r.brokerSet : last?.brokerSet, outcome: r.outcome, reason: r.reason, fired: r.policy ? r.fired : (last?.fired ?? r.fired) };
+    e.decision = this.decisions.get(JSON.stringify(d), d);
     if (r.certificate?.serial) e.serial = r.certificate.serial;
-    if (r.outcome === "error" || r.outcome === "refused") e.lastError = r.error ?? r.reason;
-    if (holdMs > 0 && (r.outcome === "refused" || r.outcome === "error")) {
-      e.holdReason = r.reason;
-      e.holdUntil = t + holdMs;
-    } else {
-      e.holdReason = undefined;
-      e.holdUntil = 0;
-    }
+    if (r.outcome === "error" || r.outcome === "refused") (e.trouble ??= { holdUntil: 0 }).lastError = r.error ?? r.reason;
+    if (holdMs > 0 && (r.outcome === "refused" || r.outcome === "error")) this.setHold(e, e.decision.reason, this.secs(t + holdMs + 999));
+    else this.setHold(e, undefined, 0);
     e.mark(`decision:${r.outcome}`, r.outcome === "error" ? "error" : "ok", t);
+    // the run is over: one flat string instead of the chain of concatenations
+    e.timeline = Buffer.from(e.timeline, "latin1").toString("latin1");
   }
 
   /** a hold another part imposes (conflict, CSR refusal, retry backoff, approval...): state, why, until when */
   hold(identity: string, state: NodeState, reason: string, untilMs = 0): void {
     this.setState(identity, state);
     const e = this.nodes.get(identity)!;
-    e.holdReason = reason;
-    e.holdUntil = untilMs;
+    this.setHold(e, reason, untilMs ? this.secs(untilMs - this.epoch + 999) : 0);
   }
 
   /** releases the hold bookkeeping; the state stays until the node moves on */
   unhold(identity: string, state: NodeState = "queued"): boolean {
     const e = this.nodes.get(identity);
     if (!e) return false;
-    e.holdReason = undefined;
-    e.holdUntil = 0;
+    this.setHold(e, undefined, 0);
     this.setState(identity, state, `${state} by operator`);
     return true;
   }
@@ -239,8 +303,8 @@ export class NodeRegistry {
     const re = f.identity !== undefined ? picomatch(f.identity, { dot: true, contains: false }) : undefined;
     for (const e of this.nodes.values()) {
       if (f.state !== undefined && e.state !== f.state) continue;
-      if (f.policyVersion !== undefined && e.policyVersion !== f.policyVersion) continue;
-      if (f.brokerSet !== undefined && e.brokerSet !== f.brokerSet) continue;
+      if (f.policyVersion !== undefined && e.decision?.policyVersion !== f.policyVersion) continue;
+      if (f.brokerSet !== undefined && e.decision?.brokerSet !== f.brokerSet) continue;
       if (re && !re(e.identity)) continue;
       yield this.view(e);
     }
@@ -250,24 +314,28 @@ export class NodeRegistry {
     const e = this.nodes.get(identity);
     if (!e) return undefined;
     const timeline: TimelineEntry[] = [];
-    for (let i = 0; i < e.timeline.length; i += 2) {
-      const code = e.timeline[i + 1]!;
-      timeline.push({ time: new Date(e.timeline[i]!).toISOString(), step: stepNames[Math.floor(code / RESULTS.length)]!, result: RESULTS[code % RESULTS.length]! });
+    for (let i = 0; i < e.timeline.length; i += ENTRY) {
+      const code = e.timeline.charCodeAt(i);
+      timeline.push({ time: new Date(this.epoch + entryMs(e.timeline, i)).toISOString(), step: stepNames[Math.floor(code / RESULTS.length)]!, result: RESULTS[code % RESULTS.length]! });
     }
-    return { ...this.view(e), fired: e.fired ?? [], timeline };
+    return { ...this.view(e), fired: e.decision?.fired ?? [], timeline };
   }
 
   private view(e: NodeEntry): NodeView {
-    const v: NodeView = { identity: e.identity, state: e.state, since: new Date(e.since).toISOString() };
+    const v: NodeView = { identity: e.identity, state: e.state, since: this.iso(e.since) };
     if (e.step) v.step = e.step;
-    if (e.holdReason !== undefined) v.hold = e.holdUntil ? { reason: e.holdReason, until: new Date(e.holdUntil).toISOString() } : { reason: e.holdReason };
-    if (e.lastError !== undefined) v.lastError = e.lastError;
-    if (e.policy !== undefined) v.policy = e.policy;
-    if (e.policyVersion !== undefined) v.policyVersion = e.policyVersion;
-    if (e.brokerSet !== undefined) v.brokerSet = e.brokerSet;
+    const t = e.trouble;
+    if (t?.holdReason !== undefined) v.hold = t.holdUntil ? { reason: t.holdReason, until: this.iso(t.holdUntil) } : { reason: t.holdReason };
+    if (t?.lastError !== undefined) v.lastError = t.lastError;
+    const d = e.decision;
+    if (d?.policy !== undefined) v.policy = d.policy;
+    if (d?.policyVersion !== undefined) v.policyVersion = d.policyVersion;
+    if (d?.brokerSet !== undefined) v.brokerSet = d.brokerSet;
     if (e.serial !== undefined) v.serial = e.serial;
-    if (e.outcome !== undefined) v.outcome = e.outcome;
-    if (e.reason !== undefined) v.reason = e.reason;
+    if (d) {
+      v.outcome = d.outcome;
+      v.reason = d.reason;
+    }
     return v;
   }
 }
