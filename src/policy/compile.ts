@@ -46,6 +46,9 @@ export function compileRule(ctx: CompileContext, path: Path, rule: RuleDoc, inde
   if ((then.outcome === "defer" || then.outcome === "shutdown") && (then.brokerSet || then.configuration.length || then.serverClaims)) {
     report([...path, "then", "outcome"], `outcome "${then.outcome}" never configures the node; its brokerSet/configuration/serverClaims would be ignored`);
   }
+  if (then.approval && then.outcome !== undefined && then.outcome !== "configure") {
+    report([...path, "then", "approval"], `approval is asked for a node the rule would configure; outcome "${then.outcome}" never configures it`, true);
+  }
   if (ctx.problems.length !== before || !condition) return undefined;
   const { line, col } = ctx.src.pos(path);
   return {

@@ -95,7 +95,8 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
     const approvalLayer = layers.find((l) => l.then.approval);
     if (approvalLayer) {
       const r = approvalLayer.then.approval!.reason;
-      d.approval = { reason: r ? render(r, ctx, approvalLayer, "approval reason") : (explicitReason ?? `approval required by ${layerName(approvalLayer)}`) };
+      // approval: required reads the asking rule's own reason, then the decision's
+      d.approval = { reason: r ? render(r, ctx, approvalLayer, "approval reason") : (reasonOf(approvalLayer, ctx) ?? explicitReason ?? `approval required by ${layerName(approvalLayer)}`) };
     }
     return result(d);
   } catch (e) {
