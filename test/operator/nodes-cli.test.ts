@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { startFleet, type Fleet } from "../../src/sim/index.js";
 import type { DecisionRecord } from "../../src/types/index.js";
-import { makeCa, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
+import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { nodesCli, writeApprovalPolicy } from "./helpers.js";
 
 const N = 12;
@@ -28,7 +29,7 @@ const last = (rs: DecisionRecord[], id: string) => rs.filter((r) => r.identity =
 
 before(async () => {
   srv = await startNatsServer();
-  const caDir = await makeCa("ecdsa");
+  const caDir = await makeBuiltinCa("ecdsa");
   work = mkdtempSync(join(tmpdir(), "cp-nodes-"));
   policies = join(work, "policies");
   writeApprovalPolicy(policies, "1", "sim-0000[123].*");
