@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { numberArg } from "../args.js";
-import { CaExistsError, checkCsr, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
+import { CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
 
 
 function collect(v: string, prev: string[]): string[] {
@@ -24,18 +24,47 @@ export function register(program: Command): void {
   const ca = program.command("ca").description("built-in certificate authority: create it, sign CSRs by hand, inspect CSRs");
 
   ca.command("init")
-    .description("create a CA key (mode 0600) and self-signed CA certificate in DIR")
+    .description("create a CA key (mode 0600) and self-signed CA certificate in DIR; with --intermediate, the key and a CSR for an offline root to sign")
     .requiredOption("--dir <dir>", "CA directory")
     .addOption(new Option("--key <type>", "CA key type").choices(["rsa", "ecdsa"]).default("ecdsa"))
     .option("--cn <name>", "CA certificate common name", "Choria Provisioner CA")
     .option("--days <n>", "CA certificate validity in days", numberArg({ min: 1 }), 3650)
     .option("--force", "replace an existing CA (every certificate it issued stops being trusted)", false)
-    .action(async (o: { dir: string; key: "rsa" | "ecdsa"; cn: string; days: number; force: boolean }) => {
-      const r = await initBuiltinCa(o.dir, { key: o.key, commonName: o.cn, validityDays: o.days, force: o.force }).catch((e: unknown) => {
+    .option("--intermediate", "write the key and a CSR (ca.csr) for an offline root to sign; install its answer with ca import", false)
+    .action(async (o: { dir: string; key: "rsa" | "ecdsa"; cn: string; days: number; force: boolean; intermediate: boolean }) => {
+      const r = await initBuiltinCa(o.dir, { key: o.key, commonName: o.cn, validityDays: o.days, force: o.force, intermediate: o.intermediate }).catch((e: unknown) => {
         if (e instanceof CaExistsError) fail(`${e.message}; ca init --force replaces it, and every certificate it issued stops being trusted`, 2);
         throw e;
       });
+      if (r.csrPath) {
+        process.stdout.write(`CA key:         ${r.keyPath} (mode 0600)\nCA request:     ${r.csrPath}\nHave the root sign it as a CA (basicConstraints CA:TRUE, pathlen:0; keyUsage keyCertSign, cRLSign), then run:\n  choria-provisioner ca import --dir ${o.dir} --cert SIGNED.pem --chain ROOT-CHAIN.pem\n`);
+        return;
+      }
       process.stdout.write(`CA certificate: ${r.certPath}\nCA key:         ${r.keyPath} (mode 0600)\n`);
+    });
+
+  ca.command("import")
+    .description("install the certificate an offline root signed for 'ca init --intermediate', after checking it and its chain")
+    .requiredOption("--dir <dir>", "CA directory")
+    .requiredOption("--cert <file>", "the signed CA certificate (PEM)")
+    .requiredOption("--chain <file>", "the certificates above it, its issuer first and the self-signed root last (PEM)")
+    .option("--force", "replace a certificate already imported", false)
+    .action((o: { dir: string; cert: string; chain: string; force: boolean }) => {
+      const read = (f: string, what: string) => {
+        try {
+          return readFileSync(f, "utf8");
+        } catch (e) {
+          fail(`cannot read ${what} ${f}: ${(e as Error).message}`, 2);
+        }
+      };
+      try {
+        const r = importIntermediate(o.dir, { certPem: read(o.cert, "certificate"), chainPem: read(o.chain, "chain"), certFile: o.cert, chainFile: o.chain, force: o.force });
+        process.stdout.write(`CA certificate: ${r.certPath}\nCA chain:       ${r.chainPath}\n`);
+      } catch (e) {
+        if (e instanceof ChainError) fail(`certificate not imported: ${e.message}`, 1);
+        if (e instanceof CaExistsError) fail(`${e.message}; ca import --force replaces it`, 2);
+        throw e;
+      }
     });
 
   ca.command("sign")
