@@ -10,7 +10,7 @@
  * - servers in provisioning mode, each in its own directory with its own identity, started by
  *   absolute path (choria_provision#restart re-executes os.Args) and stopped by PID.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createPrivateKey, generateKeyPairSync, sign, webcrypto } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +18,7 @@ import { join } from "node:path";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { NatsConnection, Subscription } from "nats";
-import { initBuiltinCa } from "../../src/ca/index.js";
+import { importIntermediate, initBuiltinCa } from "../../src/ca/index.js";
 import { DISCOVERY_PING_PAYLOAD, agentFilter, broadcastSubject, decodeReply, encodeRequest } from "../../src/protocol/index.js";
 import { connectNats, closeNats, freePort, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { Waiters } from "./waiters.js";
@@ -141,15 +141,18 @@ export class RealLab {
   /** the provisioner user's password on a Choria Broker lab */
   readonly brokerPassword = "prov-broker-password";
   kind: "nats" | "choria" = "nats";
+  /** the CA is an intermediate under an offline root (made with openssl); the home broker trusts only that root */
+  intermediate = false;
 
   /**
    * `broker: "choria"` runs a real Choria Broker (`choria broker run`) as the provisioning broker:
    * TLS, the provisioning account (client_password), servers admitted by a provisioning JWT
    * signed with the lab's key (signer_cert), Choria Streams for leader election.
    */
-  static async start(o: { home?: boolean; broker?: "nats" | "choria" } = {}): Promise<RealLab> {
+  static async start(o: { home?: boolean; broker?: "nats" | "choria"; intermediate?: boolean } = {}): Promise<RealLab> {
     const lab = new RealLab();
     lab.kind = o.broker ?? "nats";
+    lab.intermediate = o.intermediate ?? false;
     try {
       await lab.init(o.home ?? true);
     } catch (e) {
@@ -161,14 +164,15 @@ export class RealLab {
 
   private async init(withHome: boolean): Promise<void> {
     mkdirSync(this.serversDir);
-    await initBuiltinCa(this.caDir, { key: "ecdsa" });
+    if (this.intermediate) await this.makeIntermediateCa();
+    else await initBuiltinCa(this.caDir, { key: "ecdsa" });
     const brokerCert = await this.issue("localhost", { dns: ["localhost"], ip: ["127.0.0.1"], server: true });
     if (this.kind === "nats") {
       this.provisioning = await startNatsServer({ tls: { ...brokerCert, allowNonTls: true } });
       this.closers.push(() => this.provisioning.stop());
     }
     if (withHome) {
-      this.home = await startNatsServer({ tls: { ...brokerCert, ca: this.caFile, verify: true } });
+      this.home = await startNatsServer({ tls: { ...brokerCert, ca: this.homeTrustFile, verify: true } });
       this.closers.push(() => this.home.stop());
     }
     // go-choria's file security names a client `<name>.mcollective`; our CSR policy refuses to
@@ -238,8 +242,30 @@ export class RealLab {
     };
   }
 
+  /** what the lab's clients and not-yet-provisioned servers trust: the CA, and above it the root when there is one */
   get caFile(): string {
-    return join(this.caDir, "ca.pem");
+    return this.intermediate ? join(this.root, "trust-bundle.pem") : join(this.caDir, "ca.pem");
+  }
+
+  /** what the home broker trusts: only the offline root for an intermediate lab */
+  get homeTrustFile(): string {
+    return this.intermediate ? join(this.root, "offline-root.pem") : this.caFile;
+  }
+
+  /** The operator's path: an openssl root signs the CSR of `ca init --intermediate`, `ca import` installs it. */
+  private async makeIntermediateCa(): Promise<void> {
+    const rootCert = join(this.root, "offline-root.pem");
+    const rootKey = join(this.root, "offline-root-key.pem");
+    const run = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", rootKey, "-out", rootCert, "-subj", "/O=Lab Org/CN=Lab Offline Root", "-days", "2",
+      "-addext", "basicConstraints=critical,CA:TRUE,pathlen:1", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+    const r = await initBuiltinCa(this.caDir, { key: "ecdsa", intermediate: true, commonName: "Lab Issuing CA" });
+    const ext = join(this.root, "intermediate.ext");
+    writeFileSync(ext, "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n");
+    const signed = join(this.root, "intermediate.pem");
+    run("x509", "-req", "-in", r.csrPath!, "-CA", rootCert, "-CAkey", rootKey, "-days", "2", "-extfile", ext, "-out", signed);
+    importIntermediate(this.caDir, { certPem: readFileSync(signed, "utf8"), chainPem: readFileSync(rootCert, "utf8"), certFile: signed, chainFile: rootCert });
+    writeFileSync(this.caFile, readFileSync(join(this.caDir, "ca.pem"), "utf8") + readFileSync(rootCert, "utf8"));
   }
 
   /** the hex ed25519 public key that verifies the lab's provisioning JWTs */
@@ -266,7 +292,7 @@ export class RealLab {
 
   /** a certificate from the lab's CA for brokers and clients, which nodes never get */
   async issue(cn: string, o: { dns?: string[]; ip?: string[]; server?: boolean; client?: boolean; rsa?: boolean } = {}): Promise<Cert> {
-    const caCert = new x509.X509Certificate(readFileSync(this.caFile, "utf8"));
+    const caCert = new x509.X509Certificate(readFileSync(join(this.caDir, "ca.pem"), "utf8"));
     const caKeyPem = readFileSync(join(this.caDir, "ca-key.pem"), "utf8");
     const caKeyDer = createPrivateKey(caKeyPem).export({ format: "der", type: "pkcs8" });
     const caAlg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -301,7 +327,8 @@ export class RealLab {
     mkdirSync(dir, { recursive: true });
     const certFile = join(dir, `${cn}.pem`);
     const keyFile = join(dir, `${cn}-key.pem`);
-    writeFileSync(certFile, cert.toString("pem") + "\n");
+    // under an intermediate, a certificate travels with it (what TLS presents), as nodes' do
+    writeFileSync(certFile, cert.toString("pem") + "\n" + (this.intermediate ? readFileSync(join(this.caDir, "ca.pem"), "utf8") : ""));
     writeFileSync(keyFile, kp.privateKey.export({ format: "pem", type: o.rsa ? "pkcs1" : "pkcs8" }) as string, { mode: 0o600 });
     return { cert: certFile, key: keyFile };
   }
