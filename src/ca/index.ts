@@ -6,5 +6,7 @@ export type { SignRequest, SignedCertificate, Signer } from "../types/index.js";
 export { initBuiltinCa, importIntermediate, openBuiltinCa, loadCa, deliveredChain, assertPrivateKeyFile, CA_CERT_FILE, CA_KEY_FILE, type BuiltinCa, type InitCaOptions } from "./builtin-ca.js";
 export { createCfsslSigner, type CfsslSignerOptions } from "./cfssl.js";
 export { createExecSigner, type ExecSignerOptions } from "./exec-signer.js";
-export { openSigner, csrChecker } from "./settings.js";
+export { openSigner, csrChecker, type OpenedSigner } from "./settings.js";
 export { ChainError, CA_CHAIN_FILE, CA_CSR_FILE, verifyIssuingChain } from "./intermediate.js";
+export { CertificateLedger, REVOCATION_REASONS, normaliseSerial, type LedgerEntry, type ExpirySummary, type RevocationReason } from "./ledger.js";
+export { withLedger, ledgerEntryFor } from "./ledger-signer.js";

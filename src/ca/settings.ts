@@ -7,8 +7,26 @@ import { createCfsslSigner } from "./cfssl.js";
 import { isOwnParse, parseCsr } from "./csr-inspect.js";
 import { checkCsr, checkParsedCsr } from "./csr-policy.js";
 import { createExecSigner } from "./exec-signer.js";
+import { CertificateLedger } from "./ledger.js";
+import { withLedger } from "./ledger-signer.js";
 
-export async function openSigner(s: Pick<Settings, "ca">): Promise<Signer> {
+/** the configured signer; with a ledger configured (the built-in CA's default), it records every certificate before returning it */
+export type OpenedSigner = Signer & { ledger?: CertificateLedger };
+
+export async function openSigner(s: Pick<Settings, "ca">): Promise<OpenedSigner> {
+  const signer = await openBareSigner(s);
+  if (!s.ca.ledger) return signer;
+  let ledger: CertificateLedger;
+  try {
+    ledger = CertificateLedger.open(s.ca.ledger);
+  } catch (e) {
+    await signer.close();
+    throw e;
+  }
+  return withLedger(signer, ledger);
+}
+
+async function openBareSigner(s: Pick<Settings, "ca">): Promise<Signer> {
   const caPem = s.ca.caFile ? readFileSync(s.ca.caFile, "utf8") : undefined;
   switch (s.ca.type) {
     case "builtin": {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from "yaml";
 import { parseDuration } from "./duration.js";
 import { applySchemaDefaults, schemaProblems } from "./schema.js";
@@ -78,6 +78,8 @@ export function loadConfigFile(file: string): ConfigFile {
   if (cfg.ca) {
     cfg.ca.dir = rel(cfg.ca.dir);
     cfg.ca.ca_file = rel(cfg.ca.ca_file);
+    cfg.ca.ledger = rel(cfg.ca.ledger);
+    cfg.ca.crl_file = rel(cfg.ca.crl_file);
   }
   if (cfg.audit) cfg.audit.file = rel(cfg.audit.file);
   cfg.broker_creds = rel(cfg.broker_creds);
@@ -141,7 +143,7 @@ export interface Settings {
   protocol: 1 | 2;
   /** file holding this provisioner's client JWT: the caller of every v2 request */
   clientJwtFile?: string;
-  ca: { type: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args: string[]; caFile?: string; timeoutMs: number };
+  ca: { type: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args: string[]; caFile?: string; timeoutMs: number; ledger?: string; crlFile?: string; crlValidityMs: number; revokeOnShutdown: boolean };
   certDenyList?: string[];
   restartSplay: number;
   holdAfterRestartMs: number;
@@ -232,6 +234,11 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
       args: d.ca.args ?? [],
       caFile: d.ca.ca_file,
       timeoutMs: parseDuration(d.ca.timeout),
+      // the built-in CA keeps its ledger and CRL in its directory unless told otherwise; cfssl/exec keep a ledger only when named
+      ledger: d.ca.ledger ? resolve(d.ca.ledger) : d.ca.dir && d.ca.type === "builtin" ? join(resolve(d.ca.dir), "ledger.sqlite") : undefined,
+      crlFile: d.ca.crl_file ? resolve(d.ca.crl_file) : d.ca.dir && d.ca.type === "builtin" ? join(resolve(d.ca.dir), "crl.pem") : undefined,
+      crlValidityMs: parseDuration(d.ca.crl_validity),
+      revokeOnShutdown: d.ca.revoke_on_shutdown,
     },
     certDenyList: d.cert_deny_list,
     restartSplay: d.restart_splay,

@@ -28,7 +28,7 @@ export interface ConfigFile {
   server_jwt_validity?: Duration;
   protocol?: 1 | 2;
   client_jwt?: string;
-  ca?: { type?: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args?: string[]; ca_file?: string; timeout?: Duration };
+  ca?: { type?: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args?: string[]; ca_file?: string; timeout?: Duration; ledger?: string; crl_file?: string; crl_validity?: Duration; revoke_on_shutdown?: boolean };
   cert_deny_list?: string[];
   restart_splay?: number;
   hold_after_restart?: Duration;
@@ -58,7 +58,7 @@ export type DefaultedConfig = With<ConfigFile, "site" | "broker" | "broker_passw
   discovery: With<NonNullable<ConfigFile["discovery"]>, "interval" | "timeout" | "quiet" | "at_start">;
   intake: With<NonNullable<ConfigFile["intake"]>, "lifecycle_component" | "alive" | "registration" | "legacy_registration">;
   features: With<NonNullable<ConfigFile["features"]>, "jwt" | "ed25519">;
-  ca: With<NonNullable<ConfigFile["ca"]>, "type" | "timeout">;
+  ca: With<NonNullable<ConfigFile["ca"]>, "type" | "timeout" | "crl_validity" | "revoke_on_shutdown">;
   rpc: With<NonNullable<ConfigFile["rpc"]>, "inventory_timeout" | "provision_timeout" | "max_timeouts" | "backoff_max">;
   admin: With<NonNullable<ConfigFile["admin"]>, "listen" | "token_env" | "allow_remote">;
   log: With<NonNullable<ConfigFile["log"]>, "level">;

@@ -281,7 +281,7 @@ export async function certify(run: NodeRun): Promise<FlowResult | undefined> {
     if (!deps.signer) return finish(run, { outcome: "defer", reason: "PKI is on but no signer is configured" });
     const signer = deps.signer;
     try {
-      run.signed = await timed(run, "sign", () => signer.sign({ identity, csrPem: gencsr.csr, profile: decision.certificate, checked: run.parsedCsr }));
+      run.signed = await timed(run, "sign", () => signer.sign({ identity, csrPem: gencsr.csr, profile: decision.certificate, checked: run.parsedCsr, policyVersion: `${decision.policy.name}@${decision.policy.version}` }));
       deps.observer.signed(signer.kind, (run.durations.sign ?? 0) / 1000);
     } catch (e) {
       deps.observer.signFailed(signer.kind);

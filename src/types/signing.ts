@@ -26,6 +26,8 @@ export interface SignRequest {
    * this PEM (isOwnParse); anything else is ignored.
    */
   checked?: CheckedCsr;
+  /** the policy that decided this certificate ("name@version"), for the certificate ledger */
+  policyVersion?: string;
 }
 
 export interface SignedCertificate {

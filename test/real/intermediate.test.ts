@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { splitCertificates } from "../../src/ca/pem.js";
+import { splitCertificates } from "../../src/der/pem.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { EventWatch, REAL_SKIP, RealLab, TOKEN, homePolicy } from "../helpers/real-choria.js";
 

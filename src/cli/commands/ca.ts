@@ -1,7 +1,9 @@
 import { Command, Option } from "commander";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { numberArg } from "../args.js";
-import { CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
+import { parseDuration } from "../../config/index.js";
+import { CertificateLedger, ledgerEntryFor, type LedgerEntry, CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
 
 
 function collect(v: string, prev: string[]): string[] {
@@ -10,6 +12,33 @@ function collect(v: string, prev: string[]): string[] {
 
 function fail(message: string, exitCode: number): never {
   throw Object.assign(new Error(message), { exitCode });
+}
+
+/** The ledger a CA command reads: --ledger, else ledger.sqlite in --dir (where the daemon keeps it by default). */
+function ledgerPath(o: { dir?: string; ledger?: string }): string {
+  if (o.ledger) return o.ledger;
+  if (o.dir) return join(o.dir, "ledger.sqlite");
+  fail("name the ledger: --dir DIR (its ledger.sqlite) or --ledger FILE", 2);
+}
+
+function openLedger(o: { dir?: string; ledger?: string }, mustExist = true): CertificateLedger {
+  const path = ledgerPath(o);
+  if (mustExist && !existsSync(path)) fail(`no certificate ledger at ${path}: the CA has issued nothing yet, or ca.ledger names another file (--ledger)`, 2);
+  try {
+    return CertificateLedger.open(path);
+  } catch (e) {
+    fail((e as Error).message, 2);
+  }
+}
+
+function entryJson(e: LedgerEntry): object {
+  const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+  return { ...e, notBefore: iso(e.notBefore), notAfter: iso(e.notAfter), issuedAt: iso(e.issuedAt), revokedAt: iso(e.revokedAt) };
+}
+
+function entryLine(e: LedgerEntry): string {
+  const state = e.revokedAt !== undefined ? `revoked ${new Date(e.revokedAt).toISOString()} (${e.revocationReason})` : e.notAfter < Date.now() ? "expired" : "valid";
+  return [e.serial, e.identity, new Date(e.notAfter).toISOString(), e.signer, e.policyVersion || "-", state].join("  ");
 }
 
 function readCsr(file: string): string {
@@ -82,10 +111,43 @@ export function register(program: Command): void {
       const signer = await openBuiltinCa(o.dir, { workers: 1 });
       try {
         const cert = await signer.sign({ identity: o.identity, csrPem, profile: { validityDays: o.days, sans: o.san } });
+        // signed by hand is issued all the same: the ledger knows it before it is printed
+        const ledger = openLedger(o, false);
+        try {
+          ledger.recordNow(ledgerEntryFor(cert, { identity: o.identity, signer: "cli" }));
+        } finally {
+          ledger.close();
+        }
         process.stdout.write(cert.certificatePem + (o.chain ? cert.caPem : ""));
         process.stderr.write(`serial ${cert.serial} sha256 ${cert.fingerprint} notAfter ${cert.notAfter}\n`);
       } finally {
         await signer.close();
+      }
+    });
+
+  ca.command("list")
+    .description("list the certificates in the ledger (every certificate the daemon or ca sign issued)")
+    .option("--dir <dir>", "CA directory (its ledger.sqlite)")
+    .option("--ledger <file>", "ledger file (ca.ledger)")
+    .option("--identity <name>", "only this node's certificates")
+    .option("--expiring <duration>", "only certificates not revoked that expire within this time (e.g. 30d)")
+    .addOption(new Option("--format <format>", "output format").choices(["text", "json"]).default("text"))
+    .action((o: { dir?: string; ledger?: string; identity?: string; expiring?: string; format: "text" | "json" }) => {
+      let within: number | undefined;
+      try {
+        within = o.expiring === undefined ? undefined : parseDuration(o.expiring, 0);
+      } catch (e) {
+        fail(`--expiring: ${(e as Error).message}`, 2);
+      }
+      const ledger = openLedger(o);
+      try {
+        const now = Date.now();
+        let rows = o.identity !== undefined ? ledger.byIdentity(o.identity) : within !== undefined ? ledger.expiring(now + within, { from: now }) : ledger.all();
+        if (o.identity !== undefined && within !== undefined) rows = rows.filter((e) => e.revokedAt === undefined && e.notAfter >= now && e.notAfter < now + within);
+        if (o.format === "json") process.stdout.write(JSON.stringify(rows.map(entryJson), null, 2) + "\n");
+        else process.stdout.write(rows.map(entryLine).join("\n") + (rows.length ? "\n" : ""));
+      } finally {
+        ledger.close();
       }
     });
 

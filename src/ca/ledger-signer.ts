@@ -1,0 +1,56 @@
+/**
+ * A signer whose every certificate is in the ledger before the caller sees it: the flow sends
+ * configure only after sign() resolves, so no node holds a certificate the ledger lacks. A ledger
+ * that cannot write makes the sign fail as CaUnavailableError (the node is deferred and retried),
+ * never a certificate handed out unrecorded.
+ */
+import { createHash } from "node:crypto";
+import { readCertificateDer } from "../der/x509.js";
+import { CaUnavailableError, type SignRequest, type SignedCertificate, type Signer } from "../types/index.js";
+import { normaliseSerial, type CertificateLedger, type LedgerEntry } from "./ledger.js";
+import { decodePem } from "../der/pem.js";
+
+/** The ledger's view of what a signer returned: the first certificate in its PEM is the leaf. */
+export function ledgerEntryFor(signed: SignedCertificate, o: { identity: string; signer: string; policyVersion?: string; at?: number }): LedgerEntry {
+  const leaf = decodePem(signed.certificatePem).find((b) => b.label === "CERTIFICATE");
+  if (!leaf) throw new Error("the signer returned no certificate");
+  const c = readCertificateDer(leaf.der);
+  return {
+    serial: normaliseSerial(c.serial),
+    identity: o.identity,
+    sans: c.sans,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
+    fingerprint: createHash("sha256").update(leaf.der).digest("hex"),
+    policyVersion: o.policyVersion ?? "",
+    issuedAt: o.at ?? Date.now(),
+    signer: o.signer,
+  };
+}
+
+export function withLedger<S extends Signer>(signer: S, ledger: CertificateLedger): S & { ledger: CertificateLedger } {
+  const sign = async (req: SignRequest): Promise<SignedCertificate> => {
+    const signed = await signer.sign(req);
+    let entry: LedgerEntry;
+    try {
+      entry = ledgerEntryFor(signed, { identity: req.identity, signer: signer.kind, policyVersion: req.policyVersion });
+    } catch (e) {
+      throw new CaUnavailableError(`the ${signer.kind} signer's certificate could not be read for the ledger: ${(e as Error).message}`);
+    }
+    try {
+      await ledger.record(entry);
+    } catch (e) {
+      throw new CaUnavailableError(`certificate ${entry.serial} not recorded, so not sent: ${(e as Error).message}`);
+    }
+    return signed;
+  };
+  const close = async (): Promise<void> => {
+    try {
+      await signer.close();
+    } finally {
+      ledger.close();
+    }
+  };
+  // the signer's own extras (the built-in CA's stats, ...) stay reachable
+  return Object.assign(Object.create(signer) as S, { kind: signer.kind, sign, close, ledger });
+}

@@ -1,0 +1,226 @@
+/**
+ * The certificate ledger: every certificate a signer returned, in a local SQLite database (WAL,
+ * synchronous=FULL: a committed row survives a crash of the process or the machine). Rows are
+ * committed in batches, one transaction per event-loop turn, and a caller learns its row is
+ * durable only after the commit: the daemon sends no certificate before that.
+ * Why SQLite and not JetStream: docs/ca.md, "Ledger".
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+export interface LedgerEntry {
+  /** lowercase hex, no leading zero bytes */
+  serial: string;
+  identity: string;
+  sans: string[];
+  /** epoch ms */
+  notBefore: number;
+  notAfter: number;
+  /** sha256 of the certificate DER, lowercase hex */
+  fingerprint: string;
+  /** the policy that decided the certificate ("name@version"), "" when signed by hand */
+  policyVersion: string;
+  /** epoch ms when the signer returned it */
+  issuedAt: number;
+  /** builtin, cfssl, exec, cli */
+  signer: string;
+  revokedAt?: number;
+  revocationReason?: string;
+}
+
+export interface ExpirySummary {
+  within7d: number;
+  within30d: number;
+  /** the earliest notAfter of a certificate not yet expired and not revoked, epoch ms */
+  earliestNotAfter?: number;
+}
+
+/** RFC 5280 §5.3.1 reason codes that make sense for a provisioner; the names are the CLI's */
+export const REVOCATION_REASONS = ["unspecified", "keyCompromise", "caCompromise", "affiliationChanged", "superseded", "cessationOfOperation"] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+
+interface Row {
+  serial: string;
+  identity: string;
+  sans: string;
+  not_before: number;
+  not_after: number;
+  fingerprint: string;
+  policy_version: string;
+  issued_at: number;
+  signer: string;
+  revoked_at: number | null;
+  revocation_reason: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS certificates (
+  serial TEXT PRIMARY KEY,
+  identity TEXT NOT NULL,
+  sans TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  policy_version TEXT NOT NULL,
+  issued_at INTEGER NOT NULL,
+  signer TEXT NOT NULL,
+  revoked_at INTEGER,
+  revocation_reason TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS certificates_identity ON certificates (identity, issued_at);
+CREATE INDEX IF NOT EXISTS certificates_not_after ON certificates (not_after) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;
+`;
+
+function toEntry(r: Row): LedgerEntry {
+  const e: LedgerEntry = {
+    serial: r.serial,
+    identity: r.identity,
+    sans: JSON.parse(r.sans) as string[],
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    fingerprint: r.fingerprint,
+    policyVersion: r.policy_version,
+    issuedAt: r.issued_at,
+    signer: r.signer,
+  };
+  if (r.revoked_at !== null) {
+    e.revokedAt = r.revoked_at;
+    e.revocationReason = r.revocation_reason ?? "unspecified";
+  }
+  return e;
+}
+
+const DAY_MS = 86_400_000;
+
+export class CertificateLedger {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly insertMany: (rows: LedgerEntry[]) => void;
+  private pending: Array<{ entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void }> = [];
+  private scheduled = false;
+
+  private constructor(readonly path: string) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    // FULL fsyncs the WAL at every commit: a row reported durable survives power loss too
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    this.insert = this.db.prepare(
+      `INSERT OR REPLACE INTO certificates (serial, identity, sans, not_before, not_after, fingerprint, policy_version, issued_at, signer)
+       VALUES (@serial, @identity, @sans, @notBefore, @notAfter, @fingerprint, @policyVersion, @issuedAt, @signer)`,
+    );
+    this.insertMany = this.db.transaction((rows: LedgerEntry[]) => {
+      for (const r of rows) this.insert.run({ ...r, sans: JSON.stringify(r.sans) });
+    });
+  }
+
+  static open(path: string): CertificateLedger {
+    try {
+      return new CertificateLedger(path);
+    } catch (e) {
+      throw new Error(`certificate ledger ${path} could not be opened: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Resolves once the entry is committed. Entries recorded in the same turn of the event loop
+   * share one transaction (one fsync), which keeps the CA's throughput.
+   */
+  record(entry: LedgerEntry): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ entry, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.insertMany(batch.map((b) => b.entry));
+    } catch (e) {
+      const err = new Error(`certificate ledger ${this.path}: ${(e as Error).message}`);
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (const b of batch) b.resolve();
+  }
+
+  /** a single entry, committed before it returns (the CLI's path) */
+  recordNow(entry: LedgerEntry): void {
+    this.insertMany([entry]);
+  }
+
+  bySerial(serial: string): LedgerEntry | undefined {
+    const r = this.db.prepare("SELECT * FROM certificates WHERE serial = ?").get(normaliseSerial(serial)) as Row | undefined;
+    return r ? toEntry(r) : undefined;
+  }
+
+  byIdentity(identity: string): LedgerEntry[] {
+    return (this.db.prepare("SELECT * FROM certificates WHERE identity = ? ORDER BY issued_at").all(identity) as Row[]).map(toEntry);
+  }
+
+  /** certificates not revoked whose notAfter is in [from, until), soonest first */
+  expiring(until: number, opts: { from?: number; limit?: number } = {}): LedgerEntry[] {
+    const rows = this.db
+      .prepare("SELECT * FROM certificates WHERE revoked_at IS NULL AND not_after >= ? AND not_after < ? ORDER BY not_after LIMIT ?")
+      .all(opts.from ?? Date.now(), until, opts.limit ?? -1) as Row[];
+    return rows.map(toEntry);
+  }
+
+  all(limit = -1): LedgerEntry[] {
+    return (this.db.prepare("SELECT * FROM certificates ORDER BY issued_at LIMIT ?").all(limit) as Row[]).map(toEntry);
+  }
+
+  count(): number {
+    return (this.db.prepare("SELECT count(*) AS n FROM certificates").get() as { n: number }).n;
+  }
+
+  /** counts over the not_after index only; the metrics call this periodically */
+  expirySummary(now = Date.now()): ExpirySummary {
+    const q = this.db.prepare("SELECT count(*) AS n FROM certificates WHERE revoked_at IS NULL AND not_after >= ? AND not_after < ?");
+    const within = (days: number) => (q.get(now, now + days * DAY_MS) as { n: number }).n;
+    const first = this.db.prepare("SELECT min(not_after) AS t FROM certificates WHERE revoked_at IS NULL AND not_after >= ?").get(now) as { t: number | null };
+    return { within7d: within(7), within30d: within(30), ...(first.t !== null ? { earliestNotAfter: first.t } : {}) };
+  }
+
+  /** marks certificates revoked; returns those newly revoked (already revoked ones are left as they were) */
+  revoke(target: { serial: string } | { identity: string }, reason: RevocationReason, at = Date.now()): LedgerEntry[] {
+    const tx = this.db.transaction(() => {
+      const rows = ("serial" in target
+        ? this.db.prepare("SELECT * FROM certificates WHERE serial = ? AND revoked_at IS NULL").all(normaliseSerial(target.serial))
+        : this.db.prepare("SELECT * FROM certificates WHERE identity = ? AND revoked_at IS NULL").all(target.identity)) as Row[];
+      const upd = this.db.prepare("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?");
+      for (const r of rows) upd.run(at, reason, r.serial);
+      return rows.map((r) => ({ ...toEntry(r), revokedAt: at, revocationReason: reason }));
+    });
+    return tx();
+  }
+
+  /** revoked certificates not yet expired (what a CRL must list) */
+  revoked(now = Date.now()): LedgerEntry[] {
+    return (this.db.prepare("SELECT * FROM certificates WHERE revoked_at IS NOT NULL AND not_after >= ? ORDER BY revoked_at").all(now) as Row[]).map(toEntry);
+  }
+
+  /** changes whenever a certificate is revoked (by this process or another on the same file) */
+  revocationStamp(): string {
+    const r = this.db.prepare("SELECT count(*) AS n, max(revoked_at) AS t FROM certificates WHERE revoked_at IS NOT NULL").get() as { n: number; t: number | null };
+    return `${r.n}:${r.t ?? 0}`;
+  }
+
+  close(): void {
+    if (this.pending.length) this.flush();
+    this.db.close();
+  }
+}
+
+export function normaliseSerial(s: string): string {
+  return s.trim().toLowerCase().replace(/:/g, "").replace(/^(00)+(?=.)/, "");
+}

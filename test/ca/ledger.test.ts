@@ -1,0 +1,93 @@
+/** The certificate ledger on a real SQLite file: recording, lookups, expiry, revocation, a reopen. */
+import { test, describe, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CertificateLedger, withLedger, type LedgerEntry, type SignedCertificate, type Signer } from "../../src/ca/index.js";
+import { CaUnavailableError } from "../../src/types/index.js";
+import { initBuiltinCa, openBuiltinCa } from "../../src/ca/index.js";
+import { makeCsr } from "./csr-fixtures.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "ledger-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const DAY = 86_400_000;
+
+function entry(i: number, o: Partial<LedgerEntry> = {}): LedgerEntry {
+  const now = Date.now();
+  return { serial: `a${i.toString(16).padStart(4, "0")}`, identity: `n${i % 10}.example.net`, sans: [`n${i % 10}.example.net`], notBefore: now - 1000, notAfter: now + i * DAY + DAY / 2, fingerprint: "f".repeat(64), policyVersion: "p@1", issuedAt: now + i, signer: "builtin", ...o };
+}
+
+describe("CertificateLedger", () => {
+  test("records in batches, and finds by serial, identity and expiry after a reopen", async () => {
+    const path = join(tmp, "a", "ledger.sqlite");
+    const l = CertificateLedger.open(path);
+    await Promise.all(Array.from({ length: 40 }, (_, i) => l.record(entry(i))));
+    l.close();
+    const r = CertificateLedger.open(path);
+    try {
+      assert.equal(r.count(), 40);
+      assert.deepEqual(r.bySerial("A0003")?.identity, "n3.example.net", "serials compare without case");
+      assert.deepEqual(r.byIdentity("n3.example.net").map((e) => e.serial), ["a0003", "a000d", "a0017", "a0021"]);
+      const soon = r.expiring(Date.now() + 7 * DAY);
+      assert.deepEqual(soon.map((e) => e.serial), ["a0000", "a0001", "a0002", "a0003", "a0004", "a0005", "a0006"], "notAfter within 7 days, soonest first");
+      const s = r.expirySummary();
+      assert.equal(s.within7d, 7);
+      assert.equal(s.within30d, 30);
+      assert.equal(s.earliestNotAfter, r.bySerial("a0000")!.notAfter);
+    } finally {
+      r.close();
+    }
+  });
+
+  test("revocation by serial and by identity: once, with reason; revoked certificates leave the expiry counts", async () => {
+    const l = CertificateLedger.open(join(tmp, "b.sqlite"));
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => l.record(entry(i))));
+      const stamp = l.revocationStamp();
+      assert.deepEqual(l.revoke({ serial: "a0000" }, "keyCompromise", 1000).map((e) => e.serial), ["a0000"]);
+      assert.notEqual(l.revocationStamp(), stamp);
+      assert.deepEqual(l.revoke({ serial: "a0000" }, "superseded").length, 0, "already revoked");
+      assert.deepEqual(l.revoke({ identity: "n1.example.net" }, "cessationOfOperation").map((e) => e.serial), ["a0001", "a000b"]);
+      assert.equal(l.bySerial("a0000")?.revocationReason, "keyCompromise");
+      assert.equal(l.bySerial("a0000")?.revokedAt, 1000);
+      assert.deepEqual(l.revoked().map((e) => e.serial).sort(), ["a0000", "a0001", "a000b"]);
+      assert.equal(l.expirySummary().within7d, 5, "a0000 and a0001 are revoked");
+    } finally {
+      l.close();
+    }
+  });
+
+  test("the built-in CA through withLedger: the ledger holds the certificate before sign() returns, with SANs, validity and policy", async () => {
+    const dir = join(tmp, "ca");
+    await initBuiltinCa(dir);
+    const ledger = CertificateLedger.open(join(dir, "ledger.sqlite"));
+    const ca = withLedger(await openBuiltinCa(dir, { workers: 1 }), ledger);
+    try {
+      const csrPem = await makeCsr({ cn: "node1.example.net" });
+      const c = await ca.sign({ identity: "node1.example.net", csrPem, profile: { validityDays: 30, sans: ["10.0.0.5"] }, policyVersion: "lab@3" });
+      const e = ledger.bySerial(c.serial);
+      assert.ok(e, "recorded by the time sign() resolved");
+      assert.deepEqual({ identity: e.identity, sans: e.sans, fp: e.fingerprint, notAfter: new Date(e.notAfter).toISOString(), policy: e.policyVersion, signer: e.signer }, { identity: "node1.example.net", sans: ["node1.example.net", "10.0.0.5"], fp: c.fingerprint, notAfter: c.notAfter, policy: "lab@3", signer: "builtin" });
+    } finally {
+      await ca.close();
+    }
+  });
+
+  test("a certificate the ledger cannot record is not handed out: CaUnavailableError, so the node is deferred", async () => {
+    const ledger = CertificateLedger.open(join(tmp, "closed.sqlite"));
+    ledger.close();
+    const dir = join(tmp, "ca2");
+    await initBuiltinCa(dir);
+    const inner = await openBuiltinCa(dir, { workers: 1 });
+    const signer: Signer = withLedger(inner, ledger);
+    const csrPem = await makeCsr({ cn: "node2.example.net" });
+    let got: SignedCertificate | undefined;
+    await assert.rejects(
+      signer.sign({ identity: "node2.example.net", csrPem, profile: { validityDays: 1, sans: [] } }).then((c) => (got = c)),
+      (e: Error) => e instanceof CaUnavailableError && /not recorded, so not sent/.test(e.message),
+    );
+    assert.equal(got, undefined);
+    await inner.close();
+  });
+});
