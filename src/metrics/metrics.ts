@@ -45,6 +45,10 @@ export interface Metrics {
   role: Gauge<"site" | "role">;
   nodeStates: Gauge<"site" | "state">;
   operatorActions: Counter<"site" | "action" | "result">;
+  certificatesExpiring: Gauge<"site" | "within">;
+  certificateEarliestNotAfter: Gauge<"site">;
+  /** what the certificate gauges read at scrape time (the CA ledger's summary); unset: the gauges stay empty */
+  certificateExpiry?: () => { within7d: number; within30d: number; earliestNotAfter?: number } | undefined;
 }
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
@@ -93,6 +97,32 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
     nodeStates: gauge("choria_provisioner_node_states", "Nodes this instance knows, by state (queued, in_flight, awaiting_approval, held, failed, ...)", ["site", "state"]),
     operatorActions: counter("choria_provisioner_operator_actions", "Operator actions through the admin API (approve, deny, retry, clear, forget), by result", ["site", "action", "result"]),
+    certificatesExpiring: new Gauge({
+      name: "choria_provisioner_certificates_expiring",
+      help: "Certificates in the ledger, not revoked, that expire within 7 or 30 days",
+      labelNames: ["site", "within"],
+      registers: reg,
+      collect() {
+        const e = m.certificateExpiry?.();
+        if (!e) return;
+        this.labels(site, "7d").set(e.within7d);
+        this.labels(site, "30d").set(e.within30d);
+      },
+    }),
+    certificateEarliestNotAfter: new Gauge({
+      name: "choria_provisioner_certificate_earliest_not_after_seconds",
+      help: "Unix time of the earliest notAfter among certificates in the ledger not yet expired nor revoked (absent when there is none)",
+      labelNames: ["site"],
+      registers: reg,
+      collect() {
+        const e = m.certificateExpiry?.();
+        if (e?.earliestNotAfter === undefined) {
+          this.reset();
+          return;
+        }
+        this.labels(site).set(Math.floor(e.earliestNotAfter / 1000));
+      },
+    }),
   };
   m.paused.labels(site).set(0);
   return m;
