@@ -43,7 +43,17 @@ export interface AdminTarget {
   pause(): void;
   resume(): void;
   nodes?: NodesTarget;
+  /** the certificate lifecycle, when the CA keeps a ledger */
+  ca?: AdminCa;
 }
+
+export interface AdminCa {
+  /** the CRL PEM, or undefined when the CA publishes none here (cfssl, exec) */
+  crl(): string | undefined;
+  /** revokes by serial or identity; returns the serials newly revoked; AdminRequestError for a bad body */
+  revoke(body: { serial?: unknown; identity?: unknown; reason?: unknown }): string[];
+}
+
 
 export interface AdminOptions {
   listen: string;
@@ -74,7 +84,9 @@ function authorised(req: IncomingMessage, token: string | undefined): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
-class BadRequest extends Error {}
+/** a request the caller must fix (400); the daemon's handlers (AdminCa) throw it too */
+export class AdminRequestError extends Error {}
+const BadRequest = AdminRequestError;
 
 const MAX_BODY = 1 << 20;
 
@@ -175,6 +187,20 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
           if (path === "/pause") o.target.pause();
           else o.target.resume();
           return send(res, 200, { paused: path === "/pause" });
+        }
+        if (path === "/ca/crl" && req.method === "GET") {
+          // a CRL is public by design: relying parties fetch it without credentials
+          const ca = o.target.ca;
+          const crl = ca?.crl();
+          if (!crl) return send(res, 404, { error: ca ? "this CA publishes no CRL here (cfssl and exec signers: their CA does)" : "no certificate ledger: revocation is off" });
+          return send(res, 200, crl, "application/x-pem-file");
+        }
+        if (path === "/ca/revoke") {
+          if (req.method !== "POST") return send(res, 405, { error: "use POST" });
+          if (!o.token) return send(res, 403, { error: "revocation disabled: no admin token configured" });
+          if (!authorised(req, o.token)) return send(res, 401, { error: "bad or missing bearer token" });
+          if (!o.target.ca) return send(res, 404, { error: "no certificate ledger: revocation is off" });
+          return send(res, 200, { revoked: o.target.ca.revoke(await readJson(req)) });
         }
         const nodes = o.target.nodes;
         if (nodes && (path === "/nodes" || path.startsWith("/nodes/"))) return await nodeRoute(req, res, path, url, nodes, o.token);

@@ -10,3 +10,5 @@ export { openSigner, csrChecker, type OpenedSigner } from "./settings.js";
 export { ChainError, CA_CHAIN_FILE, CA_CSR_FILE, verifyIssuingChain } from "./intermediate.js";
 export { CertificateLedger, REVOCATION_REASONS, normaliseSerial, type LedgerEntry, type ExpirySummary, type RevocationReason } from "./ledger.js";
 export { withLedger, ledgerEntryFor } from "./ledger-signer.js";
+export { openCaLifecycle, writeCrl, type CaLifecycle, type RevokeTarget } from "./lifecycle.js";
+export { buildCrl, type Crl } from "./crl.js";

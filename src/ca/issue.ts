@@ -47,7 +47,7 @@ export function signingAlgorithmFor(key: KeyObject): SigningAlgorithm {
   throw new Error(`CA key type ${key.asymmetricKeyType} is not supported (RSA or ECDSA)`);
 }
 
-function extension(extnID: string, critical: boolean, value: asn1js.AsnType | pkijs.PkiObject): pkijs.Extension {
+export function extension(extnID: string, critical: boolean, value: asn1js.AsnType | pkijs.PkiObject): pkijs.Extension {
   const schema = value instanceof pkijs.PkiObject ? value.toSchema() : value;
   return new pkijs.Extension({ extnID, critical, extnValue: schema.toBER(false) });
 }
@@ -57,7 +57,7 @@ function keyUsage(bits: number, unusedBits: number): asn1js.BitString {
 }
 
 // UTCTime cannot express 2050 and later (RFC 5280 §4.1.2.5).
-function x509Time(d: Date): pkijs.Time {
+export function x509Time(d: Date): pkijs.Time {
   return new pkijs.Time({ type: d.getUTCFullYear() >= 2050 ? pkijs.TimeType.GeneralizedTime : pkijs.TimeType.UTCTime, value: d });
 }
 

@@ -69,7 +69,9 @@ CREATE TABLE IF NOT EXISTS certificates (
   revocation_reason TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS certificates_identity ON certificates (identity, issued_at);
-CREATE INDEX IF NOT EXISTS certificates_not_after ON certificates (not_after) WHERE revoked_at IS NULL;
+-- (not_after, revoked_at) covers the expiry counts: no table lookup per row (a partial index on
+-- not_after alone made the 30-day count of a 1M-row ledger take seconds)
+CREATE INDEX IF NOT EXISTS certificates_expiry ON certificates (not_after, revoked_at);
 CREATE INDEX IF NOT EXISTS certificates_revoked ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;
 `;
 

@@ -7,9 +7,9 @@ import { dirname, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
-import { startAdminServer, type AdminServer, type NodesTarget } from "../admin/server.js";
+import { AdminRequestError, startAdminServer, type AdminCa, type AdminServer, type NodesTarget } from "../admin/server.js";
 import type { OperatorAction } from "../provision/operator.js";
-import { csrChecker, openSigner } from "../ca/index.js";
+import { csrChecker, openCaLifecycle, openSigner, REVOCATION_REASONS, type CaLifecycle, type RevocationReason } from "../ca/index.js";
 import type { Settings } from "../config/index.js";
 import { credentialFlowOptions, readSecretFile } from "../credentials/settings.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
@@ -125,6 +125,18 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   const closers = new Closers((what, e) => log.warn({ err: e.message }, `closing the ${what} after a failed start failed`));
   const signer = s.pki ? await openSigner(s) : undefined;
   if (signer) closers.add("signer", () => signer.close());
+  let lifecycle: CaLifecycle | undefined;
+  if (signer?.ledger) {
+    const ledger = signer.ledger;
+    try {
+      lifecycle = openCaLifecycle(s, ledger, (e) => log.error({ err: e.message }, "could not make the CRL again; the current one stays until its nextUpdate"));
+    } catch (e) {
+      return closers.fail(new Error(`cannot start the certificate lifecycle (ledger ${ledger.path}): ${(e as Error).message}`));
+    }
+    const lc = lifecycle;
+    closers.add("certificate lifecycle", async () => lc.close());
+    metrics.certificateExpiry = () => lc.expiry();
+  } else if (s.ca.revokeOnShutdown && s.pki) log.warn("ca.revoke_on_shutdown is set but there is no certificate ledger (ca.ledger): nothing can be revoked");
   let nc: NatsConnection;
   try {
     nc = await connectNats({
@@ -242,10 +254,22 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       approvals,
     },
   );
+  if (lifecycle && s.ca.revokeOnShutdown) {
+    const lc = lifecycle;
+    provisioner.on("record", (r: { identity: string; outcome: string }) => {
+      if (r.outcome !== "shutdown") return;
+      try {
+        const revoked = lc.revoke({ identity: r.identity }, "cessationOfOperation");
+        if (revoked.length) log.info({ identity: r.identity, serials: revoked.map((e) => e.serial) }, "decommissioned node's certificates revoked");
+      } catch (e) {
+        log.error({ identity: r.identity, err: (e as Error).message }, "could not revoke a decommissioned node's certificates");
+      }
+    });
+  }
 
   let admin: AdminServer;
   try {
-    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner) } });
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner), ca: lifecycle ? adminCa(lifecycle) : undefined } });
   } catch (e) {
     return closers.fail(new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`));
   }
@@ -294,9 +318,24 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       await audit.close();
       await admin.close();
       await closeNats(conn);
+      lifecycle?.close();
       await signer?.close();
       log.info("provisioner stopped");
       log.flush?.();
+    },
+  };
+}
+
+/** the admin endpoint's view of the certificate lifecycle: the CRL, and revocation by serial or identity */
+function adminCa(lc: CaLifecycle): AdminCa {
+  return {
+    crl: () => lc.crl()?.pem,
+    revoke(body) {
+      const reason = (body.reason ?? "unspecified") as RevocationReason;
+      if (!REVOCATION_REASONS.includes(reason)) throw new AdminRequestError(`reason must be one of ${REVOCATION_REASONS.join(", ")}`);
+      if (typeof body.serial === "string" && body.serial !== "" && body.identity === undefined) return lc.revoke({ serial: body.serial }, reason).map((e) => e.serial);
+      if (typeof body.identity === "string" && body.identity !== "" && body.serial === undefined) return lc.revoke({ identity: body.identity }, reason).map((e) => e.serial);
+      throw new AdminRequestError('give exactly one of "serial" or "identity" (a non-empty string)');
     },
   };
 }

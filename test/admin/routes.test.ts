@@ -27,6 +27,13 @@ function target() {
         return a.identities.map((identity) => ({ identity, result: "done" }));
       },
     },
+    ca: {
+      crl: () => "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n",
+      revoke: (b: unknown) => {
+        acted.push({ action: "revoke", identities: [], body: b } as unknown as NodesAction);
+        return [];
+      },
+    },
   };
   return t;
 }
@@ -38,7 +45,7 @@ test("the OpenAPI file documents the admin routes the server answers", async () 
   const t = target();
   const a = await startAdminServer({ listen: "127.0.0.1:0", registry: createMetrics("x").registry, target: t, token: "tok" });
   try {
-    for (const path of ["/metrics", "/healthz", "/readyz", "/status", "/pause", "/resume", "/nodes", "/nodes/{identity}", "/nodes/approve", "/nodes/deny", "/nodes/retry", "/nodes/clear", "/nodes/forget"]) assert.ok(spec.paths[path], `${path} is documented`);
+    for (const path of ["/metrics", "/healthz", "/readyz", "/status", "/pause", "/resume", "/nodes", "/nodes/{identity}", "/nodes/approve", "/nodes/deny", "/nodes/retry", "/nodes/clear", "/nodes/forget", "/ca/crl", "/ca/revoke"]) assert.ok(spec.paths[path], `${path} is documented`);
     for (const path of Object.keys(spec.paths)) {
       for (const method of Object.keys(spec.paths[path]!)) {
         const res = await fetch(a.url + concrete(path), method === "post" ? { method: "POST", headers: { authorization: "Bearer tok" }, body } : {});

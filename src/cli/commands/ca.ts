@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { numberArg } from "../args.js";
 import { parseDuration } from "../../config/index.js";
-import { CertificateLedger, ledgerEntryFor, type LedgerEntry, CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
+import { CertificateLedger, REVOCATION_REASONS, writeCrl, ledgerEntryFor, type RevocationReason, type LedgerEntry, CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
 
 
 function collect(v: string, prev: string[]): string[] {
@@ -146,6 +146,37 @@ export function register(program: Command): void {
         if (o.identity !== undefined && within !== undefined) rows = rows.filter((e) => e.revokedAt === undefined && e.notAfter >= now && e.notAfter < now + within);
         if (o.format === "json") process.stdout.write(JSON.stringify(rows.map(entryJson), null, 2) + "\n");
         else process.stdout.write(rows.map(entryLine).join("\n") + (rows.length ? "\n" : ""));
+      } finally {
+        ledger.close();
+      }
+    });
+
+  ca.command("revoke")
+    .description("revoke certificates in the ledger by serial or by node identity; with --dir the built-in CA's CRL is made again")
+    .option("--dir <dir>", "built-in CA directory (its ledger.sqlite; the CRL is written to crl.pem there)")
+    .option("--ledger <file>", "ledger file (ca.ledger), for a cfssl or exec signer: no CRL is made")
+    .option("--serial <hex>", "the certificate's serial")
+    .option("--identity <name>", "every certificate of this node")
+    .addOption(new Option("--reason <reason>", "RFC 5280 reason").choices([...REVOCATION_REASONS]).default("unspecified"))
+    .option("--crl <file>", "where the CRL goes (ca.crl_file; default crl.pem in --dir)")
+    .option("--crl-validity <duration>", "the CRL's nextUpdate from now (ca.crl_validity)", "7d")
+    .action((o: { dir?: string; ledger?: string; serial?: string; identity?: string; reason: RevocationReason; crl?: string; crlValidity: string }) => {
+      if ((o.serial === undefined) === (o.identity === undefined)) fail("give exactly one of --serial or --identity", 2);
+      let validityMs = 0;
+      try {
+        validityMs = parseDuration(o.crlValidity, 0);
+      } catch (e) {
+        fail(`--crl-validity: ${(e as Error).message}`, 2);
+      }
+      const ledger = openLedger(o);
+      try {
+        const done = ledger.revoke(o.serial !== undefined ? { serial: o.serial } : { identity: o.identity! }, o.reason);
+        if (done.length === 0) fail(`nothing revoked: no certificate ${o.serial !== undefined ? `with serial ${o.serial}` : `of ${o.identity}`} that is not revoked already in ${ledger.path}`, 1);
+        for (const e of done) process.stdout.write(`revoked ${e.serial} ${e.identity} (${o.reason})\n`);
+        if (o.dir) {
+          const crl = writeCrl({ caDir: o.dir, ledger, file: o.crl ?? join(o.dir, "crl.pem"), validityMs });
+          process.stdout.write(`CRL: ${o.crl ?? join(o.dir, "crl.pem")} (${crl.entries} revoked, next update ${crl.nextUpdate.toISOString()})\n`);
+        }
       } finally {
         ledger.close();
       }
