@@ -9,8 +9,9 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { splitCertificates } from "../../src/der/pem.js";
-import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { EventWatch, REAL_SKIP, RealLab, TOKEN, homePolicy } from "../helpers/real-choria.js";
+import type { TestDaemon } from "../helpers/daemon.js";
+import { REAL_SKIP, type EventWatch, type RealLab } from "../helpers/real-choria.js";
+import { startHomeLab } from "./home-lab.js";
 
 const identities = ["int1.real.example.net", "int2.real.example.net"];
 let lab: RealLab;
@@ -19,12 +20,7 @@ let home: EventWatch;
 
 before(async () => {
   if (REAL_SKIP) return;
-  lab = await RealLab.start({ intermediate: true });
-  home = await EventWatch.open(await lab.homeConnection());
-  lab.onStop(() => home.close());
-  const pol = lab.writePolicy("lab", homePolicy(lab));
-  daemon = await startTestDaemon(lab.provisioning.url, { ...(await lab.daemonBroker()), ...pol, ca: { dir: lab.caDir }, restart_splay: 1 }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
-  lab.onStop(() => daemon.stop(5000));
+  ({ lab, daemon, home } = await startHomeLab({ intermediate: true }));
 });
 
 after(async () => {

@@ -10,8 +10,9 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { EventWatch, REAL_SKIP, RealLab, TOKEN, homePolicy } from "../helpers/real-choria.js";
+import type { TestDaemon } from "../helpers/daemon.js";
+import { REAL_SKIP, type EventWatch, type RealLab } from "../helpers/real-choria.js";
+import { startHomeLab } from "./home-lab.js";
 
 const N = 20;
 const identities = Array.from({ length: N }, (_, i) => `node${String(i + 1).padStart(2, "0")}.real.example.net`);
@@ -21,12 +22,7 @@ let home: EventWatch;
 
 before(async () => {
   if (REAL_SKIP) return;
-  lab = await RealLab.start();
-  home = await EventWatch.open(await lab.homeConnection());
-  lab.onStop(() => home.close());
-  const pol = lab.writePolicy("lab", homePolicy(lab));
-  daemon = await startTestDaemon(lab.provisioning.url, { ...(await lab.daemonBroker()), ...pol, ca: { dir: lab.caDir }, restart_splay: 1 }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
-  lab.onStop(() => daemon.stop(5000));
+  ({ lab, daemon, home } = await startHomeLab());
 });
 
 after(async () => {
