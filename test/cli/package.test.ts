@@ -15,6 +15,12 @@ import { startFleet } from "../../src/sim/index.js";
 import { makeCsr } from "../ca/csr-fixtures.js";
 import { REPO } from "../helpers/daemon.js";
 
+/**
+ * Installing the tarball compiles better-sqlite3 (the CA ledger's driver) from source wherever its
+ * prebuilt binary cannot be downloaded, as on this project's machines: minutes on 2 busy cores.
+ */
+const INSTALL_MS = 840_000;
+
 /** where docs/operations.md and the systemd unit install the package */
 const OPS_PREFIX = "/opt/choria-provisioner";
 
@@ -23,10 +29,10 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function npm(args: string[], cwd: string): SpawnSyncReturns<string> {
   // NODE_OPTIONS could carry the test runner's tsx into npm's own lifecycle scripts
-  return spawnSync("npm", [...args, "--no-audit", "--no-fund"], { cwd, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" }, timeout: 170_000 });
+  return spawnSync("npm", [...args, "--no-audit", "--no-fund"], { cwd, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" }, timeout: INSTALL_MS });
 }
 
-test("npm pack gives a lean tarball that installs into an empty prefix and runs without tsx", { timeout: 170_000 }, async () => {
+test("npm pack gives a lean tarball that installs into an empty prefix and runs without tsx", { timeout: INSTALL_MS + 60_000 }, async () => {
   const packed = npm(["pack", "--json", "--pack-destination", tmp], REPO);
   assert.equal(packed.status, 0, packed.stderr);
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as { filename: string; files: { path: string }[] }[];
