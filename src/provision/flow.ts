@@ -82,6 +82,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
   } catch (e) {
     if (e instanceof StepError) {
       if (e.kind === "lock") deps.observer.lockHeld();
+      if (e.kind === "absent") return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}` });
       const why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
       // an unanswered restart or shutdown most likely took effect: keep the node from being
       // provisioned again while it restarts or exits; if it did not, it is found again after

@@ -17,6 +17,14 @@ import { WorkQueue, type IntakeSource } from "./queue.js";
 import { approvalDecision, MemoryApprovalStore, type ApprovalEntry, type ApprovalStore } from "./approvals.js";
 import { NodeRegistry } from "./node-registry.js";
 import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
+import { Slots, slotAfterFirstReply } from "./slots.js";
+
+/**
+ * Nodes in first contact per worker: a node takes a worker slot only once it has answered, so
+ * announcements for absent servers (answered by the broker's no-responders status) are checked
+ * this many at a time per worker instead of one.
+ */
+export const CONTACTS_PER_WORKER = 4;
 
 export interface ProvisionerOptions {
   site: string;
@@ -76,6 +84,7 @@ export class Provisioner extends EventEmitter {
   private readonly intake: Intake;
   private paused = false;
   private busy = 0;
+  private readonly slots: Slots;
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
   private readonly counts: Record<string, number> = {};
@@ -94,6 +103,7 @@ export class Provisioner extends EventEmitter {
     private readonly d: ProvisionerDeps,
   ) {
     super();
+    this.slots = new Slots(o.workers);
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src) => this.offer(id, src),
@@ -191,7 +201,7 @@ export class Provisioner extends EventEmitter {
       if (this.active && this.queue.releaseHeld() > 0) this.gauges();
       if (tick++ % 10 === 0) this.stateGauges();
     }, 500);
-    for (let i = 0; i < this.o.workers; i++) this.workers.push(this.worker());
+    for (let i = 0; i < this.o.workers * CONTACTS_PER_WORKER; i++) this.workers.push(this.worker());
   }
 
   private stateGauges(): void {
@@ -236,14 +246,16 @@ export class Provisioner extends EventEmitter {
       }
       let outcome = "error";
       this.nodes.started(item.identity);
-      this.busy++;
-      this.gauges();
       const ac = new AbortController();
       this.inflight.set(item.identity, ac);
+      const rpc = slotAfterFirstReply(this.d.rpc, this.slots, () => {
+        this.busy++;
+        this.gauges();
+      });
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = this.d.policies.current();
-        const res = await provisionNode(item.identity, { rpc: this.d.rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
+        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
         const r = res.record;
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
@@ -270,7 +282,10 @@ export class Provisioner extends EventEmitter {
         this.queue.done(item.identity);
       } finally {
         this.inflight.delete(item.identity);
-        this.busy--;
+        if (rpc.held()) {
+          this.slots.release();
+          this.busy--;
+        }
         this.gauges();
         await this.d.claims?.release(item.identity, outcome).catch((e: Error) => this.d.log.warn({ identity: item.identity, err: e.message }, "could not release node claim"));
       }

@@ -158,13 +158,13 @@ export class Dispatcher {
     this.o = o;
   }
 
-  /** a message on provisioning.node.<identity> */
-  directed(identity: string, data: Uint8Array): void {
+  /** a message on provisioning.node.<identity>; false when no such server is listening */
+  directed(identity: string, data: Uint8Array): boolean {
     const node = this.byIdentity.get(identity);
     if (!node || !node.listening) {
       // no such server is subscribed: the broker would not even deliver it
       this.rt.stats.totals.toAbsentNodes++;
-      return;
+      return false;
     }
     let req: IncomingRequest;
     try {
@@ -172,18 +172,19 @@ export class Dispatcher {
     } catch (e) {
       const r = rejectFor(e, data, this.rt.protocol);
       this.rt.stats.violation(node, r.kind, r.detail);
-      return;
+      return true;
     }
     if (!this.filterOk(node, req)) {
       this.rt.stats.violation(node, "filter_mismatch", `filter ${JSON.stringify(req.filter)} does not match ${node.identity}`);
-      return;
+      return true;
     }
     const env = this.envelopeProblem(req);
     if (env) {
       this.rt.stats.violation(node, env.kind, env.detail);
-      return;
+      return true;
     }
     this.deliver(node, req);
+    return true;
   }
 
   /**

@@ -70,6 +70,14 @@ export interface FleetOptions {
   keyCacheDir?: string | false;
   /** identity domain, default example.net */
   domain?: string;
+  /**
+   * Answer a directed request for a node that is not listening (absent, dead, restarted into
+   * server mode) with the broker's 503 no-responders status, as nats-server does for a subject
+   * nobody is subscribed to; default true. The fleet shares one wildcard subscription, so the
+   * broker cannot do it for us. Turn it off when several fleets share a broker: each would
+   * answer for the other's nodes.
+   */
+  noResponders?: boolean;
 }
 
 export interface Fleet {
@@ -213,7 +221,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     { latencyMs: faults.latencyMs, dropProbability: faults.dropProbability },
   );
 
-  await subscribeShards(shards, dispatcher);
+  await subscribeShards(shards, dispatcher, o.noResponders ?? true);
 
   // every node is "subscribed" now; startup events follow, spread over the ramp
   stats.totals.inProvisioningMode = nodes.length;
