@@ -87,6 +87,8 @@ export class Provisioner extends EventEmitter {
   private readonly slots: Slots;
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
+  /** nodes in flight that announced a new process: started again as soon as their flow stops */
+  private readonly restarted = new Set<string>();
   private readonly counts: Record<string, number> = {};
   private readonly startedAt = new Date().toISOString();
   /** set by HA: false while this instance is a standby */
@@ -106,7 +108,7 @@ export class Provisioner extends EventEmitter {
     this.slots = new Slots(o.workers);
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
-      offer: (id, src) => this.offer(id, src),
+      offer: (id, src, startup) => this.offer(id, src, startup),
       active: () => !this.paused && this.active && this.d.policies.loaded,
       invalid: (source, reason, detail) => {
         d.metrics.intakeErrors.labels(o.site, source, reason).inc();
@@ -160,8 +162,12 @@ export class Provisioner extends EventEmitter {
     return this.operator.run(req);
   }
 
-  /** Offers a node for provisioning; returns what the queue did with it. */
-  offer(identity: string, source: IntakeSource): string {
+  /**
+   * Offers a node for provisioning; returns what the queue did with it. `startup`: the node
+   * announced a new process, so a flow in progress for it talks to one that is gone (its lock,
+   * ECDH key and state with it): that flow is abandoned and the node starts again at once.
+   */
+  offer(identity: string, source: IntakeSource, startup = false): string {
     const m = this.d.metrics;
     const site = this.o.site;
     if (!this.active) return "standby";
@@ -170,6 +176,13 @@ export class Provisioner extends EventEmitter {
     if (waiting && waiting.status !== "granted") {
       m.queueRejected.labels(site, "approval").inc();
       return "held";
+    }
+    const inflight = startup ? this.inflight.get(identity) : undefined;
+    if (inflight && !this.restarted.has(identity)) {
+      this.restarted.add(identity);
+      this.d.log.info({ identity }, "node restarted mid-flow: abandoning its flow and starting it again");
+      inflight.abort();
+      return "restarted";
     }
     const r = this.queue.add(identity, source);
     if (r === "queued") {
@@ -246,6 +259,7 @@ export class Provisioner extends EventEmitter {
       }
       let outcome = "error";
       this.nodes.started(item.identity);
+      let again = false;
       const ac = new AbortController();
       this.inflight.set(item.identity, ac);
       const rpc = slotAfterFirstReply(this.d.rpc, this.slots, () => {
@@ -257,6 +271,8 @@ export class Provisioner extends EventEmitter {
         const decider = this.d.policies.current();
         const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
         const r = res.record;
+        again = this.restarted.delete(item.identity);
+        if (again) Object.assign(r, { outcome: "error", reason: `the node restarted mid-flow (new startup event); starting it again (${r.reason})` });
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
         this.counts[r.outcome] = (this.counts[r.outcome] ?? 0) + 1;
@@ -272,13 +288,14 @@ export class Provisioner extends EventEmitter {
         }
         const level = r.outcome === "error" || r.outcome === "refused" ? "warn" : "info";
         this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
-        this.queue.done(item.identity, res.holdMs);
-        this.nodes.recorded(r, res.holdMs);
+        this.queue.done(item.identity, again ? 0 : res.holdMs);
+        this.nodes.recorded(r, again ? 0 : res.holdMs);
         await this.approvalRecorded(r, res.pending);
         this.emit("record", r);
       } catch (e) {
         // provisionNode does not throw; this guards the worker loop against our own bugs
         this.d.log.error({ identity: item.identity, err: (e as Error).stack }, "worker failure");
+        this.restarted.delete(item.identity);
         this.queue.done(item.identity);
       } finally {
         this.inflight.delete(item.identity);
@@ -288,6 +305,8 @@ export class Provisioner extends EventEmitter {
         }
         this.gauges();
         await this.d.claims?.release(item.identity, outcome).catch((e: Error) => this.d.log.warn({ identity: item.identity, err: e.message }, "could not release node claim"));
+        // after the release, so the fresh flow claims the node anew
+        if (again) this.offer(item.identity, "event");
       }
     }
   }

@@ -262,6 +262,7 @@ export class Dispatcher {
 
   private async handle(node: SimNode, req: IncomingRequest, agent: string): Promise<void> {
     const rt = this.rt;
+    const boot = node.boot;
     const seq = node.replySeq++;
     const latency = this.latencyFor(node, seq);
     const env: EnvelopeInfo = { requestid: req.requestid, senderid: req.senderid, callerid: req.callerid };
@@ -300,6 +301,8 @@ export class Dispatcher {
         } else {
           result = await this.withAgentMutex(node, async () => {
             if (latency) await sleep(latency);
+            // the process that took this request crashed meanwhile: the new one never saw it
+            if (node.boot !== boot) return { statuscode: 0, statusmsg: "", data: {}, noReply: true };
             return runProvisionAction(rt, node, action, body.data, env, body.agent);
           });
           if (result.noReply && (node.mode === Mode.Restarting || node.mode === Mode.ShuttingDown)) rt.stats.totals.unansweredWhileRestarting++;
@@ -309,6 +312,7 @@ export class Dispatcher {
         result = runRpcutilAction(rt, node, action, body.data, body.agent);
       }
     }
+    if (node.boot !== boot) return;
     if (!result.noReply && this.reply(node, req, agent, encodeRpcReply({ action, statuscode: result.statuscode, statusmsg: result.statusmsg, data: result.data }), latency, seq)) rt.stats.replied(node, agent, action);
     result.after?.();
   }

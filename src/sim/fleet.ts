@@ -89,6 +89,12 @@ export interface Fleet {
   /** resolves once pred(report) holds, evaluated on every fleet change; rejects after timeoutMs */
   waitFor(pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport>;
   republishStartup(identity?: string): void;
+  /**
+   * The node's process crashes and starts again at once in provisioning mode: a new process with
+   * no lock, no ECDH key and nothing configured, which publishes a startup event. Requests the
+   * old process had taken go unanswered.
+   */
+  crash(identity: string): void;
   /** all startup events have been published and the broker has them (as after flush()) */
   startupComplete: Promise<void>;
   /** resolves once everything published so far, including this turn's batched messages, has reached the broker */
@@ -262,6 +268,18 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         if (n.mode === Mode.Provisioning) rt.lifecycle(n, "startup", "provision_mode_server");
       }
       stats.changed();
+    },
+    crash(identity) {
+      const n = byIdentity.get(identity);
+      if (!n) throw new Error(`no simulated node ${identity}`);
+      n.boot++;
+      n.lockBy = undefined;
+      n.lockUntil = 0;
+      n.ecdhPrivate = undefined;
+      n.provisionTail = undefined;
+      n.configuredThisBoot = false;
+      stats.transition(n, Mode.Provisioning);
+      startNode(n);
     },
     async stop() {
       if (stopped) return;
