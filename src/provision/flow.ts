@@ -68,6 +68,8 @@ export interface FlowResult {
   holdMs: number;
   /** outcome awaiting_approval: what the approval store keeps for the re-check */
   pending?: { inventory: Inventory; rawInventory: Record<string, unknown>; decision: Decision };
+  /** a deferring decision's wish for when to try the node again */
+  retryAfterMs?: number;
 }
 
 export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {

@@ -18,6 +18,7 @@ import { approvalDecision, MemoryApprovalStore, type ApprovalEntry, type Approva
 import { NodeRegistry } from "./node-registry.js";
 import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
 import { Slots, slotAfterFirstReply } from "./slots.js";
+import { RetryBook, type RetryPolicy } from "./retry.js";
 
 /**
  * Nodes in first contact per worker: a node takes a worker slot only once it has answered, so
@@ -33,6 +34,8 @@ export interface ProvisionerOptions {
   queue: { maxSize: number; maxWaitMs: number };
   flow: FlowOptions;
   intake: IntakeOptions;
+  /** retry and defer backoff; default DEFAULT_RETRY */
+  retry?: RetryPolicy;
 }
 
 export interface ProvisionerDeps {
@@ -85,6 +88,7 @@ export class Provisioner extends EventEmitter {
   private paused = false;
   private busy = 0;
   private readonly slots: Slots;
+  private readonly retries: RetryBook;
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
   /** nodes in flight that announced a new process: started again as soon as their flow stops */
@@ -106,6 +110,7 @@ export class Provisioner extends EventEmitter {
   ) {
     super();
     this.slots = new Slots(o.workers);
+    this.retries = new RetryBook(o.retry);
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src, startup) => this.offer(id, src, startup),
@@ -211,9 +216,9 @@ export class Provisioner extends EventEmitter {
     this.intake.start();
     let tick = 0;
     this.heldTimer = setInterval(() => {
-      if (this.active && this.queue.releaseHeld() > 0) this.gauges();
-      if (tick++ % 10 === 0) this.stateGauges();
-    }, 500);
+      if (this.active && this.queue.releaseHeld() + this.queue.releaseRetries() > 0) this.gauges();
+      if (tick++ % 20 === 0) this.stateGauges();
+    }, 250);
     for (let i = 0; i < this.o.workers * CONTACTS_PER_WORKER; i++) this.workers.push(this.worker());
   }
 
@@ -288,8 +293,8 @@ export class Provisioner extends EventEmitter {
         }
         const level = r.outcome === "error" || r.outcome === "refused" ? "warn" : "info";
         this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
-        this.queue.done(item.identity, again ? 0 : res.holdMs);
-        this.nodes.recorded(r, again ? 0 : res.holdMs);
+        const held = again ? (this.queue.done(item.identity), 0) : this.schedule(item.identity, r.outcome, res.holdMs, res.retryAfterMs);
+        this.nodes.recorded(r, held);
         await this.approvalRecorded(r, res.pending);
         this.emit("record", r);
       } catch (e) {
@@ -329,6 +334,30 @@ export class Provisioner extends EventEmitter {
     } catch (e) {
       this.d.log.error({ identity: r.identity, err: (e as Error).message }, "could not store the node's approval state");
     }
+  }
+
+  /** the node is done for now: hold it, or schedule its retry (retry.ts); returns the hold */
+  private schedule(identity: string, outcome: string, holdMs: number, retryAfterMs?: number): number {
+    const plan = this.retries.plan(identity, outcome, holdMs, retryAfterMs);
+    if ("retryInMs" in plan) {
+      this.queue.done(identity);
+      this.queue.retryIn(identity, plan.retryInMs);
+      return 0;
+    }
+    this.queue.done(identity, plan.holdMs);
+    if (plan.thenRetry) this.queue.wantAfterHold(identity, "retry");
+    return plan.holdMs;
+  }
+
+  /** The broker is back: nodes waiting for a retry go now rather than at their backoff's end. */
+  retryNow(): number {
+    if (!this.active) return 0;
+    const n = this.queue.releaseRetries(true);
+    if (n) {
+      this.d.log.info({ nodes: n }, "retrying failed nodes now");
+      this.gauges();
+    }
+    return n;
   }
 
   get isPaused(): boolean {

@@ -7,7 +7,7 @@
  * early too, because a dead node must not hold a worker for a minute.
  */
 import { LOCK_HELD_MESSAGE, WRONG_TOKEN_MESSAGE, type RpcReplyBody } from "../protocol/index.js";
-import { RpcCancelledError, RpcClosedError, RpcNoRespondersError, RpcTimeoutError } from "../transport/errors.js";
+import { RpcCancelledError, RpcClosedError, RpcConnectionLostError, RpcNoRespondersError, RpcTimeoutError } from "../transport/errors.js";
 import type { RpcCaller } from "./interfaces.js";
 
 export class StepError extends Error {
@@ -61,6 +61,9 @@ export function backoffMs(attempt: number, b: BackoffPolicy): number {
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
 
+/** connection losses one step rides out before they count as failed tries */
+const MAX_LOST = 3;
+
 export async function runStep<T>(
   rpc: RpcCaller,
   identity: string,
@@ -75,6 +78,7 @@ export async function runStep<T>(
 ): Promise<RpcReplyBody<T>> {
   const label = `${agent}#${action}`;
   let timeouts = 0;
+  let lost = 0;
   let last = "";
   for (let attempt = 0; attempt < p.tries; attempt++) {
     if (signal?.aborted) throw new StepError(label, "cancelled", "cancelled");
@@ -94,6 +98,11 @@ export async function runStep<T>(
       if (e instanceof RpcCancelledError || e instanceof RpcClosedError) throw new StepError(label, "cancelled", e.message);
       // the broker knows nobody listens: trying again now cannot help (the retry schedule may, later)
       if (e instanceof RpcNoRespondersError) throw new StepError(label, "absent", e.message);
+      // the reply went with a broker connection: ask again now, without using up a try
+      if (e instanceof RpcConnectionLostError && lost++ < MAX_LOST) {
+        attempt--;
+        continue;
+      }
       if (e instanceof RpcTimeoutError) {
         timeouts++;
         last = `no reply within ${p.timeoutMs}ms`;

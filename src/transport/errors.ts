@@ -43,3 +43,11 @@ export class RpcNoRespondersError extends Error {
     this.identity = identity;
   }
 }
+
+/** The broker connection was lost while the call waited: its reply, if any, went with it. */
+export class RpcConnectionLostError extends Error {
+  constructor(what: string) {
+    super(`${what}: the broker connection was lost while waiting for the reply`);
+    this.name = "RpcConnectionLostError";
+  }
+}

@@ -25,7 +25,7 @@ import {
   type RpcReplyBody,
   PROVISION_AGENT,
 } from "../protocol/index.js";
-import { RpcCancelledError, RpcClosedError, RpcNoRespondersError, RpcTimeoutError } from "./errors.js";
+import { RpcCancelledError, RpcClosedError, RpcConnectionLostError, RpcNoRespondersError, RpcTimeoutError } from "./errors.js";
 import { endOfTurnPublisher } from "./publish-batch.js";
 
 export interface RpcClientOptions {
@@ -77,6 +77,8 @@ interface Waiter {
   close: () => void;
   /** the broker's 503 no-responders status: nothing is subscribed on the request's subject */
   absent?: () => void;
+  /** the connection was lost while waiting: the reply will not come */
+  lost?: () => void;
 }
 
 /** A status-only message (no payload) with code 503: what nats-server sends for a request nobody can receive. */
@@ -216,6 +218,10 @@ export class RpcClient {
           finish();
           reject(new RpcNoRespondersError(identity, agent, action));
         },
+        lost: () => {
+          finish();
+          reject(new RpcConnectionLostError(`${agent}#${action} to ${identity}`));
+        },
         reply: (r) => {
         if (r.sender !== identity) {
           this.o.onUnexpectedReply?.(identity, r.sender);
@@ -275,6 +281,21 @@ export class RpcClient {
       });
       this.nc.publish(broadcastSubject("discovery", this.collective), enc.bytes);
     });
+  }
+
+  /**
+   * The connection came back after a disconnect: replies to requests pending across it were lost
+   * with the old connection, so those calls fail now (callers retry at once) instead of waiting
+   * out their timeouts, which are tens of seconds for the provisioning actions.
+   */
+  reconnected(): number {
+    let n = 0;
+    for (const w of [...this.waiters.values()]) {
+      if (!w.lost) continue;
+      w.lost();
+      n++;
+    }
+    return n;
   }
 
   async close(): Promise<void> {
