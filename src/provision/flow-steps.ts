@@ -198,7 +198,7 @@ export async function decide(run: NodeRun): Promise<FlowResult | undefined> {
 
   switch (decision.outcome) {
     case "defer":
-      return finish(run, { outcome: "defer", reason: decision.reason });
+      return { ...finish(run, { outcome: "defer", reason: decision.reason }), retryAfterMs: decision.retryAfterMs };
     case "shutdown":
       await provisionCall(run, PROVISION_ACTION.shutdown, tokenData(run), o.steps.shutdown);
       // the node exits 0–9 s after replying and still answers discovery until then

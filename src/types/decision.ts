@@ -53,6 +53,8 @@ export interface Decision {
   /** target version for outcome "upgrade" */
   upgradeVersion?: string;
   upgradeRepository?: string;
+  /** outcome defer: when to decide the node again, when the policy says (ms) */
+  retryAfterMs?: number;
   actionPolicies: Record<string, string>;
   opaPolicies: Record<string, string>;
   policy: PolicyRef;
