@@ -45,6 +45,7 @@ export interface Metrics {
   role: Gauge<"site" | "role">;
   nodeStates: Gauge<"site" | "state">;
   operatorActions: Counter<"site" | "action" | "result">;
+  signerUp: Gauge<"site">;
 }
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
@@ -93,6 +94,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
     nodeStates: gauge("choria_provisioner_node_states", "Nodes this instance knows, by state (queued, in_flight, awaiting_approval, held, failed, ...)", ["site", "state"]),
     operatorActions: counter("choria_provisioner_operator_actions", "Operator actions through the admin API (approve, deny, retry, clear, forget), by result", ["site", "action", "result"]),
+    signerUp: gauge("choria_provisioner_signer_up", "1 while the signer answers, 0 while its circuit breaker is open", s),
   };
   m.paused.labels(site).set(0);
   return m;

@@ -37,10 +37,19 @@ export interface FlowOptions extends CredentialOptions {
   upgradeRepository?: string;
 }
 
+/** the signer's circuit breaker (signer-breaker.ts), as the flow sees it */
+export interface SignerGate {
+  /** resolves once the signer is up (at once while it is) */
+  waitUp(signal?: AbortSignal): Promise<void>;
+  failure(e: Error): void;
+  success(): void;
+}
+
 export interface FlowDeps {
   rpc: RpcCaller;
   decider: Decider;
   signer?: Signer;
+  signerGate?: SignerGate;
   csr: CsrChecker;
   observer: FlowObserver;
   /** called with each inventory seen, for --record */

@@ -19,6 +19,7 @@ import { NodeRegistry } from "./node-registry.js";
 import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
 import { Slots, slotAfterFirstReply } from "./slots.js";
 import { RetryBook, type RetryPolicy } from "./retry.js";
+import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
 
 /**
  * Nodes in first contact per worker: a node takes a worker slot only once it has answered, so
@@ -36,6 +37,8 @@ export interface ProvisionerOptions {
   intake: IntakeOptions;
   /** retry and defer backoff; default DEFAULT_RETRY */
   retry?: RetryPolicy;
+  /** the signer's circuit breaker; default DEFAULT_BREAKER */
+  breaker?: { threshold: number; probeBaseMs: number; probeMaxMs: number };
 }
 
 export interface ProvisionerDeps {
@@ -69,7 +72,9 @@ export interface ProvisionerStatus {
   policy?: { name: string; version: string; hash: string };
   lastReload?: unknown;
   lastReloadError?: unknown;
-  queue: { queued: number; busy: number; held: number; dropped: number };
+  queue: { queued: number; busy: number; held: number; dropped: number; retrying: number };
+  /** with PKI: whether the signer answers (its circuit breaker is closed) */
+  signer?: { kind: string; up: boolean };
   busyWorkers: number;
   workers: number;
   counts: Record<string, number>;
@@ -80,6 +85,8 @@ export declare interface Provisioner {
   on(event: "record", listener: (r: DecisionRecord) => void): this;
   /** a node entered the queue, from which intake */
   on(event: "queued", listener: (identity: string, source: IntakeSource) => void): this;
+  /** the signer's circuit breaker opened (false) or closed (true) */
+  on(event: "signer", listener: (up: boolean) => void): this;
 }
 
 export class Provisioner extends EventEmitter {
@@ -89,6 +96,7 @@ export class Provisioner extends EventEmitter {
   private busy = 0;
   private readonly slots: Slots;
   private readonly retries: RetryBook;
+  private readonly breaker?: SignerBreaker;
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
   /** nodes in flight that announced a new process: started again as soon as their flow stops */
@@ -111,6 +119,25 @@ export class Provisioner extends EventEmitter {
     super();
     this.slots = new Slots(o.workers);
     this.retries = new RetryBook(o.retry);
+    const signer = d.signer;
+    if (signer) {
+      d.metrics.signerUp.labels(o.site).set(1);
+      this.breaker = new SignerBreaker({
+        ...DEFAULT_BREAKER,
+        ...o.breaker,
+        probe: signer.probe ? () => signer.probe!() : undefined,
+        onDown: (e) => {
+          d.metrics.signerUp.labels(o.site).set(0);
+          this.emit("signer", false);
+          d.log.warn({ signer: signer.kind, err: e.message }, "signer down: nodes wait before gencsr and signing until it answers");
+        },
+        onUp: (ms) => {
+          d.metrics.signerUp.labels(o.site).set(1);
+          this.emit("signer", true);
+          d.log.info({ signer: signer.kind, downMs: Math.round(ms) }, "signer back: resuming");
+        },
+      });
+    }
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src, startup) => this.offer(id, src, startup),
@@ -274,7 +301,7 @@ export class Provisioner extends EventEmitter {
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = this.d.policies.current();
-        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
+        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
         const r = res.record;
         again = this.restarted.delete(item.identity);
         if (again) Object.assign(r, { outcome: "error", reason: `the node restarted mid-flow (new startup event); starting it again (${r.reason})` });
@@ -409,12 +436,13 @@ export class Provisioner extends EventEmitter {
       site: this.o.site,
       role: this.role,
       paused: this.paused,
-      ready: pm.loaded && !this.d.nc.isClosed() && this.active,
+      ready: pm.loaded && !this.d.nc.isClosed() && this.active && (this.breaker?.up ?? true),
       connected: !this.d.nc.isClosed(),
       policy: ref,
       lastReload: pm.lastReload,
       lastReloadError: pm.lastError,
-      queue: { queued: this.queue.size, busy: this.queue.busy, held: this.queue.heldCount, dropped: this.queue.dropped },
+      queue: { queued: this.queue.size, busy: this.queue.busy, held: this.queue.heldCount, dropped: this.queue.dropped, retrying: this.queue.retrying },
+      signer: this.d.signer ? { kind: this.d.signer.kind, up: this.breaker?.up ?? true } : undefined,
       busyWorkers: this.busy,
       workers: this.o.workers,
       counts: { ...this.counts },
@@ -426,6 +454,7 @@ export class Provisioner extends EventEmitter {
   async stop(drainMs = 30_000): Promise<void> {
     this.stopping = true;
     clearInterval(this.heldTimer);
+    this.breaker?.close();
     await this.intake.stop();
     this.queue.clear();
     this.queue.close();
