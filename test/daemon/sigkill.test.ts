@@ -12,13 +12,14 @@ import { join } from "node:path";
 import { connectNats, closeNats } from "../../src/transport/index.js";
 import { startFleet } from "../../src/sim/index.js";
 import type { DecisionRecord } from "../../src/types/index.js";
-import { BIN, startTestNats } from "../helpers/processes.js";
+import { startTestNats } from "../helpers/processes.js";
+import { CLI } from "../helpers/cli.js";
 import { REPO } from "../helpers/daemon.js";
 
 const N = 300;
 
 function startRun(config: string): { child: ChildProcess; started: Promise<number> } {
-  const child = spawn(process.execPath, [BIN, "run", "--config", config], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [...CLI, "run", "--config", config], { stdio: ["ignore", "ignore", "pipe"] });
   let text = "";
   const started = new Promise<number>((resolve, reject) => {
     child.stderr!.on("data", (b: Buffer) => {
@@ -32,7 +33,7 @@ function startRun(config: string): { child: ChildProcess; started: Promise<numbe
 
 test("after a SIGKILL and a restart every node is done within 10 s of the restart", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "cp-kill-"));
-  const ca = spawnSync(process.execPath, [BIN, "ca", "init", "--dir", join(dir, "ca")], { encoding: "utf8" });
+  const ca = spawnSync(process.execPath, [...CLI, "ca", "init", "--dir", join(dir, "ca")], { encoding: "utf8" });
   assert.equal(ca.status, 0, ca.stderr);
   const srv = await startTestNats(t);
   const config = join(dir, "provisioner.yaml");
