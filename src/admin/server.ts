@@ -1,6 +1,6 @@
 /**
  * Admin HTTP endpoint, loopback by default: /metrics (Prometheus), /healthz (the process
- * answers), /readyz (connected, policy loaded, active), /status (JSON), GET /nodes and
+ * answers), /readyz (connected, policy loaded, active, signer up), /status (JSON), GET /nodes and
  * /nodes/{identity} (read-only), and the POSTs /pause, /resume and /nodes/{action} guarded by a
  * bearer token. Without a configured token the POSTs are refused: an unguarded switch that
  * stops provisioning or configures nodes is not a safe default. schemas/admin-api.openapi.json
@@ -177,7 +177,8 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
         if (req.method === "GET" && path === "/healthz") return send(res, 200, { ok: true });
         if (req.method === "GET" && path === "/readyz") {
           const s = o.target.status();
-          return send(res, s.ready ? 200 : 503, { ready: s.ready });
+          // with PKI, a signer that does not answer makes the daemon unready, and says so
+          return send(res, s.ready ? 200 : 503, s.signer === undefined ? { ready: s.ready } : { ready: s.ready, signer: s.signer });
         }
         if (req.method === "GET" && path === "/status") return send(res, 200, o.target.status());
         if (path === "/pause" || path === "/resume") {

@@ -86,6 +86,9 @@ export function createCfsslSigner(opts: CfsslSignerOptions): Signer {
       const [certificate, ca] = await Promise.all([call("/api/v1/cfssl/sign", withTarget({ certificate_request: req.csrPem, hosts })), caChain()]);
       return acceptRemoteCertificate(certificate, ca, csr.spkiDer, req.identity, `cfssl ${base}`);
     },
+    async probe(): Promise<void> {
+      await call("/api/v1/cfssl/info", withTarget({}));
+    },
     async close(): Promise<void> {},
   };
 }

@@ -138,6 +138,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     metrics.certificateExpiry = () => lc.expiry();
   } else if (s.ca.revokeOnShutdown && s.pki) log.warn("ca.revoke_on_shutdown is set but there is no certificate ledger (ca.ledger): nothing can be revoked");
   let nc: NatsConnection;
+  // set once built: a reconnect fails the calls whose replies were lost and retries failed nodes now
+  let onReconnect = (): void => undefined;
   try {
     nc = await connectNats({
       servers: s.brokers,
@@ -148,7 +150,10 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       credsFile: s.brokerCreds,
       tls: s.tls ? { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key, insecure: s.tls.insecure } : undefined,
       onStatus: (type, data) => {
-        if (type === "reconnect") metrics.natsReconnects.labels(s.site).inc();
+        if (type === "reconnect") {
+          metrics.natsReconnects.labels(s.site).inc();
+          onReconnect();
+        }
         if (type === "disconnect" || type === "reconnect" || type === "error") log.warn({ nats: type, server: typeof data === "string" ? data : undefined }, `NATS ${type}`);
       },
     });
@@ -266,6 +271,12 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       }
     });
   }
+
+  onReconnect = () => {
+    const lost = rpc.reconnected();
+    if (lost) log.info({ calls: lost }, "asking again for replies lost with the broker connection");
+    provisioner.retryNow();
+  };
 
   let admin: AdminServer;
   try {

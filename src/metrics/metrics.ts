@@ -49,6 +49,7 @@ export interface Metrics {
   certificateEarliestNotAfter: Gauge<"site">;
   /** what the certificate gauges read at scrape time (the CA ledger's summary); unset: the gauges stay empty */
   certificateExpiry?: () => { within7d: number; within30d: number; earliestNotAfter?: number } | undefined;
+  signerUp: Gauge<"site">;
 }
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
@@ -123,6 +124,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
         this.labels(site).set(Math.floor(e.earliestNotAfter / 1000));
       },
     }),
+    signerUp: gauge("choria_provisioner_signer_up", "1 while the signer answers, 0 while its circuit breaker is open", s),
   };
   m.paused.labels(site).set(0);
   return m;

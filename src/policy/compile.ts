@@ -43,6 +43,7 @@ export function compileRule(ctx: CompileContext, path: Path, rule: RuleDoc, inde
   const then = compileThen(ctx, [...path, "then"], rule.then, report);
   if (then.outcome === "upgrade" && !then.upgrade) report([...path, "then"], 'outcome "upgrade" needs then.upgrade.version');
   if (rule.then.upgrade && then.outcome !== "upgrade") report([...path, "then", "upgrade"], 'then.upgrade is only used with outcome "upgrade"', true);
+  if (rule.then.retryAfter !== undefined && then.outcome !== "defer") report([...path, "then", "retryAfter"], 'then.retryAfter is only used with outcome "defer"', true);
   if ((then.outcome === "defer" || then.outcome === "shutdown") && (then.brokerSet || then.configuration.length || then.serverClaims)) {
     report([...path, "then", "outcome"], `outcome "${then.outcome}" never configures the node; its brokerSet/configuration/serverClaims would be ignored`);
   }
@@ -165,6 +166,7 @@ export function compileThen(ctx: CompileContext, path: Path, t: ThenDoc | undefi
   });
   if (t.upgrade) out.upgrade = t.upgrade;
   if (t.approval !== undefined) out.approval = typeof t.approval === "string" ? {} : { reason: tmpl([...path, "approval", "reason"], t.approval.reason) };
+  if (t.retryAfter !== undefined) out.retryAfter = t.retryAfter;
   out.actionPolicies = Object.entries(t.actionPolicies ?? {});
   out.opaPolicies = Object.entries(t.opaPolicies ?? {});
   if (t.serverClaims) {

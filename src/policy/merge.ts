@@ -40,7 +40,10 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
     const validityDays = layers.find((l) => l.then.validityDays !== undefined)?.then.validityDays ?? DEFAULT_VALIDITY_DAYS;
 
     if (outcome === "defer" || outcome === "shutdown") {
-      return result(base(outcome, reasonOf(outcomeLayer, ctx) ?? `${outcome} by ${layerName(outcomeLayer!)}`, validityDays));
+      const d = base(outcome, reasonOf(outcomeLayer, ctx) ?? `${outcome} by ${layerName(outcomeLayer!)}`, validityDays);
+      // only the rule that deferred the node says when to look at it again
+      if (outcome === "defer" && outcomeLayer?.then.retryAfter !== undefined) d.retryAfterMs = outcomeLayer.then.retryAfter * 1000;
+      return result(d);
     }
     if (outcome === "upgrade") {
       const up = layers.find((l) => l.then.upgrade)!.then.upgrade!;

@@ -41,6 +41,8 @@ export interface ThenDoc {
   configuration?: Record<string, string>;
   certificate?: CertificateDoc;
   upgrade?: { version: string; repository?: string };
+  /** outcome defer: seconds until the node is decided again */
+  retryAfter?: number;
   actionPolicies?: Record<string, string>;
   opaPolicies?: Record<string, string>;
   serverClaims?: ServerClaimsDoc;
@@ -64,7 +66,7 @@ export interface PolicyDoc {
   include?: string[];
   vars?: Record<string, string>;
   brokerSets?: Record<string, string[]>;
-  defaults?: Omit<ThenDoc, "outcome" | "reason" | "upgrade">;
+  defaults?: Omit<ThenDoc, "outcome" | "reason" | "upgrade" | "retryAfter">;
   rules?: RuleDoc[];
 }
 
@@ -90,6 +92,7 @@ export interface CompiledThen {
   validityDays?: number;
   sans: CompiledTemplate[];
   upgrade?: { version: string; repository?: string };
+  retryAfter?: number;
   actionPolicies: Array<[string, string]>;
   opaPolicies: Array<[string, string]>;
   /** absent when the layer sets no claim, so merging a policy without any costs one check per layer */

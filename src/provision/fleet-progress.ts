@@ -19,7 +19,7 @@ const FINAL = new Set(["configure", "shutdown", "defer", "refused"]);
 
 /**
  * Every node of the fleet has a final record (configure, shutdown, defer, refused), or its
- * last record is an error from a step whose reply was lost while the node did leave
+ * last record is an error from a step whose reply was lost, or `gone`, while the node did leave
  * provisioning mode all the same (an unanswered restart or shutdown).
  */
 export function fleetHandled(records: DecisionRecord[] | Map<string, DecisionRecord>, fleet: FleetView, final: Set<string> = FINAL): boolean {
@@ -31,7 +31,7 @@ export function fleetHandled(records: DecisionRecord[] | Map<string, DecisionRec
     if (!r) return false;
     if (final.has(r.outcome)) continue;
     modes ??= new Map(fleet.report().nodes.map((n) => [n.identity, n.mode]));
-    if (r.outcome === "error" && modes.get(id) !== "provisioning") continue;
+    if ((r.outcome === "error" || r.outcome === "gone") && modes.get(id) !== "provisioning") continue;
     return false;
   }
   return true;

@@ -9,7 +9,10 @@ import { INVENTORY_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT, typ
 import { CaUnavailableError, CsrRefusedError, inventoryFromRpcutil, type CheckedCsr, type Decision, type DecisionRecord, type Inventory, type RpcutilInventoryData, type SignedCertificate } from "../types/index.js";
 import type { FlowDeps, FlowOptions, FlowResult } from "./flow.js";
 import { decisionFingerprint } from "./approvals.js";
-import { runStep, type StepPolicy } from "./steps.js";
+import { StepError, runStep, type StepPolicy } from "./steps.js";
+
+/** times one node waits for the signer to come back and signs its CSR again before it is deferred */
+const MAX_SIGNER_WAITS = 10;
 
 /** a node told to shut down exits up to 9 s after its reply (choria_provision#shutdown) */
 export const SHUTDOWN_DELAY_MAX_MS = 10_000;
@@ -123,6 +126,15 @@ function provisionCall<T>(run: NodeRun, action: ProvisionAction, data: Record<st
 
 const tokenData = (run: NodeRun) => ({ token: run.o.token });
 
+/** waits while the signer's breaker is open; a node cancelled meanwhile ends as a cancelled step */
+async function signerUp(run: NodeRun): Promise<void> {
+  try {
+    await run.deps.signerGate?.waitUp(run.signal);
+  } catch (e) {
+    throw new StepError("signer", "cancelled", (e as Error).message);
+  }
+}
+
 /** features.jwt: the node proves it holds a JWT we signed before we tell it anything; features.ed25519: then gen25519 */
 export async function jwt(run: NodeRun): Promise<FlowResult | undefined> {
   const { o, deps } = run;
@@ -168,6 +180,8 @@ export async function inventory(run: NodeRun): Promise<FlowResult | undefined> {
   const raw = (run.raw = invReply.data);
   run.inventory = inventoryFromRpcutil(identity, raw, { jwt: run.jwtPublic });
   if (o.pki) {
+    // with the signer down, a CSR would only be thrown away: each one is a new key on the node
+    if (deps.signer) await signerUp(run);
     const g = await provisionCall<GencsrReply>(run, PROVISION_ACTION.gencsr, { cn: identity, ...tokenData(run) }, o.steps.gencsr);
     run.gencsr = { csr: String(g.data.csr ?? ""), public_key: String(g.data.public_key ?? ""), ssldir: String(g.data.ssldir ?? "") };
     const inspected = deps.csr.inspect(run.gencsr.csr);
@@ -198,7 +212,7 @@ export async function decide(run: NodeRun): Promise<FlowResult | undefined> {
 
   switch (decision.outcome) {
     case "defer":
-      return finish(run, { outcome: "defer", reason: decision.reason });
+      return { ...finish(run, { outcome: "defer", reason: decision.reason }), retryAfterMs: decision.retryAfterMs };
     case "shutdown":
       await provisionCall(run, PROVISION_ACTION.shutdown, tokenData(run), o.steps.shutdown);
       // the node exits 0–9 s after replying and still answers discovery until then
@@ -280,19 +294,29 @@ export async function certify(run: NodeRun): Promise<FlowResult | undefined> {
   } else if (o.pki && gencsr) {
     if (!deps.signer) return finish(run, { outcome: "defer", reason: "PKI is on but no signer is configured" });
     const signer = deps.signer;
-    try {
-      run.signed = await timed(run, "sign", () => signer.sign({ identity, csrPem: gencsr.csr, profile: decision.certificate, checked: run.parsedCsr, policyVersion: `${decision.policy.name}@${decision.policy.version}` }));
-      deps.observer.signed(signer.kind, (run.durations.sign ?? 0) / 1000);
-    } catch (e) {
-      deps.observer.signFailed(signer.kind);
-      const why = (e as Error).message;
-      if (e instanceof CaUnavailableError) return finish(run, { outcome: "defer", reason: `CA unavailable: ${why}` });
-      // only the signer's CsrRefusedError is a refusal: a system error's code (EPIPE, ...) is not
-      if (e instanceof CsrRefusedError) {
-        deps.observer.csrRefused(e.code);
-        return finish(run, { outcome: "refused", reason: `CSR refused by signer: ${why}` });
+    for (let waits = 0; ; waits++) {
+      try {
+        run.signed = await timed(run, "sign", () => signer.sign({ identity, csrPem: gencsr.csr, profile: decision.certificate, checked: run.parsedCsr, policyVersion: `${decision.policy.name}@${decision.policy.version}` }));
+        deps.signerGate?.success();
+        deps.observer.signed(signer.kind, (run.durations.sign ?? 0) / 1000);
+        break;
+      } catch (e) {
+        deps.observer.signFailed(signer.kind);
+        // the CA is unreachable: keep the CSR and sign it when the breaker says the CA is back
+        if (e instanceof CaUnavailableError && deps.signerGate && waits < MAX_SIGNER_WAITS) {
+          deps.signerGate.failure(e);
+          await signerUp(run);
+          continue;
+        }
+        const why = (e as Error).message;
+        if (e instanceof CaUnavailableError) return finish(run, { outcome: "defer", reason: `CA unavailable: ${why}` });
+        // only the signer's CsrRefusedError is a refusal: a system error's code (EPIPE, ...) is not
+        if (e instanceof CsrRefusedError) {
+          deps.observer.csrRefused(e.code);
+          return finish(run, { outcome: "refused", reason: `CSR refused by signer: ${why}` });
+        }
+        return finish(run, { outcome: "defer", reason: `signing failed: ${why}` });
       }
-      return finish(run, { outcome: "defer", reason: `signing failed: ${why}` });
     }
     run.record.certificate = { serial: run.signed.serial, fingerprint: run.signed.fingerprint, notAfter: run.signed.notAfter };
   }

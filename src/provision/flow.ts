@@ -37,10 +37,19 @@ export interface FlowOptions extends CredentialOptions {
   upgradeRepository?: string;
 }
 
+/** the signer's circuit breaker (signer-breaker.ts), as the flow sees it */
+export interface SignerGate {
+  /** resolves once the signer is up (at once while it is) */
+  waitUp(signal?: AbortSignal): Promise<void>;
+  failure(e: Error): void;
+  success(): void;
+}
+
 export interface FlowDeps {
   rpc: RpcCaller;
   decider: Decider;
   signer?: Signer;
+  signerGate?: SignerGate;
   csr: CsrChecker;
   observer: FlowObserver;
   /** called with each inventory seen, for --record */
@@ -68,6 +77,8 @@ export interface FlowResult {
   holdMs: number;
   /** outcome awaiting_approval: what the approval store keeps for the re-check */
   pending?: { inventory: Inventory; rawInventory: Record<string, unknown>; decision: Decision };
+  /** a deferring decision's wish for when to try the node again */
+  retryAfterMs?: number;
 }
 
 export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {
@@ -82,6 +93,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
   } catch (e) {
     if (e instanceof StepError) {
       if (e.kind === "lock") deps.observer.lockHeld();
+      if (e.kind === "absent") return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}` });
       const why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
       // an unanswered restart or shutdown most likely took effect: keep the node from being
       // provisioned again while it restarts or exits; if it did not, it is found again after

@@ -29,7 +29,8 @@ export interface IntakeOptions {
 }
 
 export interface IntakeHooks {
-  offer(identity: string, source: IntakeSource): void;
+  /** `startup`: a startup event, i.e. a new process of the node, whatever the old one was doing */
+  offer(identity: string, source: IntakeSource, startup?: boolean): void;
   /** may discovery run now (not paused, leader) */
   active(): boolean;
   invalid(source: IntakeSource, reason: string, detail: string): void;
@@ -70,7 +71,7 @@ export class Intake {
       const d = decodeLifecycle(data);
       if (d.type !== "startup" && d.type !== "alive") return;
       if (!isValidIdentity(d.event.identity)) return this.hooks.invalid("event", "bad_identity", `${d.type} event with unusable identity ${JSON.stringify(d.event.identity)}`);
-      this.hooks.offer(d.event.identity, "event");
+      this.hooks.offer(d.event.identity, "event", d.type === "startup");
     } catch (e) {
       this.hooks.invalid("event", e instanceof ProtocolError ? e.code : "error", (e as Error).message);
     }

@@ -19,7 +19,7 @@ import picomatch from "picomatch";
 import type { DecisionRecord } from "../types/index.js";
 
 /** the states this module sets itself; others may add their own */
-export const NODE_STATES = ["queued", "in_flight", "provisioned", "deferred", "failed", "refused", "held", "awaiting_approval", "denied", "shutdown", "upgrading"] as const;
+export const NODE_STATES = ["queued", "in_flight", "provisioned", "deferred", "failed", "refused", "held", "awaiting_approval", "denied", "shutdown", "upgrading", "gone"] as const;
 export type NodeState = (typeof NODE_STATES)[number] | (string & {});
 
 /** states an operator must act on, or that hold a node: kept when the registry is full */
@@ -155,6 +155,7 @@ const RECORD_STATE: Record<DecisionRecord["outcome"], NodeState> = {
   shutdown: "shutdown",
   upgrade: "upgrading",
   awaiting_approval: "awaiting_approval",
+  gone: "gone",
 };
 
 export class NodeRegistry {

@@ -17,6 +17,16 @@ import { WorkQueue, type IntakeSource } from "./queue.js";
 import { approvalDecision, MemoryApprovalStore, type ApprovalEntry, type ApprovalStore } from "./approvals.js";
 import { NodeRegistry } from "./node-registry.js";
 import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
+import { Slots, slotAfterFirstReply } from "./slots.js";
+import { RetryBook, type RetryPolicy } from "./retry.js";
+import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
+
+/**
+ * Nodes in first contact per worker: a node takes a worker slot only once it has answered, so
+ * announcements for absent servers (answered by the broker's no-responders status) are checked
+ * this many at a time per worker instead of one.
+ */
+export const CONTACTS_PER_WORKER = 4;
 
 export interface ProvisionerOptions {
   site: string;
@@ -25,6 +35,10 @@ export interface ProvisionerOptions {
   queue: { maxSize: number; maxWaitMs: number };
   flow: FlowOptions;
   intake: IntakeOptions;
+  /** retry and defer backoff; default DEFAULT_RETRY */
+  retry?: RetryPolicy;
+  /** the signer's circuit breaker; default DEFAULT_BREAKER */
+  breaker?: { threshold: number; probeBaseMs: number; probeMaxMs: number };
 }
 
 export interface ProvisionerDeps {
@@ -58,7 +72,9 @@ export interface ProvisionerStatus {
   policy?: { name: string; version: string; hash: string };
   lastReload?: unknown;
   lastReloadError?: unknown;
-  queue: { queued: number; busy: number; held: number; dropped: number };
+  queue: { queued: number; busy: number; held: number; dropped: number; retrying: number };
+  /** with PKI: whether the signer answers (its circuit breaker is closed) */
+  signer?: { kind: string; up: boolean };
   busyWorkers: number;
   workers: number;
   counts: Record<string, number>;
@@ -69,6 +85,8 @@ export declare interface Provisioner {
   on(event: "record", listener: (r: DecisionRecord) => void): this;
   /** a node entered the queue, from which intake */
   on(event: "queued", listener: (identity: string, source: IntakeSource) => void): this;
+  /** the signer's circuit breaker opened (false) or closed (true) */
+  on(event: "signer", listener: (up: boolean) => void): this;
 }
 
 export class Provisioner extends EventEmitter {
@@ -76,8 +94,13 @@ export class Provisioner extends EventEmitter {
   private readonly intake: Intake;
   private paused = false;
   private busy = 0;
+  private readonly slots: Slots;
+  private readonly retries: RetryBook;
+  private readonly breaker?: SignerBreaker;
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
+  /** nodes in flight that announced a new process: started again as soon as their flow stops */
+  private readonly restarted = new Set<string>();
   private readonly counts: Record<string, number> = {};
   private readonly startedAt = new Date().toISOString();
   /** set by HA: false while this instance is a standby */
@@ -94,9 +117,30 @@ export class Provisioner extends EventEmitter {
     private readonly d: ProvisionerDeps,
   ) {
     super();
+    this.slots = new Slots(o.workers);
+    this.retries = new RetryBook(o.retry);
+    const signer = d.signer;
+    if (signer) {
+      d.metrics.signerUp.labels(o.site).set(1);
+      this.breaker = new SignerBreaker({
+        ...DEFAULT_BREAKER,
+        ...o.breaker,
+        probe: signer.probe ? () => signer.probe!() : undefined,
+        onDown: (e) => {
+          d.metrics.signerUp.labels(o.site).set(0);
+          this.emit("signer", false);
+          d.log.warn({ signer: signer.kind, err: e.message }, "signer down: nodes wait before gencsr and signing until it answers");
+        },
+        onUp: (ms) => {
+          d.metrics.signerUp.labels(o.site).set(1);
+          this.emit("signer", true);
+          d.log.info({ signer: signer.kind, downMs: Math.round(ms) }, "signer back: resuming");
+        },
+      });
+    }
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
-      offer: (id, src) => this.offer(id, src),
+      offer: (id, src, startup) => this.offer(id, src, startup),
       active: () => !this.paused && this.active && this.d.policies.loaded,
       invalid: (source, reason, detail) => {
         d.metrics.intakeErrors.labels(o.site, source, reason).inc();
@@ -150,8 +194,12 @@ export class Provisioner extends EventEmitter {
     return this.operator.run(req);
   }
 
-  /** Offers a node for provisioning; returns what the queue did with it. */
-  offer(identity: string, source: IntakeSource): string {
+  /**
+   * Offers a node for provisioning; returns what the queue did with it. `startup`: the node
+   * announced a new process, so a flow in progress for it talks to one that is gone (its lock,
+   * ECDH key and state with it): that flow is abandoned and the node starts again at once.
+   */
+  offer(identity: string, source: IntakeSource, startup = false): string {
     const m = this.d.metrics;
     const site = this.o.site;
     if (!this.active) return "standby";
@@ -160,6 +208,13 @@ export class Provisioner extends EventEmitter {
     if (waiting && waiting.status !== "granted") {
       m.queueRejected.labels(site, "approval").inc();
       return "held";
+    }
+    const inflight = startup ? this.inflight.get(identity) : undefined;
+    if (inflight && !this.restarted.has(identity)) {
+      this.restarted.add(identity);
+      this.d.log.info({ identity }, "node restarted mid-flow: abandoning its flow and starting it again");
+      inflight.abort();
+      return "restarted";
     }
     const r = this.queue.add(identity, source);
     if (r === "queued") {
@@ -188,10 +243,10 @@ export class Provisioner extends EventEmitter {
     this.intake.start();
     let tick = 0;
     this.heldTimer = setInterval(() => {
-      if (this.active && this.queue.releaseHeld() > 0) this.gauges();
-      if (tick++ % 10 === 0) this.stateGauges();
-    }, 500);
-    for (let i = 0; i < this.o.workers; i++) this.workers.push(this.worker());
+      if (this.active && this.queue.releaseHeld() + this.queue.releaseRetries() > 0) this.gauges();
+      if (tick++ % 20 === 0) this.stateGauges();
+    }, 250);
+    for (let i = 0; i < this.o.workers * CONTACTS_PER_WORKER; i++) this.workers.push(this.worker());
   }
 
   private stateGauges(): void {
@@ -236,15 +291,20 @@ export class Provisioner extends EventEmitter {
       }
       let outcome = "error";
       this.nodes.started(item.identity);
-      this.busy++;
-      this.gauges();
+      let again = false;
       const ac = new AbortController();
       this.inflight.set(item.identity, ac);
+      const rpc = slotAfterFirstReply(this.d.rpc, this.slots, () => {
+        this.busy++;
+        this.gauges();
+      });
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = this.d.policies.current();
-        const res = await provisionNode(item.identity, { rpc: this.d.rpc, decider, signer: this.d.signer, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
+        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
         const r = res.record;
+        again = this.restarted.delete(item.identity);
+        if (again) Object.assign(r, { outcome: "error", reason: `the node restarted mid-flow (new startup event); starting it again (${r.reason})` });
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
         this.counts[r.outcome] = (this.counts[r.outcome] ?? 0) + 1;
@@ -260,19 +320,25 @@ export class Provisioner extends EventEmitter {
         }
         const level = r.outcome === "error" || r.outcome === "refused" ? "warn" : "info";
         this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
-        this.queue.done(item.identity, res.holdMs);
-        this.nodes.recorded(r, res.holdMs);
+        const held = again ? (this.queue.done(item.identity), 0) : this.schedule(item.identity, r.outcome, res.holdMs, res.retryAfterMs);
+        this.nodes.recorded(r, held);
         await this.approvalRecorded(r, res.pending);
         this.emit("record", r);
       } catch (e) {
         // provisionNode does not throw; this guards the worker loop against our own bugs
         this.d.log.error({ identity: item.identity, err: (e as Error).stack }, "worker failure");
+        this.restarted.delete(item.identity);
         this.queue.done(item.identity);
       } finally {
         this.inflight.delete(item.identity);
-        this.busy--;
+        if (rpc.held()) {
+          this.slots.release();
+          this.busy--;
+        }
         this.gauges();
         await this.d.claims?.release(item.identity, outcome).catch((e: Error) => this.d.log.warn({ identity: item.identity, err: e.message }, "could not release node claim"));
+        // after the release, so the fresh flow claims the node anew
+        if (again) this.offer(item.identity, "event");
       }
     }
   }
@@ -295,6 +361,30 @@ export class Provisioner extends EventEmitter {
     } catch (e) {
       this.d.log.error({ identity: r.identity, err: (e as Error).message }, "could not store the node's approval state");
     }
+  }
+
+  /** the node is done for now: hold it, or schedule its retry (retry.ts); returns the hold */
+  private schedule(identity: string, outcome: string, holdMs: number, retryAfterMs?: number): number {
+    const plan = this.retries.plan(identity, outcome, holdMs, retryAfterMs);
+    if ("retryInMs" in plan) {
+      this.queue.done(identity);
+      this.queue.retryIn(identity, plan.retryInMs);
+      return 0;
+    }
+    this.queue.done(identity, plan.holdMs);
+    if (plan.thenRetry) this.queue.wantAfterHold(identity, "retry");
+    return plan.holdMs;
+  }
+
+  /** The broker is back: nodes waiting for a retry go now rather than at their backoff's end. */
+  retryNow(): number {
+    if (!this.active) return 0;
+    const n = this.queue.releaseRetries(true);
+    if (n) {
+      this.d.log.info({ nodes: n }, "retrying failed nodes now");
+      this.gauges();
+    }
+    return n;
   }
 
   get isPaused(): boolean {
@@ -346,12 +436,13 @@ export class Provisioner extends EventEmitter {
       site: this.o.site,
       role: this.role,
       paused: this.paused,
-      ready: pm.loaded && !this.d.nc.isClosed() && this.active,
+      ready: pm.loaded && !this.d.nc.isClosed() && this.active && (this.breaker?.up ?? true),
       connected: !this.d.nc.isClosed(),
       policy: ref,
       lastReload: pm.lastReload,
       lastReloadError: pm.lastError,
-      queue: { queued: this.queue.size, busy: this.queue.busy, held: this.queue.heldCount, dropped: this.queue.dropped },
+      queue: { queued: this.queue.size, busy: this.queue.busy, held: this.queue.heldCount, dropped: this.queue.dropped, retrying: this.queue.retrying },
+      signer: this.d.signer ? { kind: this.d.signer.kind, up: this.breaker?.up ?? true } : undefined,
       busyWorkers: this.busy,
       workers: this.o.workers,
       counts: { ...this.counts },
@@ -363,6 +454,7 @@ export class Provisioner extends EventEmitter {
   async stop(drainMs = 30_000): Promise<void> {
     this.stopping = true;
     clearInterval(this.heldTimer);
+    this.breaker?.close();
     await this.intake.stop();
     this.queue.clear();
     this.queue.close();

@@ -4,7 +4,7 @@
  * with a hold list for nodes that just restarted so they are not provisioned twice during
  * their splay, and an age limit so a node that waited too long is dropped and found again.
  */
-export type IntakeSource = "event" | "discovery" | "registration" | "manual";
+export type IntakeSource = "event" | "discovery" | "registration" | "manual" | "retry";
 
 export type AddResult = "queued" | "duplicate" | "full" | "held";
 
@@ -40,6 +40,8 @@ export class WorkQueue {
   private pruneAt = PRUNE_MIN;
   /** nodes that announced themselves while held: offered again when the hold ends */
   private readonly wanted = new Map<string, IntakeSource>();
+  /** nodes to queue again at a time (ms since epoch), a failed flow's retry; intake may come first */
+  private readonly retries = new Map<string, number>();
   private readonly takers: Array<(e: Entry | undefined) => void> = [];
   private readonly o: QueueOptions;
   private readonly now: () => number;
@@ -92,6 +94,7 @@ export class WorkQueue {
       return "held";
     }
     if (this.size >= this.o.maxSize) return "full";
+    this.retries.delete(identity);
     const e: Entry = { identity, source, at: this.now() };
     const taker = this.paused ? undefined : this.takers.shift();
     if (taker) {
@@ -166,6 +169,33 @@ export class WorkQueue {
     return n;
   }
 
+  /** Queues the node again in `delayMs` (a retry), unless intake queues it first. */
+  retryIn(identity: string, delayMs: number): void {
+    this.retries.set(identity, this.now() + delayMs);
+  }
+
+  /** The node is queued again once its hold ends, without waiting for intake to find it. */
+  wantAfterHold(identity: string, source: IntakeSource): void {
+    this.wanted.set(identity, source);
+  }
+
+  get retrying(): number {
+    return this.retries.size;
+  }
+
+  /** Queues the nodes whose retry is due, or all of them with `all` (the broker is back). */
+  releaseRetries(all = false): number {
+    if (this.retries.size === 0) return 0;
+    const now = this.now();
+    let n = 0;
+    for (const [id, at] of this.retries) {
+      if (!all && at > now) continue;
+      this.retries.delete(id);
+      if (this.add(id, "retry") === "queued") n++;
+    }
+    return n;
+  }
+
   private pruneHeld(): void {
     const now = this.now();
     for (const [id, until] of this.held) if (until <= now) this.held.delete(id);
@@ -184,6 +214,7 @@ export class WorkQueue {
     this.items.length = 0;
     this.head = 0;
     this.wanted.clear();
+    this.retries.clear();
     return n;
   }
 

@@ -2,19 +2,24 @@
  * Running one RPC step of the per-node flow with the reference provisioner's semantics: a
  * step succeeds only on a reply with statuscode 0; otherwise it is retried with jittered
  * backoff up to its try count. Two cases end a step at once instead of retrying: the node's
- * provisioning lock held by another provisioner, and a wrong token. Repeated timeouts end it
+ * provisioning lock held by another provisioner, a wrong token, and the broker's word that
+ * nothing is subscribed for the node (no responders). Repeated timeouts end it
  * early too, because a dead node must not hold a worker for a minute.
  */
 import { LOCK_HELD_MESSAGE, WRONG_TOKEN_MESSAGE, type RpcReplyBody } from "../protocol/index.js";
-import { RpcCancelledError, RpcClosedError, RpcTimeoutError } from "../transport/errors.js";
+import { RpcCancelledError, RpcClosedError, RpcConnectionLostError, RpcNoRespondersError, RpcTimeoutError } from "../transport/errors.js";
 import type { RpcCaller } from "./interfaces.js";
 
 export class StepError extends Error {
   readonly step: string;
-  /** lock: another provisioner holds the node's lock; token: our token is wrong; timeout; status; cancelled */
-  readonly kind: "lock" | "token" | "timeout" | "status" | "cancelled" | "transport";
+  /** lock: another provisioner holds the node's lock; token: our token is wrong; absent: nothing subscribed for the node; timeout; status; cancelled */
+  readonly kind: "lock" | "token" | "absent" | "timeout" | "status" | "cancelled" | "transport";
   constructor(step: string, kind: StepError["kind"], message: string) {
+    // no stack: a step error is an expected outcome told by its message, one per failed node
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${step}: ${message}`);
+    Error.stackTraceLimit = limit;
     this.name = "StepError";
     this.step = step;
     this.kind = kind;
@@ -56,6 +61,9 @@ export function backoffMs(attempt: number, b: BackoffPolicy): number {
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
 
+/** connection losses one step rides out before they count as failed tries */
+const MAX_LOST = 3;
+
 export async function runStep<T>(
   rpc: RpcCaller,
   identity: string,
@@ -70,6 +78,7 @@ export async function runStep<T>(
 ): Promise<RpcReplyBody<T>> {
   const label = `${agent}#${action}`;
   let timeouts = 0;
+  let lost = 0;
   let last = "";
   for (let attempt = 0; attempt < p.tries; attempt++) {
     if (signal?.aborted) throw new StepError(label, "cancelled", "cancelled");
@@ -87,6 +96,13 @@ export async function runStep<T>(
       if (e instanceof StepError) throw e;
       obs.rpcError(label);
       if (e instanceof RpcCancelledError || e instanceof RpcClosedError) throw new StepError(label, "cancelled", e.message);
+      // the broker knows nobody listens: trying again now cannot help (the retry schedule may, later)
+      if (e instanceof RpcNoRespondersError) throw new StepError(label, "absent", e.message);
+      // the reply went with a broker connection: ask again now, without using up a try
+      if (e instanceof RpcConnectionLostError && lost++ < MAX_LOST) {
+        attempt--;
+        continue;
+      }
       if (e instanceof RpcTimeoutError) {
         timeouts++;
         last = `no reply within ${p.timeoutMs}ms`;

@@ -158,13 +158,13 @@ export class Dispatcher {
     this.o = o;
   }
 
-  /** a message on provisioning.node.<identity> */
-  directed(identity: string, data: Uint8Array): void {
+  /** a message on provisioning.node.<identity>; false when no such server is listening */
+  directed(identity: string, data: Uint8Array): boolean {
     const node = this.byIdentity.get(identity);
     if (!node || !node.listening) {
       // no such server is subscribed: the broker would not even deliver it
       this.rt.stats.totals.toAbsentNodes++;
-      return;
+      return false;
     }
     let req: IncomingRequest;
     try {
@@ -172,18 +172,19 @@ export class Dispatcher {
     } catch (e) {
       const r = rejectFor(e, data, this.rt.protocol);
       this.rt.stats.violation(node, r.kind, r.detail);
-      return;
+      return true;
     }
     if (!this.filterOk(node, req)) {
       this.rt.stats.violation(node, "filter_mismatch", `filter ${JSON.stringify(req.filter)} does not match ${node.identity}`);
-      return;
+      return true;
     }
     const env = this.envelopeProblem(req);
     if (env) {
       this.rt.stats.violation(node, env.kind, env.detail);
-      return;
+      return true;
     }
     this.deliver(node, req);
+    return true;
   }
 
   /**
@@ -261,6 +262,7 @@ export class Dispatcher {
 
   private async handle(node: SimNode, req: IncomingRequest, agent: string): Promise<void> {
     const rt = this.rt;
+    const boot = node.boot;
     const seq = node.replySeq++;
     const latency = this.latencyFor(node, seq);
     const env: EnvelopeInfo = { requestid: req.requestid, senderid: req.senderid, callerid: req.callerid };
@@ -299,6 +301,8 @@ export class Dispatcher {
         } else {
           result = await this.withAgentMutex(node, async () => {
             if (latency) await sleep(latency);
+            // the process that took this request crashed meanwhile: the new one never saw it
+            if (node.boot !== boot) return { statuscode: 0, statusmsg: "", data: {}, noReply: true };
             return runProvisionAction(rt, node, action, body.data, env, body.agent);
           });
           if (result.noReply && (node.mode === Mode.Restarting || node.mode === Mode.ShuttingDown)) rt.stats.totals.unansweredWhileRestarting++;
@@ -308,6 +312,7 @@ export class Dispatcher {
         result = runRpcutilAction(rt, node, action, body.data, body.agent);
       }
     }
+    if (node.boot !== boot) return;
     if (!result.noReply && this.reply(node, req, agent, encodeRpcReply({ action, statuscode: result.statuscode, statusmsg: result.statusmsg, data: result.data }), latency, seq)) rt.stats.replied(node, agent, action);
     result.after?.();
   }

@@ -70,6 +70,14 @@ export interface FleetOptions {
   keyCacheDir?: string | false;
   /** identity domain, default example.net */
   domain?: string;
+  /**
+   * Answer a directed request for a node that is not listening (absent, dead, restarted into
+   * server mode) with the broker's 503 no-responders status, as nats-server does for a subject
+   * nobody is subscribed to; default true. The fleet shares one wildcard subscription, so the
+   * broker cannot do it for us. Turn it off when several fleets share a broker: each would
+   * answer for the other's nodes.
+   */
+  noResponders?: boolean;
 }
 
 export interface Fleet {
@@ -81,6 +89,12 @@ export interface Fleet {
   /** resolves once pred(report) holds, evaluated on every fleet change; rejects after timeoutMs */
   waitFor(pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport>;
   republishStartup(identity?: string): void;
+  /**
+   * The node's process crashes and starts again at once in provisioning mode: a new process with
+   * no lock, no ECDH key and nothing configured, which publishes a startup event. Requests the
+   * old process had taken go unanswered.
+   */
+  crash(identity: string): void;
   /** all startup events have been published and the broker has them (as after flush()) */
   startupComplete: Promise<void>;
   /** resolves once everything published so far, including this turn's batched messages, has reached the broker */
@@ -213,7 +227,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     { latencyMs: faults.latencyMs, dropProbability: faults.dropProbability },
   );
 
-  await subscribeShards(shards, dispatcher);
+  await subscribeShards(shards, dispatcher, o.noResponders ?? true);
 
   // every node is "subscribed" now; startup events follow, spread over the ramp
   stats.totals.inProvisioningMode = nodes.length;
@@ -254,6 +268,18 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         if (n.mode === Mode.Provisioning) rt.lifecycle(n, "startup", "provision_mode_server");
       }
       stats.changed();
+    },
+    crash(identity) {
+      const n = byIdentity.get(identity);
+      if (!n) throw new Error(`no simulated node ${identity}`);
+      n.boot++;
+      n.lockBy = undefined;
+      n.lockUntil = 0;
+      n.ecdhPrivate = undefined;
+      n.provisionTail = undefined;
+      n.configuredThisBoot = false;
+      stats.transition(n, Mode.Provisioning);
+      startNode(n);
     },
     async stop() {
       if (stopped) return;

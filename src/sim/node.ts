@@ -47,6 +47,8 @@ export class SimNode {
   restartCount = 0;
   /** startup events published (first start, and each return in provisioning mode) */
   startups = 0;
+  /** which process this is: a crash starts the next, and requests the old one took die with it */
+  boot = 0;
   lockBy: string | undefined = undefined;
   lockUntil = 0;
   /** tail of the choria_provision queue: Go serialises the agent's actions with one mutex */

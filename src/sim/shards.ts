@@ -4,7 +4,7 @@
  * broadcast agent subjects (each connection answers for its own share of nodes).
  */
 import { randomBytes } from "node:crypto";
-import type { NatsConnection, Subscription } from "nats";
+import { headers, type NatsConnection, type Subscription } from "nats";
 import { broadcastSubject, nodeSubject } from "../protocol/index.js";
 import { closeNats, connectNats } from "../transport/connection.js";
 import { endOfTurnPublisher } from "../transport/publish-batch.js";
@@ -42,7 +42,7 @@ export function shardPublisher(shards: Shard[]): (node: SimNode, subject: string
 }
 
 /** subscribes every shard and resolves once the broker has the subscriptions */
-export async function subscribeShards(shards: Shard[], dispatcher: Dispatcher): Promise<void> {
+export async function subscribeShards(shards: Shard[], dispatcher: Dispatcher, noResponders: boolean): Promise<void> {
   // every connection joins the same queue group, so each directed request is handled once
   const queue = `choria-sim-${randomBytes(6).toString("hex")}`;
   shards.forEach((shard, i) => {
@@ -50,7 +50,10 @@ export async function subscribeShards(shards: Shard[], dispatcher: Dispatcher): 
       shard.nc.subscribe(`${NODE_PREFIX}>`, {
         queue,
         callback: (err, msg) => {
-          if (!err) dispatcher.directed(msg.subject.slice(NODE_PREFIX.length), msg.data);
+          if (err) return;
+          // the fleet shares one wildcard subscription, so the broker cannot know a node is
+          // absent: answer as it would for a subject nobody is subscribed to (503 no responders)
+          if (!dispatcher.directed(msg.subject.slice(NODE_PREFIX.length), msg.data) && noResponders && msg.reply) shard.nc.publish(msg.reply, new Uint8Array(0), { headers: headers(503, "No Responders") });
         },
       }),
     );

@@ -16,7 +16,8 @@ export interface LocalNatsServer {
   /** stops the server (SIGTERM, then SIGKILL) and waits for it to exit */
   stop(): Promise<void>;
   /** stops and starts again on the same port (same JetStream store) */
-  restart(): Promise<void>;
+  /** stops the server and starts it again on the same port, after `downMs` of outage */
+  restart(downMs?: number): Promise<void>;
 }
 
 export interface LocalNatsOptions {
@@ -150,8 +151,9 @@ export async function startNatsServer(opts: LocalNatsOptions = {}): Promise<Loca
       await stopChild();
       if (storeDir) rmSync(storeDir, { recursive: true, force: true });
     },
-    async restart() {
+    async restart(downMs = 0) {
       await stopChild();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       child = await launch();
       server.pid = child.pid ?? -1;
     },

@@ -21,21 +21,25 @@
  */
 import type { NatsConnection } from "nats";
 
-/** Queues a publish on `nc` for the end of this turn; `onError` gets what publish throws then. */
-export type DeferredPublish = (nc: NatsConnection, subject: string, data: Uint8Array | string, onError: (e: Error) => void) => void;
+/**
+ * Queues a publish on `nc` for the end of this turn; `onError` gets what publish throws then.
+ * `reply` sets the NATS reply subject, so the broker answers a subject nobody listens on with a
+ * 503 no-responders status there.
+ */
+export type DeferredPublish = (nc: NatsConnection, subject: string, data: Uint8Array | string, onError: (e: Error) => void, reply?: string) => void;
 
 export const DEFAULT_MAX_BATCH = 32;
 
 export function endOfTurnPublisher(maxBatch: number = DEFAULT_MAX_BATCH): DeferredPublish {
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
-  let pending: Array<{ nc: NatsConnection; subject: string; data: Uint8Array | string; onError: (e: Error) => void }> = [];
+  let pending: Array<{ nc: NatsConnection; subject: string; data: Uint8Array | string; onError: (e: Error) => void; reply?: string }> = [];
   let scheduled = false;
   const flush = (): void => {
     const batch = pending;
     pending = [];
     for (const m of batch) {
       try {
-        m.nc.publish(m.subject, m.data);
+        m.nc.publish(m.subject, m.data, m.reply === undefined ? undefined : { reply: m.reply });
       } catch (e) {
         m.onError(e as Error);
       }
@@ -45,8 +49,8 @@ export function endOfTurnPublisher(maxBatch: number = DEFAULT_MAX_BATCH): Deferr
     scheduled = false;
     flush();
   };
-  return (nc, subject, data, onError) => {
-    if (pending.push({ nc, subject, data, onError }) >= maxBatch) flush();
+  return (nc, subject, data, onError, reply) => {
+    if (pending.push({ nc, subject, data, onError, reply }) >= maxBatch) flush();
     else if (!scheduled) {
       scheduled = true;
       setImmediate(endOfTurn);

@@ -25,7 +25,7 @@ import {
   type RpcReplyBody,
   PROVISION_AGENT,
 } from "../protocol/index.js";
-import { RpcCancelledError, RpcClosedError, RpcTimeoutError } from "./errors.js";
+import { RpcCancelledError, RpcClosedError, RpcConnectionLostError, RpcNoRespondersError, RpcTimeoutError } from "./errors.js";
 import { endOfTurnPublisher } from "./publish-batch.js";
 
 export interface RpcClientOptions {
@@ -75,6 +75,15 @@ interface Waiter {
   reply: (r: ReplyInfo) => void;
   /** settles the pending call when the client closes, so no caller waits for its timeout */
   close: () => void;
+  /** the broker's 503 no-responders status: nothing is subscribed on the request's subject */
+  absent?: () => void;
+  /** the connection was lost while waiting: the reply will not come */
+  lost?: () => void;
+}
+
+/** A status-only message (no payload) with code 503: what nats-server sends for a request nobody can receive. */
+function isNoResponders(msg: { data: Uint8Array; headers?: { code: number } }): boolean {
+  return msg.data.length === 0 && msg.headers?.code === 503;
 }
 
 export class RpcClient {
@@ -100,7 +109,7 @@ export class RpcClient {
     if (this.protocol === 2 && !o.callerJwt) throw new RangeError("protocol 2 needs the client's JWT (callerJwt): v2 requests must name their caller");
   }
 
-  private encode(agent: string, payload: string, filter: Filter): { requestId: string; bytes: Uint8Array } {
+  private encode(agent: string, payload: string, filter: Filter): { requestId: string; replyTo: string; bytes: Uint8Array } {
     const common = { agent, payload, callerid: this.callerid, senderid: this.identity, collective: this.collective, ttl: this.ttl, filter };
     return this.protocol === 2 ? encodeRequestV2({ ...common, callerJwt: this.o.callerJwt! }) : encodeRequest(common);
   }
@@ -127,6 +136,7 @@ export class RpcClient {
         const id = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
         const waiter = this.waiters.get(id);
         if (!waiter) return; // late reply for a finished request
+        if (isNoResponders(msg)) return waiter.absent?.();
         let decoded: ReplyInfo;
         try {
           decoded = this.decode(msg.data);
@@ -174,14 +184,15 @@ export class RpcClient {
   /**
    * Directed request to one node (provisioning.node.<identity>). Resolves with the RPC reply
    * body as soon as that node replies, whatever its statuscode; the caller decides what a
-   * non-zero status means.
+   * non-zero status means. Rejects with RpcNoRespondersError when the broker says nothing is
+   * subscribed on the node's subject.
    */
   call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data: Record<string, unknown> = {}, o: CallOptions = {}): Promise<RpcReplyBody<T>> {
     this.ensureOpen();
     const timeoutMs = o.timeoutMs ?? 10_000;
     // the closures below keep only the request id: holding the whole encoded request (its
     // document and payload text) for the call's lifetime got it promoted to V8's old generation
-    const { requestId, bytes } = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
+    const { requestId, replyTo, bytes } = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
     return new Promise<RpcReplyBody<T>>((resolve, reject) => {
       if (o.signal?.aborted) return reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
       const finish = (): void => {
@@ -203,6 +214,14 @@ export class RpcClient {
           finish();
           reject(new RpcClosedError());
         },
+        absent: () => {
+          finish();
+          reject(new RpcNoRespondersError(identity, agent, action));
+        },
+        lost: () => {
+          finish();
+          reject(new RpcConnectionLostError(`${agent}#${action} to ${identity}`));
+        },
         reply: (r) => {
         if (r.sender !== identity) {
           this.o.onUnexpectedReply?.(identity, r.sender);
@@ -217,10 +236,12 @@ export class RpcClient {
         }
       },
       });
+      // the NATS reply subject is the Choria reply-to too: a node that is not subscribed costs
+      // one round trip (the broker's 503) instead of a timeout per try
       this.publishSoon(this.nc, nodeSubject(identity, this.collective), bytes, (e) => {
         finish();
         reject(e);
-      });
+      }, replyTo);
     });
   }
 
@@ -260,6 +281,21 @@ export class RpcClient {
       });
       this.nc.publish(broadcastSubject("discovery", this.collective), enc.bytes);
     });
+  }
+
+  /**
+   * The connection came back after a disconnect: replies to requests pending across it were lost
+   * with the old connection, so those calls fail now (callers retry at once) instead of waiting
+   * out their timeouts, which are tens of seconds for the provisioning actions.
+   */
+  reconnected(): number {
+    let n = 0;
+    for (const w of [...this.waiters.values()]) {
+      if (!w.lost) continue;
+      w.lost();
+      n++;
+    }
+    return n;
   }
 
   async close(): Promise<void> {

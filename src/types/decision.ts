@@ -53,6 +53,8 @@ export interface Decision {
   /** target version for outcome "upgrade" */
   upgradeVersion?: string;
   upgradeRepository?: string;
+  /** outcome defer: when to decide the node again, when the policy says (ms) */
+  retryAfterMs?: number;
   actionPolicies: Record<string, string>;
   opaPolicies: Record<string, string>;
   policy: PolicyRef;
@@ -91,8 +93,11 @@ export interface DecisionRecord {
   identity: string;
   /** ISO-8601 */
   time: string;
-  /** refused: the CSR failed the CSR policy; error: a step failed (the node is found again later) */
-  outcome: Outcome | "error" | "refused" | "awaiting_approval";
+  /**
+   * refused: the CSR failed the CSR policy; error: a step failed (the node is tried again);
+   * gone: nothing answers for the node any more (never there, or it left provisioning mode)
+   */
+  outcome: Outcome | "error" | "refused" | "awaiting_approval" | "gone";
   reason: string;
   policy?: PolicyRef;
   /** the rules applied, with their priority and file:line:col as `policy eval --explain` shows them */

@@ -50,6 +50,8 @@ export interface SignedCertificate {
 export interface Signer {
   readonly kind: string;
   sign(req: SignRequest): Promise<SignedCertificate>;
+  /** a cheap request that resolves when the CA answers (CaUnavailableError when it does not), for the circuit breaker */
+  probe?(): Promise<void>;
   close(): Promise<void>;
 }
 

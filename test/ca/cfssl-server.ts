@@ -20,8 +20,9 @@ export interface CfsslServer {
   stop(): Promise<void>;
 }
 
-export async function startCfssl(caCert: string, caKey: string, readyWithinMs = 15_000): Promise<CfsslServer> {
-  const port = await freePort();
+/** `port`: listen there (to start it again where a signer already points), else on a free one */
+export async function startCfssl(caCert: string, caKey: string, readyWithinMs = 15_000, port?: number): Promise<CfsslServer> {
+  port ??= await freePort();
   const child: ChildProcess = spawn("cfssl", ["serve", "-address", "127.0.0.1", "-port", String(port), "-ca", caCert, "-ca-key", caKey], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-4000)));

@@ -57,7 +57,7 @@ test("every kind of node fault ends in the right record, and healthy nodes are p
       if (!rs) return false;
       const last = rs[rs.length - 1];
       // a node whose restart or shutdown reply was dropped left provisioning mode all the same
-      if (last.outcome === "error" && modes.get(id) !== "provisioning") continue;
+      if ((last.outcome === "error" || last.outcome === "gone") && modes.get(id) !== "provisioning") continue;
       if (dying(id)) continue; // one error record is enough
       if (badCsr(id)) {
         if (last.outcome !== "refused" && !["shutdown", "defer"].includes(last.outcome)) return false;
@@ -79,9 +79,9 @@ test("every kind of node fault ends in the right record, and healthy nodes are p
   for (const id of fleet.identities) {
     const rs = m.get(id)!;
     if (dying(id)) {
-      const err = rs.find((r) => r.outcome === "error");
-      // given up after max_timeouts, not after every try: its timeouts plus what a healthy node took
-      if (err) assert.ok(err.durations.total < deadBudgetMs, `a dead node held a worker for ${err.durations.total}ms: more than ${MAX_TIMEOUTS} timeouts of ${PROVISION_TIMEOUT_MS}ms plus the slowest healthy node (${healthyMaxMs}ms)`);
+      // a dead server is no longer subscribed: the broker says so, at once or after the timeouts of a request it had taken
+      const gone = rs.find((r) => r.outcome === "gone" || r.outcome === "error");
+      if (gone) assert.ok(gone.durations.total < deadBudgetMs, `a dead node held a worker for ${gone.durations.total}ms: more than ${MAX_TIMEOUTS} timeouts of ${PROVISION_TIMEOUT_MS}ms plus the slowest healthy node (${healthyMaxMs}ms)`);
       continue;
     }
     if (has(id, "bad_csr") && rs.some((r) => r.outcome === "refused")) {

@@ -43,7 +43,7 @@ process.stdin.on("end", () => {
   try {
     assert.match(d.policies.current().ref.name, /^helper:helper\.mjs$/);
     await d.waitFor((r) => fleetHandled(r, fleet), 60_000, "every node handled by the helper");
-    const latest = latestRecords(d.records.filter((r) => r.outcome !== "error"));
+    const latest = latestRecords(d.records.filter((r) => r.outcome !== "error" && r.outcome !== "gone"));
     const report = fleet.report();
     let configured = 0;
     for (const node of report.nodes) {

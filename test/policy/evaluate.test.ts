@@ -220,3 +220,26 @@ rules:
     assert.equal(plain.fired[0]!.conditions, undefined);
   });
 });
+
+describe("retryAfter on a defer", () => {
+  it("is the deferring rule's time to decide the node again, in ms; it is refused on another outcome", async () => {
+    const ps = await policy(`brokerSets: { eu: [eu1:4222] }
+rules:
+  - name: wait-for-cmdb
+    conditions: ${when("facts.country", "equal", "nl")}
+    then: { outcome: defer, reason: "not in the CMDB yet", retryAfter: 600 }
+`);
+    const d = await ps.evaluate(inventory("n1.example.net", { country: "nl" }));
+    assert.equal(d.outcome, "defer");
+    assert.equal(d.retryAfterMs, 600_000);
+    await assert.rejects(
+      policy(`brokerSets: { eu: [eu1:4222] }
+rules:
+  - name: odd
+    conditions: ${when("facts.country", "equal", "nl")}
+    then: { brokerSet: eu, retryAfter: 60 }
+`),
+      /retryAfter is only used with outcome "defer"/,
+    );
+  });
+});

@@ -23,6 +23,7 @@ const RULES = `
     then:
       outcome: defer
       reason: "{{ identity }} waits for its rack"
+      retryAfter: 2
   - name: retire
     priority: 910
     stop: true
@@ -66,9 +67,9 @@ test("defer leaves a real server in provisioning mode, untouched", { skip: REAL_
   assert.equal(rec!.reason, "defer1.real.example.net waits for its rack");
   assert.equal(readFileSync(join(s.dir, "server.conf"), "utf8"), before, "its configuration is untouched");
   assert.equal(s.exitCode(), undefined, "it is still running");
-  // still answering on the provisioning broker: the next discovery finds it again
+  // still answering on the provisioning broker: decided again when the rule's retryAfter ends
   const n = daemon.records.length;
-  await daemon.waitFor((r) => r.slice(n).some((x) => x.identity === s.identity && x.outcome === "defer"), 30_000, "the deferred node decided again after discovery");
+  await daemon.waitFor((r) => r.slice(n).some((x) => x.identity === s.identity && x.outcome === "defer"), 30_000, "the deferred node decided again after its retryAfter");
 });
 
 test("shutdown makes a real server exit 0", { skip: REAL_SKIP }, async () => {

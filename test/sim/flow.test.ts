@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createCipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, verify, webcrypto } from "node:crypto";
 import type { NatsConnection } from "nats";
-import { connectNats, RpcClient, RpcTimeoutError, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { connectNats, RpcClient, RpcNoRespondersError, RpcTimeoutError, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { startFleet, type Fleet, CONFIG_FILE, LOCKED_ERROR, TOKEN_ERROR, Mode } from "../../src/sim/index.js";
 import { CALLER, LifecycleLog, configData, csrInfo, ev, keyObjectOfPkcs1Pem, signCsr } from "./helpers.js";
 import { makeTestCa, type TestCa } from "../helpers/ca.js";
@@ -124,7 +124,8 @@ describe("sim: provisioning flow", () => {
     assert.equal(r.totals.provisioned, 1);
 
     const absentBefore = r.totals.toAbsentNodes;
-    await assert.rejects(client.call(id, "rpcutil", "ping", {}, { timeoutMs: 300 }), RpcTimeoutError);
+    // a server out of provisioning mode is not subscribed on provisioning.node.<identity>
+    await assert.rejects(client.call(id, "rpcutil", "ping", {}, { timeoutMs: 300 }), RpcNoRespondersError);
     assert.equal(fleet.report().totals.toAbsentNodes, absentBefore + 1);
     const found = await client.discover({ timeoutMs: 2000 });
     assert.ok(!found.includes(id), "a provisioned node no longer answers discovery");

@@ -33,8 +33,8 @@ before(async () => {
   srv = await startNatsServer();
   nc = await connectNats({ servers: srv.url });
   [v2fleet, v1fleet] = await Promise.all([
-    startFleet({ servers: srv.url, nodes: 4, seed: 21, token: TOKEN, restartDelayMs: 30, provisioningJwt: V2_JWT, protocol: 2, domain: "v2.example.net" }),
-    startFleet({ servers: srv.url, nodes: 3, seed: 22, token: TOKEN, restartDelayMs: 30, provisioningJwt: provisioningJwt({}), domain: "v1.example.net" }),
+    startFleet({ servers: srv.url, nodes: 4, seed: 21, token: TOKEN, restartDelayMs: 30, provisioningJwt: V2_JWT, protocol: 2, domain: "v2.example.net", noResponders: false }),
+    startFleet({ servers: srv.url, nodes: 3, seed: 22, token: TOKEN, restartDelayMs: 30, provisioningJwt: provisioningJwt({}), domain: "v1.example.net", noResponders: false }),
   ]);
   v2 = new RpcClient({ nc, identity: "provisioner.example.net", protocol: 2, callerJwt: CLIENT_JWT });
   v1 = new RpcClient({ nc, identity: "provisioner.example.net" });

@@ -10,7 +10,7 @@ import {
   encodeRpcReply,
   nodeSubject,
 } from "../../src/protocol/index.js";
-import { RpcClient, RpcCancelledError, RpcClosedError, RpcTimeoutError, closeNats, connectNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { RpcClient, RpcCancelledError, RpcClosedError, RpcNoRespondersError, RpcTimeoutError, closeNats, connectNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { endOfTurnPublisher } from "../../src/transport/publish-batch.js";
 
 let srv: LocalNatsServer;
@@ -78,12 +78,28 @@ test("broadcast discovery collects every responder and a directed RPC reaches ex
   for (const n of nodes) await closeNats(n.nc);
 });
 
-test("a call to a node that does not answer times out with a typed error and leaves nothing behind", async () => {
+test("a call to a node that is subscribed but does not answer times out with a typed error and leaves nothing behind", async () => {
+  const silent = await responder("mute.example.net", { silent: true });
   const { nc, c } = await client();
-  await assert.rejects(c.call("ghost.example.net", "rpcutil", "inventory", {}, { timeoutMs: 150 }), RpcTimeoutError);
+  await assert.rejects(c.call("mute.example.net", "rpcutil", "inventory", {}, { timeoutMs: 150 }), RpcTimeoutError);
   assert.equal(c.inFlight, 0);
   await c.close();
   await closeNats(nc);
+  await closeNats(silent.nc);
+});
+
+test("a call to a node nobody is subscribed for fails at once with the broker's no-responders status, not a timeout", async () => {
+  const { nc, c } = await client();
+  // the timeout is far beyond the test's own limit: only the broker's 503 can settle the call in time
+  await assert.rejects(c.call("ghost.example.net", "rpcutil", "inventory", {}, { timeoutMs: 600_000 }), RpcNoRespondersError);
+  assert.equal(c.inFlight, 0);
+  // and a node that is there still answers through the same reply subscription
+  const live = await responder("live.example.net");
+  const r = await c.call<{ identity: string }>("live.example.net", "rpcutil", "inventory", {}, { timeoutMs: 5000 });
+  assert.equal(r.data.identity, "live.example.net");
+  await c.close();
+  await closeNats(nc);
+  await closeNats(live.nc);
 });
 
 test("calls can be cancelled, and closing the client settles pending calls", async () => {

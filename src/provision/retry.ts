@@ -1,0 +1,63 @@
+/**
+ * When a node is tried again after its flow ended without a result: a failed node (error) on an
+ * exponential backoff with jitter, first within seconds; a node nothing answers for (gone) a few
+ * times, in case the broker was just coming back; a deferred node held with its own, longer
+ * backoff (or the time the policy asked for), then tried again. None of it waits for discovery.
+ */
+import { backoffMs } from "./steps.js";
+
+export interface RetryPolicy {
+  /** first retry of a failed node after 0.5–1 × baseMs, doubling up to maxMs */
+  baseMs: number;
+  maxMs: number;
+  /** retries of a node nothing answers for before it is left to intake */
+  goneTries: number;
+  /** a deferred node's first hold, doubling up to deferMaxMs */
+  deferBaseMs: number;
+  deferMaxMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 1000, maxMs: 60_000, goneTries: 3, deferBaseMs: 30_000, deferMaxMs: 600_000 };
+
+export type RetryPlan = { retryInMs: number } | { holdMs: number; thenRetry: boolean };
+
+/** Per-node counts of failures and deferrals in a row; forgotten when a node settles. */
+export class RetryBook {
+  private readonly failures = new Map<string, number>();
+  private readonly deferrals = new Map<string, number>();
+
+  constructor(private readonly p: RetryPolicy = DEFAULT_RETRY) {}
+
+  get size(): number {
+    return this.failures.size + this.deferrals.size;
+  }
+
+  /**
+   * What to do with a node whose flow ended in `outcome`; `holdMs` is the flow's own hold (after a
+   * restart or a refusal), `retryAfterMs` a deferring policy's wish.
+   */
+  plan(identity: string, outcome: string, holdMs: number, retryAfterMs?: number): RetryPlan {
+    if (outcome === "defer") {
+      this.failures.delete(identity);
+      const n = this.deferrals.get(identity) ?? 0;
+      this.deferrals.set(identity, n + 1);
+      return { holdMs: retryAfterMs ?? backoffMs(n, { baseMs: this.p.deferBaseMs, maxMs: this.p.deferMaxMs }), thenRetry: true };
+    }
+    if ((outcome === "error" || outcome === "gone") && holdMs === 0) {
+      const n = this.failures.get(identity) ?? 0;
+      if (outcome === "gone" && n >= this.p.goneTries) {
+        this.failures.delete(identity);
+        return { holdMs: 0, thenRetry: false };
+      }
+      this.failures.set(identity, n + 1);
+      return { retryInMs: backoffMs(n, this.p) };
+    }
+    this.forget(identity);
+    return { holdMs, thenRetry: false };
+  }
+
+  forget(identity: string): void {
+    this.failures.delete(identity);
+    this.deferrals.delete(identity);
+  }
+}

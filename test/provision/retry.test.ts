@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DEFAULT_RETRY, RetryBook } from "../../src/provision/retry.js";
+
+test("a failed node is retried within seconds, then on a doubling, capped backoff; success forgets it", () => {
+  const b = new RetryBook(DEFAULT_RETRY);
+  const delays = Array.from({ length: 10 }, () => b.plan("n1", "error", 0));
+  const ms = delays.map((p) => ("retryInMs" in p ? p.retryInMs : NaN));
+  assert.ok(ms[0] >= 500 && ms[0] <= 1000, `first retry after ${ms[0]} ms`);
+  assert.ok(ms[3] >= 4000 && ms[3] <= 8000, `fourth after ${ms[3]} ms`);
+  assert.ok(ms.every((x) => x <= DEFAULT_RETRY.maxMs), "capped");
+  assert.deepEqual(b.plan("n1", "configure", 10_000), { holdMs: 10_000, thenRetry: false });
+  assert.equal(b.size, 0);
+  const again = b.plan("n1", "error", 0);
+  assert.ok("retryInMs" in again && again.retryInMs <= 1000, "the count started over");
+});
+
+test("a node nothing answers for is retried a few times, then left to intake", () => {
+  const b = new RetryBook(DEFAULT_RETRY);
+  const plans = Array.from({ length: DEFAULT_RETRY.goneTries + 1 }, () => b.plan("ghost", "gone", 0));
+  assert.ok(plans.slice(0, -1).every((p) => "retryInMs" in p));
+  assert.deepEqual(plans.at(-1), { holdMs: 0, thenRetry: false });
+  assert.equal(b.size, 0, "nothing kept for a node that is gone");
+});
+
+test("a deferred node is held on its own, longer backoff, or for the time the policy asked, and then tried again", () => {
+  const b = new RetryBook(DEFAULT_RETRY);
+  const holds = Array.from({ length: 8 }, () => b.plan("d1", "defer", 0)).map((p) => ("holdMs" in p && p.thenRetry ? p.holdMs : NaN));
+  assert.ok(holds[0] >= DEFAULT_RETRY.deferBaseMs / 2 && holds[0] <= DEFAULT_RETRY.deferBaseMs, `first hold ${holds[0]} ms`);
+  assert.ok(holds[2] >= holds[0], "it grows");
+  assert.ok(holds.every((h) => h <= DEFAULT_RETRY.deferMaxMs));
+  // in 3 minutes a deferred node is decided at most a handful of times, not every discovery cycle
+  let t = 0;
+  let decisions = 0;
+  const c = new RetryBook(DEFAULT_RETRY);
+  while (t < 180_000) {
+    decisions++;
+    const p = c.plan("d2", "defer", 0);
+    t += "holdMs" in p ? p.holdMs : 0;
+  }
+  assert.ok(decisions <= 4, `${decisions} decisions in 3 minutes`);
+  assert.deepEqual(b.plan("d3", "defer", 0, 5000), { holdMs: 5000, thenRetry: true });
+});
+
+test("a node held after its restart is not retried", () => {
+  const b = new RetryBook(DEFAULT_RETRY);
+  assert.deepEqual(b.plan("r1", "error", 10_000), { holdMs: 10_000, thenRetry: false });
+});
