@@ -176,7 +176,9 @@ export async function inventory(run: NodeRun): Promise<FlowResult | undefined> {
       return finish(run, { outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` }, false, o.holdAfterRefusalMs);
     }
     run.parsedCsr = inspected.parsed;
-    run.inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr, jwt: run.jwtPublic });
+    // the ssldir is the node's word, not the CSR's: policies template key and certificate paths with it
+    const csr = run.gencsr.ssldir ? { ...inspected.csr, ssldir: run.gencsr.ssldir } : inspected.csr;
+    run.inventory = inventoryFromRpcutil(identity, raw, { csr, jwt: run.jwtPublic });
   }
   deps.onInventory?.(identity, raw, run.inventory);
   return undefined;

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
-import { startFleet, type Fleet } from "../../src/sim/index.js";
+import { SSL_DIR, startFleet, type Fleet } from "../../src/sim/index.js";
 import { inventoryFromFile, loadPolicySet } from "../../src/policy/index.js";
 import type { DecisionRecord } from "../../src/types/index.js";
 import { REPO, fleetHandled, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -66,7 +66,10 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   for (const node of report.nodes) {
     const rec = final.get(node.identity)!;
     outcomes[rec.outcome] = (outcomes[rec.outcome] ?? 0) + 1;
-    const expected = await policy.evaluate(inventoryFromFile(join(work, "inventories", `${node.identity}.json`)));
+    const recorded = inventoryFromFile(join(work, "inventories", `${node.identity}.json`));
+    // the node's gencsr reported its ssl directory: policies see it as csr.ssldir
+    assert.equal(recorded.csr?.ssldir, SSL_DIR, `${node.identity}: csr.ssldir`);
+    const expected = await policy.evaluate(recorded);
     assert.equal(rec.outcome, expected.outcome, `${node.identity}: daemon ${rec.outcome}, policy eval ${expected.outcome}`);
     assert.equal(rec.policy?.hash, policy.ref.hash);
     if (rec.outcome === "configure") {
