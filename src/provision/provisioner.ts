@@ -61,7 +61,10 @@ export interface ProvisionerStatus {
   queue: { queued: number; busy: number; held: number; dropped: number };
   busyWorkers: number;
   workers: number;
+  /** nodes per outcome of their latest decision record since start: each node counts once */
   counts: Record<string, number>;
+  /** decision records per outcome since start: a node deferred three times counts three */
+  records: Record<string, number>;
   startedAt: string;
 }
 
@@ -79,6 +82,9 @@ export class Provisioner extends EventEmitter {
   private workers: Promise<void>[] = [];
   private readonly inflight = new Map<string, AbortController>();
   private readonly counts: Record<string, number> = {};
+  private readonly recordCounts: Record<string, number> = {};
+  /** each node's latest outcome, so counts move a node rather than add it again */
+  private readonly latestOutcome = new Map<string, string>();
   private readonly startedAt = new Date().toISOString();
   /** set by HA: false while this instance is a standby */
   private active = true;
@@ -247,7 +253,7 @@ export class Provisioner extends EventEmitter {
         const r = res.record;
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
-        this.counts[r.outcome] = (this.counts[r.outcome] ?? 0) + 1;
+        this.count(r.identity, r.outcome);
         const m = this.d.metrics;
         m.nodeDuration.labels(this.o.site, r.outcome).observe((r.durations.total ?? 0) / 1000);
         if (res.provisioned) m.provisioned.labels(this.o.site).inc();
@@ -295,6 +301,15 @@ export class Provisioner extends EventEmitter {
     } catch (e) {
       this.d.log.error({ identity: r.identity, err: (e as Error).message }, "could not store the node's approval state");
     }
+  }
+
+  private count(identity: string, outcome: string): void {
+    this.recordCounts[outcome] = (this.recordCounts[outcome] ?? 0) + 1;
+    const before = this.latestOutcome.get(identity);
+    if (before === outcome) return;
+    if (before !== undefined) this.counts[before]!--;
+    this.latestOutcome.set(identity, outcome);
+    this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
   }
 
   get isPaused(): boolean {
@@ -354,7 +369,8 @@ export class Provisioner extends EventEmitter {
       queue: { queued: this.queue.size, busy: this.queue.busy, held: this.queue.heldCount, dropped: this.queue.dropped },
       busyWorkers: this.busy,
       workers: this.o.workers,
-      counts: { ...this.counts },
+      counts: Object.fromEntries(Object.entries(this.counts).filter(([, n]) => n > 0)),
+      records: { ...this.recordCounts },
       startedAt: this.startedAt,
     };
   }

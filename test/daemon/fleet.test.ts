@@ -99,6 +99,12 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   const metrics = await (await fetch(`${daemon.admin.url}/metrics`)).text();
   const provisioned = Number(/^choria_provisioner_provisioned\{site="default"\} (\d+)/m.exec(metrics)?.[1]);
   assert.equal(provisioned, outcomes.configure);
-  const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string } };
+  const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string }; counts: Record<string, number>; records: Record<string, number> };
   assert.equal(status.policy.hash, policy.ref.hash);
+  // counts are nodes (each by its latest outcome), records are decision records
+  const byLatest: Record<string, number> = {};
+  for (const r of latest(daemon.records).values()) byLatest[r.outcome] = (byLatest[r.outcome] ?? 0) + 1;
+  assert.deepEqual(status.counts, byLatest);
+  assert.equal(Object.values(status.counts).reduce((a, b) => a + b, 0), latest(daemon.records).size);
+  assert.equal(Object.values(status.records).reduce((a, b) => a + b, 0), daemon.records.length);
 });

@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { checkPolicies, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
+import { checkPolicySets, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
 import { renderDecision } from "../../policy/render.js";
 import { locatePolicyTests, NoPolicyTestsError, runPolicyTests, type TestRun, type UpdateMode } from "../../policy/testing.js";
 import { reportJson, reportJunit, reportTap, reportText } from "../../policy/report.js";
@@ -112,7 +112,9 @@ export function register(program: Command): void {
     .description("validate every policy and rule set; prints file:line:col: rule: message per problem")
     .action((o: DirOptions) => {
       requirePoliciesDir(o.policies);
-      const problems = checkPolicies({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}) });
+      const { problems, policies } = checkPolicySets({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}) });
+      // what would be in force: the same name, version and hash as /status and policy_info show
+      for (const p of policies) process.stdout.write(`policy ${p.name} ${p.version} ${p.hash} (${p.rules} rule${p.rules === 1 ? "" : "s"}, ${p.file})\n`);
       for (const p of problems) process.stdout.write(formatProblem(p) + "\n");
       if (problems.length) {
         process.stderr.write(`${problems.length} problem${problems.length === 1 ? "" : "s"}\n`);
