@@ -3,11 +3,11 @@
  * with one loaded policy set, and `policy compare` checks the decisions an audit log recorded
  * (a helper's, or an older policy's) against what the current policy decides for the same nodes.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Decision, DecisionRecord, Inventory, PolicyRef } from "../types/index.js";
 import type { KeyChange } from "./diff.js";
-import { inventoryFromFile, InventoryFileError } from "./inventory-file.js";
+import { inventoryFromFile, InventoryFileError, readInputFile } from "./inventory-file.js";
 import type { PolicySet } from "./index.js";
 
 export interface InventoryEntry {
@@ -39,13 +39,7 @@ export function readInventoryDir(dir: string): InventoryEntry[] {
 
 /** the decisions the audit log holds, the latest per node; error and refused records decide nothing */
 export function auditDecisions(file: string): Map<string, DecisionRecord> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InventoryFileError(code === "ENOENT" ? `${file}: file not found` : `${file}: cannot read: ${(e as Error).message}`);
-  }
+  const text = readInputFile(file);
   const out = new Map<string, DecisionRecord>();
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
