@@ -94,7 +94,7 @@ async function environment(): Promise<NodeJS.ProcessEnv> {
   chmodSync(bin, 0o755);
   // an audit log of the fixture nodes as a helper might have decided them: the policy's own
   // decisions, with one node's loglevel changed so `policy compare` has a difference to show
-  const inventories = join(ROOT, "test/fixtures/inventories");
+  const inventories = join(ROOT, "inventories");
   const set = await loadPolicySet({ policiesDir: join(ROOT, "policies"), rulesDir: join(ROOT, "rules"), policy: "fleet" });
   const records: DecisionRecord[] = [];
   for (const e of readInventoryDir(inventories)) {

@@ -12,7 +12,7 @@ import { loadPolicySet } from "../../src/policy/index.js";
 import { redactConfiguration } from "../../src/provision/redact.js";
 import type { Decision, DecisionRecord } from "../../src/types/index.js";
 
-const FIXTURES = "test/fixtures/inventories";
+const FIXTURES = "inventories";
 
 function cli(...args: string[]) {
   return spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "policy", ...args], { encoding: "utf8" });
