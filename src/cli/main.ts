@@ -11,6 +11,12 @@ program
 
 registerCommands(program);
 
+// `policy eval --inventories dir | head`: a reader that stops early is not an error
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error & { exitCode?: number };
   process.stderr.write(`choria-provisioner: ${e?.message ?? String(err)}\n`);

@@ -4,7 +4,7 @@
  * settings with secrets from the environment. Secrets are resolved here and never logged.
  */
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from "yaml";
 import { parseDuration } from "./duration.js";
@@ -165,6 +165,8 @@ export interface Settings {
   helper?: string;
   helperArgs: string[];
   helperTimeoutMs: number;
+  /** helper programs running at once; workers beyond it wait */
+  helperConcurrency: number;
   leaderElection: boolean;
   activeActive: boolean;
   ha: { apiPrefix?: string; electionTtlMs?: number; standDownMs?: number; claimTtlMs?: number; replicas?: number };
@@ -260,6 +262,8 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     helper: d.helper,
     helperArgs: d.helper_args ?? [],
     helperTimeoutMs: parseDuration(d.helper_timeout),
+    // one helper per core (no schema default: it depends on the host): each is a forked process, often an interpreter
+    helperConcurrency: d.helper_concurrency ?? availableParallelism(),
     leaderElection: d.leader_election,
     activeActive: d.active_active,
     // no defaults here: a bucket that exists keeps its own settings, and ha/ knows the reference's

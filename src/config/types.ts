@@ -42,6 +42,7 @@ export interface ConfigFile {
   helper?: string;
   helper_args?: string[];
   helper_timeout?: Duration;
+  helper_concurrency?: number;
   leader_election?: boolean;
   active_active?: boolean;
   ha?: { api_prefix?: string; election_ttl?: Duration; stand_down?: Duration; claim_ttl?: Duration; replicas?: number };

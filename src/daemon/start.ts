@@ -55,13 +55,22 @@ export interface DaemonOverrides {
 }
 
 /** Legacy mode: the reference's helper program decides, counted in the reference's helper metrics. */
-export function helperDeciderFor(s: Settings, metrics: Metrics): Decider {
+export function helperDeciderFor(s: Settings, metrics: Metrics, log?: Logger): Decider {
   return helperDecider(
-    { command: s.helper!, args: s.helperArgs, timeoutMs: s.helperTimeoutMs },
+    { command: s.helper!, args: s.helperArgs, timeoutMs: s.helperTimeoutMs, concurrency: s.helperConcurrency },
     {
       time: (seconds) => metrics.helperTime.labels(s.site).observe(seconds),
       shutdownRequested: () => metrics.helperShutdownRequests.labels(s.site).inc(),
-      failed: () => metrics.helperErrors.labels(s.site).inc(),
+      failed: (identity, error) => {
+        metrics.helperErrors.labels(s.site).inc();
+        // a failing helper defers every node it sees: worth a warning, unlike a policy's defer
+        log?.warn({ identity, helper: s.helper }, `helper failed, node deferred: ${error}`);
+      },
+      changed: (ref) => {
+        metrics.policyInfo.reset();
+        metrics.policyInfo.labels(s.site, ref.name, ref.version, ref.hash).set(1);
+        log?.info({ policy: ref.name, version: ref.version, hash: ref.hash }, "helper changed on disk");
+      },
     },
   );
 }
@@ -94,7 +103,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   const clientJwt = s.protocol === 2 ? readSecretFile(s.clientJwtFile!, "client_jwt").trim() : undefined;
 
   const load = s.helper
-    ? async () => helperDeciderFor(s, metrics)
+    ? async () => helperDeciderFor(s, metrics, log)
     : async () => {
         const set = await loadPolicySet({ policiesDir: s.policiesDir, rulesDir: existsSync(rulesDir) ? rulesDir : undefined, policy: s.policy });
         if (s.testOnReload) await requirePassingTests(s.policiesDir, s.testsDir, existsSync(rulesDir) ? rulesDir : undefined);

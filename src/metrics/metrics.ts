@@ -127,5 +127,9 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     signerUp: gauge("choria_provisioner_signer_up", "1 while the signer answers, 0 while its circuit breaker is open", s),
   };
   m.paused.labels(site).set(0);
+  // every counter exists at 0 from start-up: an alert on rate(x[15m]) == 0 needs a series to fire
+  // on a daemon that has done nothing yet (an absent series makes the rate absent, not 0)
+  for (const c of [m.discovered, m.eventDiscovered, m.discoverCycles, m.discoveryErrors, m.provisionErrors, m.provisioned, m.helperErrors, m.helperShutdownRequests, m.registrationDiscovered, m.invalidReplies, m.lockContention, m.natsReconnects, m.auditErrors]) c.labels(site).inc(0);
+  for (const result of ["ok", "error"]) m.policyReloads.labels(site, result).inc(0);
   return m;
 }

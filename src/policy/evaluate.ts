@@ -1,7 +1,7 @@
 import type { RuleResult } from "json-rules-engine";
 import { deferDecision, type Decision, type Inventory } from "../types/index.js";
 import { traceCondition, toFiredRule, type Explanation, type RuleTrace } from "./explain.js";
-import { mergeRules } from "./merge.js";
+import { configurationOrigins, mergeRules } from "./merge.js";
 import { DEFAULT_VALIDITY_DAYS, type CompiledPolicy, type CompiledRule } from "./model.js";
 import { EnginePool } from "./pool.js";
 import { engineRules, ValueTable } from "./engine-rules.js";
@@ -80,7 +80,7 @@ export class Evaluator {
         if (stopped.has(rule.name)) t.note = `stopped by rule ${merged.stoppedBy!.name}`;
         return t;
       });
-      return { decision, rules };
+      return { decision, rules, origins: configurationOrigins(this.policy, merged.applied, decision.configuration) };
     } catch (e) {
       return { decision: this.defer(`policy evaluation failed: ${(e as Error)?.message ?? String(e)}`), rules: [] };
     }

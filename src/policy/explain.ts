@@ -22,6 +22,8 @@ export interface RuleTrace {
 export interface Explanation {
   decision: Decision;
   rules: RuleTrace[];
+  /** configuration key -> where its value came from: "rule x (file:line:col)", "policy defaults (file:line:col)", ... */
+  origins?: Record<string, string>;
 }
 
 /** the condition part of a json-rules-engine RuleResult, loosely typed: its shape mirrors ours */
@@ -111,6 +113,12 @@ export function renderExplanation(e: Explanation): string {
     const status = r.applied ? "APPLIED" : r.matched ? "MATCHED, NOT APPLIED" : "no match";
     lines.push(ruleHeading(r, status, r.note));
     renderCondition(r.conditions, "    ", lines);
+  }
+  const origins = Object.entries(e.origins ?? {});
+  if (origins.length) {
+    lines.push("", "configuration values from:");
+    const w = Math.max(...origins.map(([k]) => k.length));
+    for (const [k, from] of origins) lines.push(`  ${k.padEnd(w)}  ${from}`);
   }
   return lines.join("\n");
 }

@@ -54,3 +54,16 @@ export async function loadPolicySet(opts: LoadOptions): Promise<PolicySet> {
 export function checkPolicies(opts: Omit<LoadOptions, "policy">): import("./errors.js").PolicyProblem[] {
   return loadPolicies(opts).problems;
 }
+
+export interface PolicySummary extends PolicyRef {
+  /** rules of the whole set: the policy's own and those of the rule sets it includes */
+  rules: number;
+  file: string;
+}
+
+/** `policy check`: every problem, and what was loaded (name, version, hash, rule count per policy) */
+export function checkPolicySets(opts: Omit<LoadOptions, "policy">): { problems: import("./errors.js").PolicyProblem[]; policies: PolicySummary[] } {
+  const { policies, problems } = loadPolicies(opts);
+  const summaries = [...policies.values()].map((p) => ({ name: p.name, version: p.version, hash: p.hash, rules: p.rules.length, file: p.files[0] ?? "" }));
+  return { problems, policies: summaries.sort((a, b) => a.name.localeCompare(b.name)) };
+}

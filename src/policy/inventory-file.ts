@@ -14,15 +14,17 @@ export class InventoryFileError extends Error {}
  *  - the legacy helper input ({identity, inventory: "<json string>", jwt}), to help migrations.
  */
 export function inventoryFromFile(path: string, identity?: string): Inventory {
-  let text: string;
+  return inventoryFromJson(parseJson(readInputFile(path), path), path, identity);
+}
+
+/** a file the user named (an inventory, an audit log): a missing or unreadable one is an InventoryFileError naming it */
+export function readInputFile(path: string): string {
   try {
-    text = readFileSync(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new InventoryFileError(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read: ${(e as Error).message}`);
   }
-  const data = parseJson(text, path);
-  return inventoryFromJson(data, path, identity);
 }
 
 export function inventoryFromJson(data: unknown, path: string, identity?: string): Inventory {

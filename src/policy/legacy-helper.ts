@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { childEnv } from "../types/child-env.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Decision, PolicyRef, ServerClaims } from "../types/index.js";
 
@@ -45,13 +46,25 @@ export class LegacyHelperError extends Error {
   }
 }
 
+/** The helper as a policy reference: its file's SHA-256 (or, for a command on PATH, of its name). */
 export function helperRef(command: string): PolicyRef {
-  let hash = "";
+  let content: Buffer | string = command;
   try {
-    hash = "sha256:" + createHash("sha256").update(readFileSync(command)).digest("hex");
+    content = readFileSync(command);
   } catch {
-    hash = "sha256:" + createHash("sha256").update(command).digest("hex");
+    // not a readable file (a name found on PATH): its name stands in
   }
+  return refFromContent(command, content);
+}
+
+/** helperRef without blocking the event loop: taken for every node, so an edited helper shows at once */
+export async function helperRefNow(command: string): Promise<PolicyRef> {
+  const content = await readFile(command).catch(() => command);
+  return refFromContent(command, content);
+}
+
+function refFromContent(command: string, content: Buffer | string): PolicyRef {
+  const hash = "sha256:" + createHash("sha256").update(content).digest("hex");
   return { name: `helper:${basename(command)}`, version: hash.slice(7, 19), hash };
 }
 

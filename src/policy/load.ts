@@ -150,6 +150,13 @@ function compilePolicy(p: Parsed<PolicyDoc>, ruleSets: Map<string, Parsed<RuleSe
   const defaults = compileThen(ctx, ["defaults"], doc.defaults, (path, msg, key) => problems.push(p.src.problem(path, msg, undefined, { key })));
   checkConflicts(rules, problems);
   if (problems.length !== before) return undefined;
+  const defaultSources: Record<string, string> = {};
+  const at = (path: Array<string | number>) => {
+    const { line, col } = p.src.pos(path, { key: true });
+    return `${p.src.file}:${line}:${col}`;
+  };
+  for (const [k] of defaults.configuration) defaultSources[k] = at(["defaults", "configuration", k]);
+  if (defaults.brokerSet !== undefined) defaultSources.brokerSet = at(["defaults", "brokerSet"]);
   return {
     name: doc.metadata.name,
     version: doc.metadata.version,
@@ -158,6 +165,7 @@ function compilePolicy(p: Parsed<PolicyDoc>, ruleSets: Map<string, Parsed<RuleSe
     vars,
     brokerSets,
     defaults,
+    defaultSources,
     rules,
     roots: [...roots].sort(),
   };

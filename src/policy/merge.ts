@@ -108,6 +108,28 @@ export function mergeRules(policy: CompiledPolicy, fired: CompiledRule[], ctx: R
   }
 }
 
+/** the keys the merge sets itself, after every layer */
+const BUILT_IN_KEYS = ["plugin.choria.server.provision", "identity", "plugin.choria.middleware_hosts"];
+
+/**
+ * Where each configuration value of a decision came from: a rule (name and file:line:col), the
+ * policy's `defaults` (file:line:col of the key) or the merge itself. Only for explanations:
+ * mergeRules does not track it, so evaluation stays as fast as before.
+ */
+export function configurationOrigins(policy: CompiledPolicy, applied: CompiledRule[], configuration: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(configuration)) {
+    if (BUILT_IN_KEYS.includes(k)) {
+      out[k] = k === "plugin.choria.middleware_hosts" ? "the broker set (always set)" : "built in (always set)";
+      continue;
+    }
+    const rule = applied.find((r) => r.then.configuration.some(([key]) => key === k));
+    if (rule) out[k] = `rule ${rule.name} (${rule.source})`;
+    else if (policy.defaultSources[k]) out[k] = `policy defaults (${policy.defaultSources[k]})`;
+  }
+  return out;
+}
+
 /*
  * Helpers at module level rather than closures in mergeRules, and layer names built only for
  * messages: this runs once per evaluated node, and under tsx every named closure also costs a

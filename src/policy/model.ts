@@ -133,6 +133,8 @@ export interface CompiledPolicy {
   vars: Record<string, string>;
   brokerSets: Record<string, string[]>;
   defaults: CompiledThen;
+  /** file:line:col of each key under `defaults` (configuration keys by name, plus "brokerSet"), for explanations */
+  defaultSources: Record<string, string>;
   rules: CompiledRule[];
   /** fact roots any condition reads; only these are handed to the engine */
   roots: string[];

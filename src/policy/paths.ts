@@ -19,7 +19,7 @@ export const FACT_ROOTS: Readonly<Record<string, RootShape>> = {
   machines: "array",
   facts: "any",
   jwt: "any",
-  csr: ["cn", "sans", "keyType", "keyBits", "curve"],
+  csr: ["cn", "sans", "keyType", "keyBits", "curve", "ssldir"],
 };
 
 /** roots that are only valid inside templates */

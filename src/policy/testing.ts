@@ -183,7 +183,7 @@ export async function runPolicyTests(opts: TestOptions): Promise<TestRun> {
         continue;
       }
       const trace = await ps.explain(inv);
-      const failures = compare(c.expect, trace.decision);
+      const failures = compare(c.expect, trace.decision, trace.origins);
       const result: CaseResult = {
         file: src.file,
         suite: doc.metadata.name,
@@ -226,21 +226,23 @@ function buildInventory(c: CaseDoc, base: string): Inventory {
 }
 
 /** one message per mismatch, naming the key */
-export function compare(e: Expectation, d: Decision): string[] {
+export function compare(e: Expectation, d: Decision, origins: Record<string, string> = {}): string[] {
   const f: string[] = [];
   const q = (v: unknown) => JSON.stringify(v);
+  // a wrong value names where it came from: a rule, or the policy defaults at file:line:col
+  const from = (k: string) => (origins[k] ? ` (from ${origins[k]})` : "");
   if (e.outcome !== undefined && e.outcome !== d.outcome) f.push(`outcome: expected ${e.outcome}, got ${d.outcome} (${d.reason})`);
   if (e.reason !== undefined && !d.reason.includes(e.reason)) f.push(`reason: expected to contain ${q(e.reason)}, got ${q(d.reason)}`);
   if (e.brokerSet !== undefined && e.brokerSet !== d.brokerSet) f.push(`brokerSet: expected ${e.brokerSet}, got ${d.brokerSet ?? "none"}`);
   if (e.brokers !== undefined && q(e.brokers) !== q(d.brokers)) f.push(`brokers: expected ${q(e.brokers)}, got ${q(d.brokers)}`);
   for (const [k, v] of Object.entries(e.configuration ?? {})) {
     if (!(k in d.configuration)) f.push(`configuration.${k}: expected ${q(v)}, not set`);
-    else if (d.configuration[k] !== v) f.push(`configuration.${k}: expected ${q(v)}, got ${q(d.configuration[k])}`);
+    else if (d.configuration[k] !== v) f.push(`configuration.${k}: expected ${q(v)}, got ${q(d.configuration[k])}${from(k)}`);
   }
   if (e.configurationMatch === "exact" && e.configuration) {
-    for (const k of Object.keys(d.configuration)) if (!(k in e.configuration)) f.push(`configuration.${k}: not expected, got ${q(d.configuration[k])}`);
+    for (const k of Object.keys(d.configuration)) if (!(k in e.configuration)) f.push(`configuration.${k}: not expected, got ${q(d.configuration[k])}${from(k)}`);
   }
-  for (const k of e.absentConfiguration ?? []) if (k in d.configuration) f.push(`configuration.${k}: expected absent, got ${q(d.configuration[k])}`);
+  for (const k of e.absentConfiguration ?? []) if (k in d.configuration) f.push(`configuration.${k}: expected absent, got ${q(d.configuration[k])}${from(k)}`);
   if (e.sans !== undefined && q([...e.sans].sort()) !== q([...d.certificate.sans].sort())) f.push(`certificate.sans: expected ${q(e.sans)}, got ${q(d.certificate.sans)}`);
   if (e.validityDays !== undefined && e.validityDays !== d.certificate.validityDays) f.push(`certificate.validityDays: expected ${e.validityDays}, got ${d.certificate.validityDays}`);
   if (e.upgradeVersion !== undefined && e.upgradeVersion !== d.upgradeVersion) f.push(`upgradeVersion: expected ${e.upgradeVersion}, got ${d.upgradeVersion ?? "none"}`);

@@ -7,6 +7,8 @@ import type { DecisionRecord } from "../types/index.js";
 export interface FleetView {
   identities: string[];
   report(): { nodes: Array<{ identity: string; mode: string }> };
+  /** the node's faults mean it never answers anything (a simulated fleet knows this up front) */
+  neverAnswers?(identity: string): boolean;
 }
 
 export function latestRecords(records: DecisionRecord[]): Map<string, DecisionRecord> {
@@ -20,16 +22,18 @@ const FINAL = new Set(["configure", "shutdown", "defer", "refused"]);
 /**
  * Every node of the fleet has a final record (configure, shutdown, defer, refused), or its
  * last record is an error from a step whose reply was lost, or `gone`, while the node did leave
- * provisioning mode all the same (an unanswered restart or shutdown).
+ * provisioning mode all the same (an unanswered restart or shutdown), or the fleet says the
+ * node never answers (it may have no record at all: it drops discovery replies too).
  */
 export function fleetHandled(records: DecisionRecord[] | Map<string, DecisionRecord>, fleet: FleetView, final: Set<string> = FINAL): boolean {
   const m = records instanceof Map ? records : latestRecords(records);
-  if (m.size < fleet.identities.length) return false;
+  if (m.size < fleet.identities.length && !fleet.neverAnswers) return false;
   let modes: Map<string, string> | undefined;
   for (const id of fleet.identities) {
     const r = m.get(id);
+    if (r && final.has(r.outcome)) continue;
+    if (fleet.neverAnswers?.(id)) continue;
     if (!r) return false;
-    if (final.has(r.outcome)) continue;
     modes ??= new Map(fleet.report().nodes.map((n) => [n.identity, n.mode]));
     if ((r.outcome === "error" || r.outcome === "gone") && modes.get(id) !== "provisioning") continue;
     return false;

@@ -190,10 +190,24 @@ export async function inventory(run: NodeRun): Promise<FlowResult | undefined> {
       return finish(run, { outcome: "refused", reason: `CSR refused (${inspected.code}): ${inspected.reason}` }, false, o.holdAfterRefusalMs);
     }
     run.parsedCsr = inspected.parsed;
-    run.inventory = inventoryFromRpcutil(identity, raw, { csr: inspected.csr, jwt: run.jwtPublic });
+    // the ssldir is the node's word, not the CSR's: policies template key and certificate paths with it
+    const csr = run.gencsr.ssldir ? { ...inspected.csr, ssldir: run.gencsr.ssldir } : inspected.csr;
+    run.inventory = inventoryFromRpcutil(identity, raw, { csr, jwt: run.jwtPublic });
   }
   deps.onInventory?.(identity, raw, run.inventory);
   return undefined;
+}
+
+/**
+ * Why a configure decision cannot be sent as it is, naming the key at fault (a helper's
+ * configuration is the usual source), or undefined when it can.
+ */
+export function unconfigurable(d: Pick<Decision, "brokers" | "configuration">): string | undefined {
+  const missing: string[] = [];
+  if (d.brokers.length === 0) missing.push("no brokers: plugin.choria.middleware_hosts is empty or missing");
+  const provision = d.configuration["plugin.choria.server.provision"];
+  if (provision !== "false") missing.push(`plugin.choria.server.provision is ${provision === undefined ? "missing" : JSON.stringify(provision)}, it must be "false"`);
+  return missing.length ? `not configuring: ${missing.join("; ")}` : undefined;
 }
 
 /** the policy (or the legacy helper) decides; defer, shutdown and upgrade end the flow here */
@@ -231,10 +245,9 @@ export async function decide(run: NodeRun): Promise<FlowResult | undefined> {
       break;
   }
 
-  if (decision.brokers.length === 0 || decision.configuration["plugin.choria.server.provision"] !== "false") {
-    // the policy engine guarantees both; refuse rather than strand a node without brokers
-    return finish(run, { outcome: "defer", reason: "decision has no brokers or does not disable provisioning; not configuring" });
-  }
+  // the policy engine guarantees both; refuse rather than strand a node without brokers
+  const unsafe = unconfigurable(decision);
+  if (unsafe) return finish(run, { outcome: "defer", reason: unsafe });
   return undefined;
 }
 

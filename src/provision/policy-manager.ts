@@ -81,6 +81,8 @@ export class PolicyManager extends EventEmitter {
       this.reloads++;
       const s: ReloadStatus = { ok: true, at, ref: d.ref };
       this.lastReload = s;
+      // /status shows the last error only while it is the latest word on the policies
+      this.lastError = undefined;
       this.hooks.reloaded(d.ref);
       this.emit("reload", s);
       return s;

@@ -77,7 +77,10 @@ export interface ProvisionerStatus {
   signer?: { kind: string; up: boolean };
   busyWorkers: number;
   workers: number;
+  /** nodes per outcome of their latest decision record since start: each node counts once */
   counts: Record<string, number>;
+  /** decision records per outcome since start: a node deferred three times counts three */
+  records: Record<string, number>;
   startedAt: string;
 }
 
@@ -102,6 +105,9 @@ export class Provisioner extends EventEmitter {
   /** nodes in flight that announced a new process: started again as soon as their flow stops */
   private readonly restarted = new Set<string>();
   private readonly counts: Record<string, number> = {};
+  private readonly recordCounts: Record<string, number> = {};
+  /** each node's latest outcome, so counts move a node rather than add it again */
+  private readonly latestOutcome = new Map<string, string>();
   private readonly startedAt = new Date().toISOString();
   /** set by HA: false while this instance is a standby */
   private active = true;
@@ -307,7 +313,7 @@ export class Provisioner extends EventEmitter {
         if (again) Object.assign(r, { outcome: "error", reason: `the node restarted mid-flow (new startup event); starting it again (${r.reason})` });
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
-        this.counts[r.outcome] = (this.counts[r.outcome] ?? 0) + 1;
+        this.count(r.identity, r.outcome);
         const m = this.d.metrics;
         m.nodeDuration.labels(this.o.site, r.outcome).observe((r.durations.total ?? 0) / 1000);
         if (res.provisioned) m.provisioned.labels(this.o.site).inc();
@@ -387,6 +393,15 @@ export class Provisioner extends EventEmitter {
     return n;
   }
 
+  private count(identity: string, outcome: string): void {
+    this.recordCounts[outcome] = (this.recordCounts[outcome] ?? 0) + 1;
+    const before = this.latestOutcome.get(identity);
+    if (before === outcome) return;
+    if (before !== undefined) this.counts[before]!--;
+    this.latestOutcome.set(identity, outcome);
+    this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
+  }
+
   get isPaused(): boolean {
     return this.paused;
   }
@@ -445,7 +460,8 @@ export class Provisioner extends EventEmitter {
       signer: this.d.signer ? { kind: this.d.signer.kind, up: this.breaker?.up ?? true } : undefined,
       busyWorkers: this.busy,
       workers: this.o.workers,
-      counts: { ...this.counts },
+      counts: Object.fromEntries(Object.entries(this.counts).filter(([, n]) => n > 0)),
+      records: { ...this.recordCounts },
       startedAt: this.startedAt,
     };
   }

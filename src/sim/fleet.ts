@@ -83,6 +83,8 @@ export interface FleetOptions {
 export interface Fleet {
   identities: string[];
   faultsOf(identity: string): Set<string>;
+  /** true for a node that drops every reply (drop with drop_probability 1): no provisioner can ever reach it */
+  neverAnswers(identity: string): boolean;
   report(): FleetReport;
   /** "configured", "restarted" (left provisioning mode), "shutdown", "died", "startup" with the identity; "request" and "reply" with the identity and "agent#action"; "violation" with {identity, kind, detail}; "update" on any change */
   events: EventEmitter;
@@ -254,6 +256,10 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       const n = byIdentity.get(identity);
       if (!n) throw new Error(`no simulated node ${identity}`);
       return faultSet(n.faults);
+    },
+    neverAnswers: (identity) => {
+      const n = byIdentity.get(identity);
+      return n !== undefined && hasFault(n.faults, "drop") && (faults.dropProbability ?? 1) >= 1;
     },
     report: () => stats.report(),
     events: stats.events,

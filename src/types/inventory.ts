@@ -15,6 +15,11 @@ export interface CsrSummary {
   keyBits: number;
   /** named curve for ECDSA keys, e.g. "P-256" */
   curve?: string;
+  /**
+   * the ssl directory the node's gencsr reported, where it keeps the key it made: a go-choria
+   * server reports <config dir>/ssl (e.g. /etc/choria/ssl). Not part of the CSR itself.
+   */
+  ssldir?: string;
 }
 
 export interface MachineInfo {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
-import { startFleet, type Fleet } from "../../src/sim/index.js";
+import { SSL_DIR, startFleet, type Fleet } from "../../src/sim/index.js";
 import { inventoryFromFile, loadPolicySet } from "../../src/policy/index.js";
 import type { DecisionRecord } from "../../src/types/index.js";
 import { REPO, fleetHandled, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -66,7 +66,10 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   for (const node of report.nodes) {
     const rec = final.get(node.identity)!;
     outcomes[rec.outcome] = (outcomes[rec.outcome] ?? 0) + 1;
-    const expected = await policy.evaluate(inventoryFromFile(join(work, "inventories", `${node.identity}.json`)));
+    const recorded = inventoryFromFile(join(work, "inventories", `${node.identity}.json`));
+    // the node's gencsr reported its ssl directory: policies see it as csr.ssldir
+    assert.equal(recorded.csr?.ssldir, SSL_DIR, `${node.identity}: csr.ssldir`);
+    const expected = await policy.evaluate(recorded);
     assert.equal(rec.outcome, expected.outcome, `${node.identity}: daemon ${rec.outcome}, policy eval ${expected.outcome}`);
     assert.equal(rec.policy?.hash, policy.ref.hash);
     if (rec.outcome === "configure") {
@@ -96,6 +99,12 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   const metrics = await (await fetch(`${daemon.admin.url}/metrics`)).text();
   const provisioned = Number(/^choria_provisioner_provisioned\{site="default"\} (\d+)/m.exec(metrics)?.[1]);
   assert.equal(provisioned, outcomes.configure);
-  const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string } };
+  const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string }; counts: Record<string, number>; records: Record<string, number> };
   assert.equal(status.policy.hash, policy.ref.hash);
+  // counts are nodes (each by its latest outcome), records are decision records
+  const byLatest: Record<string, number> = {};
+  for (const r of latest(daemon.records).values()) byLatest[r.outcome] = (byLatest[r.outcome] ?? 0) + 1;
+  assert.deepEqual(status.counts, byLatest);
+  assert.equal(Object.values(status.counts).reduce((a, b) => a + b, 0), latest(daemon.records).size);
+  assert.equal(Object.values(status.records).reduce((a, b) => a + b, 0), daemon.records.length);
 });

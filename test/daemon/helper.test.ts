@@ -39,7 +39,8 @@ process.stdin.on("end", () => {
   chmodSync(helper, 0o755);
   const srv = await startNatsServer();
   const fleet = await startFleet({ servers: srv.url, nodes: 120, seed: 4, restartDelayMs: 50 });
-  const d = await startTestDaemon(srv.url, { helper, ca: { dir: await makeBuiltinCa() }, workers: 20 }, {}, { CHORIA_PROVISIONER_TOKEN: "tok-s3cret" });
+  // the helper's interface is under test here, not its limit (test/policy/helper-decider.test.ts): one helper per worker
+  const d = await startTestDaemon(srv.url, { helper, ca: { dir: await makeBuiltinCa() }, workers: 20, helper_concurrency: 20 }, {}, { CHORIA_PROVISIONER_TOKEN: "tok-s3cret" });
   try {
     assert.match(d.policies.current().ref.name, /^helper:helper\.mjs$/);
     await d.waitFor((r) => fleetHandled(r, fleet), 60_000, "every node handled by the helper");

@@ -56,6 +56,11 @@ test("policies are hot reloaded mid-run: valid changes swap atomically, invalid 
     // every node was decided by exactly one version, and got that version's configuration
     writeFileSync(policyFile, original.replace('version: "2024.06.1"', 'version: "2024.06.2"').replace("        loglevel: warn", "        loglevel: error"));
     const versions = { "2024.06.1": v1, "2024.06.2": await loadPolicySet({ policiesDir: join(dir, "policies"), rulesDir: join(dir, "rules") }) };
+    // a good reload after the bad one: /status no longer reports the old error
+    assert.equal((await d.reload()).ok, true);
+    const healed = (await (await fetch(`${d.admin.url}/status`)).json()) as { lastReloadError?: unknown; lastReload: { ok: boolean } };
+    assert.equal(healed.lastReload.ok, true);
+    assert.equal(healed.lastReloadError, undefined, "lastReloadError cleared by a good reload");
     const report = fleet.report();
     const byVersion: Record<string, number> = {};
     for (const r of latestRecords(d.records).values()) {

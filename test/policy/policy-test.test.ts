@@ -58,7 +58,8 @@ describe("policy test", () => {
     const run = await runPolicyTests({ dir: d.policiesDir, policiesDir: d.policiesDir, coverage: true });
     const nl = run.results.find((r) => r.name === "recorded nl node")!;
     assert.equal(nl.passed, false);
-    assert.deepEqual(nl.failures, ["brokerSet: expected us, got eu", 'configuration.loglevel: expected "debug", got "info"', "fired: expected us to fire, did not"]);
+    // a wrong value names the rule (or policy default) it came from
+    assert.deepEqual(nl.failures, ["brokerSet: expected us, got eu", `configuration.loglevel: expected "debug", got "info" (from rule nl (${d.policiesDir}/p.yaml:8:5))`, "fired: expected us to fire, did not"]);
     assert.match(nl.explanation!, /rule us \[priority 50\].*did not match\n.*\n +✗ facts\.country equal "us": saw "nl"/);
     assert.equal(run.results.find((r) => r.name === "inline us node")!.passed, true);
     assert.deepEqual(run.coverage!.rules.missing.map((m) => m.replace(/ \(.*/, "")), ["p: never"]);

@@ -129,14 +129,17 @@ export function register(program: Command): void {
           else if (final || Math.round(secs) % 5 === 0) process.stderr.write(line + "\n");
         };
         ticker = setInterval(() => render(), tty ? 250 : 1000);
+        // nodes with a drop fault of probability 1 never answer, not even discovery: settled from the start
+        const unreachable = fl.identities.filter((id) => fl.neverAnswers(id)).length;
+        const reachable = nodes - unreachable;
         const done = new Promise<boolean>((resolveDone) => {
           const timer = setTimeout(() => resolveDone(false), timeoutMs);
           let latest = new Map<string, DecisionRecord>();
           d.provisioner.on("record", (r) => {
             records.push(r);
             latest.set(r.identity, r);
-            if (!firstPassS && latest.size >= nodes) firstPassS = (Date.now() - started) / 1000;
-            if (latest.size >= nodes && fleetHandled(latest, fl)) {
+            if (!firstPassS && latest.size >= reachable) firstPassS = (Date.now() - started) / 1000;
+            if (latest.size >= reachable && fleetHandled(latest, fl)) {
               clearTimeout(timer);
               resolveDone(true);
             }
@@ -163,7 +166,8 @@ export function register(program: Command): void {
           ["shut down by policy", String(sum.byOutcome.shutdown ?? 0)],
           ["CSR refused", String(sum.byOutcome.refused ?? 0)],
           ["failed (found again next cycle)", String(sum.byOutcome.error ?? 0)],
-          ["every node decided once after", firstPassS ? `${firstPassS.toFixed(1)} s (${Math.round((nodes / firstPassS) * 60).toLocaleString("en")} nodes/min)` : "-"],
+          ["never answered (drop fault)", String(unreachable)],
+          ["every node decided once after", firstPassS ? `${firstPassS.toFixed(1)} s (${Math.round((reachable / firstPassS) * 60).toLocaleString("en")} nodes/min)` : "-"],
           ["provisioned per minute overall", `${sum.nodesPerMinute.toLocaleString("en")} (includes upgraded nodes coming back after their hold)`],
           ["per-node latency p50 / p99", `${sum.latencyMs.p50} ms / ${sum.latencyMs.p99} ms`],
           ["nodes configured more than once", String(report.totals.configuredMoreThanOnce)],

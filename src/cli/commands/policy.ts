@@ -2,12 +2,15 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { checkPolicies, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
+import { checkPolicySets, formatProblem, inventoryFromFile, InventoryFileError, loadPolicySet, PolicyLoadError, renderExplanation, type PolicySet } from "../../policy/index.js";
 import { renderDecision } from "../../policy/render.js";
 import { locatePolicyTests, NoPolicyTestsError, runPolicyTests, type TestRun, type UpdateMode } from "../../policy/testing.js";
 import { reportJson, reportJunit, reportTap, reportText } from "../../policy/report.js";
 import { diffPolicies } from "../../policy/diff.js";
 import { numberArg } from "../args.js";
+import { compareWithAudit, readInventoryDir, type CompareResult, type InventoryEntry } from "../../policy/batch.js";
+import { redactConfiguration } from "../../provision/redact.js";
+import type { Inventory } from "../../types/index.js";
 
 
 interface DirOptions {
@@ -37,6 +40,39 @@ async function load(o: DirOptions): Promise<PolicySet> {
 /** a missing policies directory is a usage error: name where it was looked for and the flag */
 function requirePoliciesDir(dir: string): void {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) fail(`no policies directory at ${resolve(dir)}; give the directory with --policies DIR`, 2);
+}
+
+interface EvalOptions extends DirOptions {
+  inventory?: string;
+  inventories?: string;
+  identity?: string;
+  explain: boolean;
+  format: "text" | "json" | "jsonl";
+}
+
+/** one node's decision (and explanation) in the chosen format; text output names the file when there are several */
+async function renderEval(ps: PolicySet, inv: Inventory, file: string, o: EvalOptions, many: boolean): Promise<string> {
+  const ex = o.explain ? await ps.explain(inv) : undefined;
+  const d = ex ? ex.decision : await ps.evaluate(inv);
+  const json = ex ? { ...d, explanation: ex.rules } : d;
+  if (o.format === "jsonl") return JSON.stringify({ identity: inv.identity, file, ...json }) + "\n";
+  if (o.format === "json") return JSON.stringify(json, null, 2) + "\n";
+  const head = many ? `# ${file}\n` : "";
+  const tail = ex ? "\n\nexplanation (merge order):\n" + renderExplanation(ex) : "";
+  return head + renderDecision(inv.identity, d) + tail + "\n" + (many ? "\n" : "");
+}
+
+function renderComparison(r: CompareResult, format: "text" | "json" | "jsonl"): string {
+  if (format === "json") return JSON.stringify(r, null, 2) + "\n";
+  if (format === "jsonl") return r.differ.map((x) => JSON.stringify(x) + "\n").join("");
+  const out = [`policy ${r.policy.name} ${r.policy.version} ${r.policy.hash}`];
+  for (const n of r.differ) {
+    const live = n.live.policy ? ` (${n.live.policy.name} ${n.live.policy.version})` : "";
+    out.push(`${n.identity}: live ${n.live.outcome}${live}, policy ${n.now.outcome}`);
+    for (const c of n.changes) if (c.key !== "outcome") out.push(`  ${c.key}: ${c.from === undefined ? "(unset)" : JSON.stringify(c.from)} -> ${c.to === undefined ? "(unset)" : JSON.stringify(c.to)}`);
+  }
+  out.push(`${r.differ.length} of ${r.compared} nodes differ` + (r.noInventory.length ? `; ${r.noInventory.length} audited node${r.noInventory.length === 1 ? "" : "s"} had no inventory in the directory` : ""));
+  return out.join("\n") + "\n";
 }
 
 function dirOptions(cmd: Command): Command {
@@ -76,7 +112,9 @@ export function register(program: Command): void {
     .description("validate every policy and rule set; prints file:line:col: rule: message per problem")
     .action((o: DirOptions) => {
       requirePoliciesDir(o.policies);
-      const problems = checkPolicies({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}) });
+      const { problems, policies } = checkPolicySets({ policiesDir: o.policies, ...(o.rules ? { rulesDir: o.rules } : {}) });
+      // what would be in force: the same name, version and hash as /status and policy_info show
+      for (const p of policies) process.stdout.write(`policy ${p.name} ${p.version} ${p.hash} (${p.rules} rule${p.rules === 1 ? "" : "s"}, ${p.file})\n`);
       for (const p of problems) process.stdout.write(formatProblem(p) + "\n");
       if (problems.length) {
         process.stderr.write(`${problems.length} problem${problems.length === 1 ? "" : "s"}\n`);
@@ -87,28 +125,53 @@ export function register(program: Command): void {
     });
 
   dirOptions(policy.command("eval"))
-    .description("evaluate the policy for one node and print the decision exactly as the daemon would apply it")
-    .requiredOption("--inventory <file>", "rpcutil#inventory reply data as a node returns it, or a RecordedInventory file")
+    .description("evaluate the policy for one node (or a directory of nodes) and print the decision exactly as the daemon would apply it")
+    .option("--inventory <file>", "rpcutil#inventory reply data as a node returns it, or a RecordedInventory file")
+    .option("--inventories <dir>", "evaluate every *.json inventory in this directory in one process (e.g. the daemon's `record` directory)")
     .option("--identity <name>", "node identity (default: from the file, or its name without .json)")
     .option("--explain", "show every rule, each condition, the fact value seen and the result", false)
-    .addOption(new Option("--format <format>", "output format").choices(["text", "json"]).default("text"))
-    .action(async (o: DirOptions & { inventory: string; identity?: string; explain: boolean; format: "text" | "json" }) => {
-      let inv;
+    .addOption(new Option("--format <format>", "output format; jsonl: one JSON object per node on one line, with identity and file").choices(["text", "json", "jsonl"]).default("text"))
+    .action(async (o: EvalOptions) => {
+      if (!o.inventory === !o.inventories) fail("policy eval needs exactly one of --inventory <file> or --inventories <dir>", 2);
+      if (o.inventories && o.identity) fail("--identity names one node; it cannot be used with --inventories", 2);
+      let entries: InventoryEntry[];
       try {
-        inv = inventoryFromFile(o.inventory, o.identity);
+        entries = o.inventories ? readInventoryDir(o.inventories) : [{ file: o.inventory!, inventory: inventoryFromFile(o.inventory!, o.identity) }];
       } catch (e) {
         if (e instanceof InventoryFileError) fail(e.message, 2);
         throw e;
       }
       const ps = await load(o);
-      if (o.explain) {
-        const ex = await ps.explain(inv);
-        if (o.format === "json") process.stdout.write(JSON.stringify({ ...ex.decision, explanation: ex.rules }, null, 2) + "\n");
-        else process.stdout.write(renderDecision(inv.identity, ex.decision) + "\n\nexplanation (merge order):\n" + renderExplanation(ex) + "\n");
-        return;
+      let bad = 0;
+      for (const e of entries) {
+        if (!e.inventory) {
+          bad++;
+          process.stderr.write(e.error + "\n");
+          if (o.format === "jsonl") process.stdout.write(JSON.stringify({ file: e.file, error: e.error }) + "\n");
+          continue;
+        }
+        process.stdout.write(await renderEval(ps, e.inventory, e.file, o, entries.length > 1));
       }
-      const d = await ps.evaluate(inv);
-      process.stdout.write(o.format === "json" ? JSON.stringify(d, null, 2) + "\n" : renderDecision(inv.identity, d) + "\n");
+      if (bad) fail(`${bad} of ${entries.length} inventory file${entries.length === 1 ? "" : "s"} could not be read`, 2);
+    });
+
+  dirOptions(policy.command("compare"))
+    .description("list nodes whose decision in an audit log (a helper's, or an older policy's) differs from what the current policy decides for their recorded inventory")
+    .requiredOption("--audit <file>", "the daemon's audit log (decisions.jsonl): the latest decision per node is compared")
+    .requiredOption("--inventories <dir>", "recorded inventories of the same nodes (the daemon's `record` directory)")
+    .addOption(new Option("--format <format>", "output format").choices(["text", "json", "jsonl"]).default("text"))
+    .option("--exit-code", "exit 1 when any decision differs", false)
+    .action(async (o: DirOptions & { audit: string; inventories: string; format: "text" | "json" | "jsonl"; exitCode: boolean }) => {
+      const ps = await load(o);
+      let r: CompareResult;
+      try {
+        r = await compareWithAudit(ps, o.audit, o.inventories, redactConfiguration);
+      } catch (e) {
+        if (e instanceof InventoryFileError) fail(e.message, 2);
+        throw e;
+      }
+      process.stdout.write(renderComparison(r, o.format));
+      if (o.exitCode && r.differ.length) process.exitCode = 1;
     });
 
   policy
