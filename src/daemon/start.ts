@@ -229,11 +229,13 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   if (ha) {
     try {
       approvals = await KvRecords.open<ApprovalEntry>({ nc, apiPrefix: s.ha.apiPrefix, replicas: s.ha.replicas, log });
+      const store = approvals;
+      closers.add("approvals bucket", () => store.close());
     } catch (e) {
-      return closers.fail(new Error(`cannot open the approvals bucket (needs JetStream on the broker): ${(e as Error).message}`));
+      // a Choria Broker gives the provisioning account the election key and nothing else: leader
+      // election works there, shared approvals cannot (docs/ha.md)
+      log.warn({ err: (e as Error).message }, "cannot open the approvals bucket: nodes awaiting approval are kept in this instance's memory only");
     }
-    const store = approvals;
-    closers.add("approvals bucket", () => store.close());
   }
 
   const provisioner = new Provisioner(
