@@ -2,6 +2,7 @@
  * Leader election over a real nats-server 2.9 with JetStream, on a 2 s bucket TTL.
  * Timings are measured and printed; bounds are derived from the TTL.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { NatsConnection } from "nats";
@@ -104,13 +105,18 @@ describe("elector", { timeout: 40_000 }, () => {
     c.start();
     await sawA;
     assert.equal(c.isLeader, false);
+    // on a loaded machine this process may not run for a while: what it lost is added to the bound
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const t0 = performance.now();
     await a.stop();
     const t1 = await mon.waitFor((m) => m.leaders.has("b"), 5000, "b takes over");
+    lag.disable();
     const failover = t1 - t0;
-    console.log(`clean failover: ${failover.toFixed(0)} ms (TTL ${TTL} ms, stand-down ${c.standDownMs} ms)`);
+    const starved = lag.max / 1e6;
+    console.log(`clean failover: ${failover.toFixed(0)} ms (TTL ${TTL} ms, stand-down ${c.standDownMs} ms, longest event-loop stall ${starved.toFixed(0)} ms)`);
     // watch -> create -> stand-down wait: bounded by the stand-down plus a little, far from a TTL
-    assert.ok(failover < c.standDownMs + 500, `failover ${failover}ms`);
+    assert.ok(failover < c.standDownMs + 500 + starved, `failover ${failover}ms`);
     assert.ok(failover >= c.standDownMs - 5, "the stand-down wait was honoured");
     assert.equal(mon.maxConcurrent, 1);
     assert.equal(await keyValue(b), c.name);
