@@ -27,10 +27,11 @@ before(async () => {
   const ids = Array.from({ length: N }, (_, i) => identityOf(i));
   twinIds = ids.filter((_, i) => i % 10 === 3);
   impostorIds = ids.filter((_, i) => i % 10 >= 6);
-  // the second servers first, so they are listening when the genuine nodes announce themselves
-  impostor = await startFleet({ servers: srv.url, nodes: impostorIds.length, identities: impostorIds, seed: 7, restartDelayMs: 50, announce: false });
-  twins = await startFleet({ servers: srv.url, nodes: twinIds.length, identities: twinIds, seed: 6, restartDelayMs: 50 });
-  fleet = await startFleet({ servers: srv.url, nodes: N, seed: 5, restartDelayMs: 50 });
+  // the second servers first, so they are listening when the genuine nodes announce themselves;
+  // several fleets share the broker, so none answers no-responders for the others' nodes
+  impostor = await startFleet({ servers: srv.url, nodes: impostorIds.length, identities: impostorIds, seed: 7, restartDelayMs: 50, announce: false, noResponders: false });
+  twins = await startFleet({ servers: srv.url, nodes: twinIds.length, identities: twinIds, seed: 6, restartDelayMs: 50, noResponders: false });
+  fleet = await startFleet({ servers: srv.url, nodes: N, seed: 5, restartDelayMs: 50, noResponders: false });
 });
 
 after(async () => {
@@ -89,8 +90,8 @@ test("the operator clears a node once its twin is gone, and it is provisioned", 
 test("two servers that only answer discovery as one identity are recorded as a conflict at discovery#ping", async () => {
   const id = "lone.example.net";
   const pair = [
-    await startFleet({ servers: srv.url, nodes: 1, identities: [id], seed: 8, announce: false }),
-    await startFleet({ servers: srv.url, nodes: 1, identities: [id], seed: 9, announce: false }),
+    await startFleet({ servers: srv.url, nodes: 1, identities: [id], seed: 8, announce: false, noResponders: false }),
+    await startFleet({ servers: srv.url, nodes: 1, identities: [id], seed: 9, announce: false, noResponders: false }),
   ];
   try {
     await daemon.provisioner.discoverNow();

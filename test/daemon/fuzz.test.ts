@@ -101,12 +101,12 @@ test("random and mutated messages on every subject the daemon listens on: no cra
   await nc.flush();
   await d.waitFor((rs) => rs.some((r) => r.identity.endsWith(".fuzz.example.net")), 30_000, "a decoy's record");
   // the baseline is a daemon that has provisioned a fleet like the one below (code compiled, metric labels made, pools warm)
-  const warm = await startFleet({ servers: srv.url, nodes: 100, seed: 3, restartDelayMs: 50, domain: "warm.example.net" });
+  const warm = await startFleet({ servers: srv.url, nodes: 100, seed: 3, restartDelayMs: 50, domain: "warm.example.net", noResponders: false });
   await d.waitFor((rs) => fleetHandled(rs, warm), 120_000, "the warm-up fleet provisioned");
   await warm.stop();
   const baseline = heapAfterGc();
 
-  const fleet = await startFleet({ servers: srv.url, nodes: 100, seed: 3, restartDelayMs: 50 });
+  const fleet = await startFleet({ servers: srv.url, nodes: 100, seed: 3, restartDelayMs: 50, noResponders: false });
   let sent = 0;
   try {
     await fc.assert(

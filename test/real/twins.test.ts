@@ -30,7 +30,7 @@ test("two real servers answering as one identity: neither is configured, the con
   const recs = await daemon.waitFor((r) => r.some((x) => x.identity === id && x.outcome === "conflict") && r.some((x) => x.identity === c.identity && x.outcome === "configure"), 60_000, "the twins' conflict and the single server configured");
   const twin = recs.filter((x) => x.identity === id);
   // a twin that comes up while the other's flow runs ends that flow (its replies may be the wrong server's); the fresh flow sees both
-  const restarted = (x: { outcome: string; reason: string }) => x.outcome === "error" && /announced a new start/.test(x.reason);
+  const restarted = (x: { outcome: string; reason: string }) => x.outcome === "error" && /restarted mid-flow/.test(x.reason);
   assert.ok(twin.every((x) => x.outcome === "conflict" || restarted(x)), `twins recorded as conflict: ${JSON.stringify(twin.map((x) => [x.outcome, x.reason]))}`);
   assert.equal((daemon.provisioner.status().conflicts.nodes[0] ?? {}).identity, id, "the twins are held and listed");
   for (const s of [a, b]) {
