@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { helperDeciderFor } from "../src/daemon/start.js";
 import { resolveSettings } from "../src/config/index.js";
 import { createMetrics } from "../src/metrics/metrics.js";
-import { connectNats, RpcClient, startNatsServer } from "../src/transport/index.js";
+import { connectNats, ReplyWatch, RpcClient, startNatsServer } from "../src/transport/index.js";
 import { identityOf, type FleetOptions } from "../src/sim/index.js";
 import type { Inventory } from "../src/types/index.js";
 import { benchFile, procCpuSeconds, spawnChild } from "./children.js";
@@ -321,7 +321,7 @@ export async function flowRequests(caDir: string): Promise<FlowRequests> {
  * With `flow`, each in-flight slot walks nodes through the four calls of a provisioning with
  * the flow's real request data, and the responder answers with the fleet's reply sizes.
  */
-export async function measureRpcRate(o: { seconds?: number; window?: number; flow?: FlowRequests } = {}): Promise<RpcRate> {
+export async function measureRpcRate(o: { seconds?: number; window?: number; flow?: FlowRequests; watch?: boolean } = {}): Promise<RpcRate> {
   const srv = await startNatsServer();
   const shape = o.flow ? "flow" : "ping";
   const responder = spawnChild(benchFile("responder-child.ts"), [srv.url, shape]);
@@ -342,12 +342,15 @@ export async function measureRpcRate(o: { seconds?: number; window?: number; flo
           let i = w;
           while (performance.now() < end) {
             const identity = `node${i % 50_000}.example.net`;
+            // as the daemon: one reply watch per node's flow, its requests routed to it until the flow ends
+            const watch = o.watch ? new ReplyWatch(identity) : undefined;
             for (const c of calls) {
               const s = performance.now();
-              await client.call(identity, c.agent, c.action, c.data, { timeoutMs: 30_000 });
+              await client.call(identity, c.agent, c.action, c.data, { timeoutMs: 30_000, watch });
               lat.push(performance.now() - s);
               n++;
             }
+            watch?.close();
             i += window;
           }
         }),

@@ -151,6 +151,11 @@ export function actionOf(action: string, body: Record<string, unknown>, from: st
   return a;
 }
 
+/** listen addresses only this host can reach: 127.0.0.0/8, ::1, localhost */
+export function isLoopbackListen(listen: string): boolean {
+  return isLoopback(parseListen(listen).host);
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(":");
   if (i < 0) throw new Error(`admin listen ${JSON.stringify(listen)} must be host:port`);

@@ -2,7 +2,8 @@
  * The CSR policy: what a node may ask for. Runs before any signer sees the CSR, so a remote
  * CA never receives something we would refuse, and every refusal carries a metric label.
  */
-import { CsrRefusedError, type CsrSummary, type CsrRefusalCode } from "../types/index.js";
+import { CsrRefusedError, isDnsName, type CsrSummary, type CsrRefusalCode } from "../types/index.js";
+import { isIpSan } from "./x509-util.js";
 import { parseCsr, type ParsedCsr } from "./csr-inspect.js";
 
 export interface CsrPolicy {
@@ -64,6 +65,7 @@ function enforceParsed(parsed: ParsedCsr, policy: CsrPolicy): CsrSummary {
   assertKeyAcceptable(csr);
 
   const names = [...parsed.cns, ...csr.sans];
+  assertValidNames(parsed.cns, [...csr.sans, ...(policy.allowedSans ?? [])]);
   const deny = policy.denyPatterns ?? DEFAULT_DENY_PATTERNS;
   for (const name of names) {
     const hit = deny.find((re) => matches(re, name));
@@ -78,6 +80,15 @@ function enforceParsed(parsed: ParsedCsr, policy: CsrPolicy): CsrSummary {
     if (!allowed.has(normaliseName(san))) throw new CsrRefusedError("san_not_allowed", `CSR requests SAN "${san}", which the policy does not grant`);
   }
   return csr;
+}
+
+/**
+ * Never sign a name that is not a DNS name (or an IP address SAN), whatever intake let through:
+ * a CN such as `$(touch${IFS}/tmp/pwned)` ends up in file names, helpers' arguments and logs.
+ */
+export function assertValidNames(cns: readonly string[], sans: readonly string[]): void {
+  for (const cn of cns) if (!isDnsName(cn)) throw new CsrRefusedError("bad_name", `CSR CN ${JSON.stringify(cn)} is not a valid DNS name`);
+  for (const san of sans) if (!isIpSan(san) && !isDnsName(san)) throw new CsrRefusedError("bad_name", `SAN ${JSON.stringify(san)} is neither an IP address nor a valid DNS name`);
 }
 
 /** Key strength rule alone, for signers that re-check a CSR the daemon already vetted. */

@@ -7,7 +7,7 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
-import type { CertificateProfile } from "../types/index.js";
+import { CsrRefusedError, isDnsName, type CertificateProfile } from "../types/index.js";
 import type { ParsedCsr } from "./csr-inspect.js";
 import { TAG, ascii, concat, derTime, tlv, utf8 } from "../der/writer.js";
 import { encodePem } from "../der/pem.js";
@@ -163,7 +163,7 @@ export class LeafIssuer {
       this.algDer,
       this.issuerDer,
       tlv(TAG.sequence, derTime(new Date(now - BACKDATE_MS)), derTime(notAfter)),
-      tlv(TAG.sequence, tlv(TAG.set, tlv(TAG.sequence, this.cnOid, tlv(TAG.utf8String, utf8(identity))))),
+      tlv(TAG.sequence, tlv(TAG.set, tlv(TAG.sequence, this.cnOid, tlv(TAG.utf8String, utf8(cn(identity)))))),
       csr.spkiDer,
       tlv(
         TAG.context3,
@@ -180,8 +180,11 @@ export class LeafIssuer {
   }
 }
 
-// DNS names are IA5String: printable ASCII only, no spaces (RFC 5280 §4.2.1.6).
-const DNS_NAME = /^[\x21-\x7e]+$/;
+/** the CN: a valid DNS name or nothing is signed (csr-policy.ts checks first; this is the last gate) */
+function cn(identity: string): string {
+  if (!isDnsName(identity)) throw new CsrRefusedError("bad_name", `certificate CN ${JSON.stringify(identity)} is not a valid DNS name`);
+  return identity;
+}
 
 function sanNames(identity: string, extra: string[]): Uint8Array[] {
   const seen = new Set<string>();
@@ -193,8 +196,8 @@ function sanNames(identity: string, extra: string[]): Uint8Array[] {
     if (seen.has(k)) continue;
     seen.add(k);
     if (isIpSan(s)) out.push(tlv(TAG.ipAddress, ipBytes(s)));
-    else if (DNS_NAME.test(s)) out.push(tlv(TAG.dnsName, ascii(s)));
-    else throw new Error(`SAN "${s}" is neither an IP address nor a valid DNS name`);
+    else if (isDnsName(s)) out.push(tlv(TAG.dnsName, ascii(s)));
+    else throw new CsrRefusedError("bad_name", `SAN ${JSON.stringify(s)} is neither an IP address nor a valid DNS name`);
   }
   return out;
 }

@@ -145,6 +145,8 @@ export interface Settings {
   clientJwtFile?: string;
   ca: { type: "builtin" | "cfssl" | "exec"; dir?: string; workers?: number; url?: string; profile?: string; label?: string; command?: string; args: string[]; caFile?: string; timeoutMs: number; ledger?: string; crlFile?: string; crlValidityMs: number; revokeOnShutdown: boolean };
   certDenyList?: string[];
+  /** intake.identity_pattern, anchored: identities must also match it */
+  identityPattern?: RegExp;
   restartSplay: number;
   holdAfterRestartMs: number;
   holdAfterRefusalMs: number;
@@ -215,6 +217,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     aliveEvents: d.intake.alive,
     registration: d.intake.registration,
     legacyRegistration: d.intake.legacy_registration,
+    identityPattern: d.intake.identity_pattern === undefined ? undefined : identityPattern(d.intake.identity_pattern),
     // ed25519 implies jwt and replaces pki, as in the Go provisioner (credentialProblems refuses an explicit pki: true)
     pki: d.features.pki ?? !d.features.ed25519,
     jwt: d.features.jwt || d.features.ed25519,
@@ -275,6 +278,14 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
       replicas: d.ha?.replicas,
     },
   };
+}
+
+function identityPattern(p: string): RegExp {
+  try {
+    return new RegExp(`^(?:${p})$`);
+  } catch (e) {
+    throw new Error(`intake.identity_pattern ${JSON.stringify(p)} is not a valid regular expression: ${(e as Error).message}`);
+  }
 }
 
 /**

@@ -20,7 +20,7 @@ export interface ConfigFile {
   workers?: number;
   queue?: { max_size?: number; max_wait?: Duration };
   discovery?: { interval?: Duration; timeout?: Duration; quiet?: Duration; at_start?: boolean };
-  intake?: { lifecycle_component?: string; alive?: boolean; registration?: boolean; legacy_registration?: boolean };
+  intake?: { lifecycle_component?: string; alive?: boolean; registration?: boolean; legacy_registration?: boolean; identity_pattern?: string };
   features?: { pki?: boolean; jwt?: boolean; ed25519?: boolean };
   jwt_verify_cert?: string;
   jwt_signing_key?: string;

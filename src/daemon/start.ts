@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
-import { AdminRequestError, startAdminServer, type AdminCa, type AdminServer, type NodesTarget } from "../admin/server.js";
+import { AdminRequestError, isLoopbackListen, startAdminServer, type AdminCa, type AdminServer, type NodesTarget } from "../admin/server.js";
 import type { OperatorAction } from "../provision/operator.js";
 import { csrChecker, openCaLifecycle, openSigner, REVOCATION_REASONS, type CaLifecycle, type RevocationReason } from "../ca/index.js";
 import type { Settings } from "../config/index.js";
@@ -26,7 +26,8 @@ import { Provisioner } from "../provision/provisioner.js";
 import { createRecorder } from "../provision/recorder.js";
 import { KvRecords, openHa, type Ha } from "../ha/index.js";
 import type { ApprovalEntry, ApprovalStore } from "../provision/approvals.js";
-import { RpcClient, closeNats, connectNats } from "../transport/index.js";
+import { WarnThrottle } from "../provision/warn-throttle.js";
+import { RpcClient, closeNats, connectNats, redactUrls } from "../transport/index.js";
 import type { Decider } from "../types/index.js";
 import { Closers } from "./closers.js";
 import { createLogger } from "./logger.js";
@@ -163,26 +164,26 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
           metrics.natsReconnects.labels(s.site).inc();
           onReconnect();
         }
-        if (type === "disconnect" || type === "reconnect" || type === "error") log.warn({ nats: type, server: typeof data === "string" ? data : undefined }, `NATS ${type}`);
+        if (type === "disconnect" || type === "reconnect" || type === "error") log.warn({ nats: type, server: typeof data === "string" ? redactUrls(data) : undefined }, `NATS ${type}`);
       },
     });
   } catch (e) {
-    return closers.fail(new Error(`cannot connect to the broker ${s.brokers.join(",")}: ${(e as Error).message}`));
+    return closers.fail(new Error(redactUrls(`cannot connect to the broker ${s.brokers.join(",")}: ${(e as Error).message}`)));
   }
   const conn = nc;
   closers.add("broker connection", () => closeNats(conn));
+  const warns = new WarnThrottle(log);
+  closers.add("warning summaries", () => warns.stop());
   const rpc = new RpcClient({
     nc,
     identity: s.identity,
     protocol: s.protocol,
     callerJwt: clientJwt,
-    onInvalidReply: (e) => {
-      metrics.invalidReplies.labels(s.site).inc();
-      log.warn({ err: e.message }, "invalid reply dropped");
-    },
-    onUnexpectedReply: (expected, got) => {
-      metrics.invalidReplies.labels(s.site).inc();
-      log.warn({ expected, got }, "reply from an unexpected sender dropped");
+    // counted by reason (an identity label would let anyone grow the registry); the identity
+    // it claims is in the warning and in that node's record
+    onRejectedReply: (r) => {
+      metrics.invalidReplies.labels(s.site, r.reason).inc();
+      warns.warn(`reply/${r.reason}`, { identity: r.identity, step: r.step, reason: r.reason, err: r.detail }, `reply that failed the checks dropped (${r.reason})`);
     },
   });
   rpc.start();
@@ -250,6 +251,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
         aliveEvents: s.aliveEvents,
         registration: s.registration,
         legacyRegistration: s.legacyRegistration,
+        identityPattern: s.identityPattern,
         discoveryIntervalMs: s.discoveryIntervalMs,
         discoveryTimeoutMs: s.discoveryTimeoutMs,
         discoveryQuietMs: s.discoveryQuietMs,
@@ -268,6 +270,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       onInventory: s.recordDir ? createRecorder(s.recordDir, (e) => log.warn({ err: e.message }, "could not record inventory")) : undefined,
       claims: ha?.claims,
       approvals,
+      warns,
     },
   );
   if (lifecycle && s.ca.revokeOnShutdown) {
@@ -291,11 +294,12 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
 
   let admin: AdminServer;
   try {
-    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: { status: () => provisioner.status() as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner), ca: lifecycle ? adminCa(lifecycle) : undefined } });
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: { status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls) }) as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner), ca: lifecycle ? adminCa(lifecycle) : undefined } });
   } catch (e) {
     return closers.fail(new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`));
   }
   closers.add("admin endpoint", () => admin.close());
+  if (!isLoopbackListen(s.adminListen)) log.warn({ listen: s.adminListen }, "admin.listen is not a loopback address: /status and /metrics are open to the network, and the admin token (if any) travels over plain HTTP");
 
   let watcher: PolicyWatcher | undefined;
   try {
@@ -316,7 +320,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     return closers.fail(e as Error);
   }
   nc.publish(lifecycleSubject("startup", "provisioner"), encodeLifecycle(newLifecycleEvent("startup", s.identity, "provisioner", { version: VERSION }), "choria"));
-  log.info({ identity: s.identity, brokers: s.brokers, admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off", jwt: s.jwt, ed25519: s.ed25519, protocol: s.protocol }, "provisioner started");
+  log.info({ identity: s.identity, brokers: s.brokers.map(redactUrls), admin: admin.url, workers: s.workers, pki: s.pki, ca: s.pki ? s.ca.type : "off", jwt: s.jwt, ed25519: s.ed25519, protocol: s.protocol }, "provisioner started");
 
   let stopped = false;
   return {

@@ -38,7 +38,8 @@ export interface Metrics {
   signTime: Histogram<"site" | "signer">;
   signErrors: Counter<"site" | "signer">;
   nodeDuration: Histogram<"site" | "outcome">;
-  invalidReplies: Counter<"site">;
+  invalidReplies: Counter<"site" | "reason">;
+  conflicts: Counter<"site" | "step">;
   lockContention: Counter<"site">;
   natsReconnects: Counter<"site">;
   auditErrors: Counter<"site">;
@@ -91,7 +92,8 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     signTime: new Histogram({ name: "choria_provisioner_sign_seconds", help: "Certificate signing time", labelNames: ["site", "signer"], registers: reg, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5] }),
     signErrors: counter("choria_provisioner_sign_errors", "Signing failures (CA unavailable, timeout)", ["site", "signer"]),
     nodeDuration: new Histogram({ name: "choria_provisioner_node_seconds", help: "Time to process one node, by outcome", labelNames: ["site", "outcome"], registers: reg, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] }),
-    invalidReplies: counter("choria_provisioner_invalid_replies", "Replies dropped as invalid (bad hash, garbage, wrong sender)", s),
+    invalidReplies: counter("choria_provisioner_invalid_replies", "Replies dropped as invalid, by reason (undecodable, request_mismatch, wrong_sender, bad_body, not_pong)", ["site", "reason"]),
+    conflicts: counter("choria_provisioner_conflicts_total", "Nodes for which more than one server answered (a cloned twin or an impostor), by the step that showed it", ["site", "step"]),
     lockContention: counter("choria_provisioner_lock_contention", "Nodes whose provisioning lock was held by another provisioner", s),
     natsReconnects: counter("choria_provisioner_nats_reconnects", "NATS reconnections", s),
     auditErrors: counter("choria_provisioner_audit_errors", "Decision records that could not be written or published", s),
@@ -129,7 +131,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
   m.paused.labels(site).set(0);
   // every counter exists at 0 from start-up: an alert on rate(x[15m]) == 0 needs a series to fire
   // on a daemon that has done nothing yet (an absent series makes the rate absent, not 0)
-  for (const c of [m.discovered, m.eventDiscovered, m.discoverCycles, m.discoveryErrors, m.provisionErrors, m.provisioned, m.helperErrors, m.helperShutdownRequests, m.registrationDiscovered, m.invalidReplies, m.lockContention, m.natsReconnects, m.auditErrors]) c.labels(site).inc(0);
+  for (const c of [m.discovered, m.eventDiscovered, m.discoverCycles, m.discoveryErrors, m.provisionErrors, m.provisioned, m.helperErrors, m.helperShutdownRequests, m.registrationDiscovered, m.lockContention, m.natsReconnects, m.auditErrors]) c.labels(site).inc(0);
   for (const result of ["ok", "error"]) m.policyReloads.labels(site, result).inc(0);
   return m;
 }

@@ -7,6 +7,7 @@
 import { JwtVerifyError, encryptKeyForNode, newNonce, publicClaims, signServerJwt, verifyGen25519, verifyProvisioningJwt, type JwtVerifier } from "../credentials/index.js";
 import { INVENTORY_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT, type ProvisionAction } from "../protocol/index.js";
 import { CaUnavailableError, CsrRefusedError, inventoryFromRpcutil, type CheckedCsr, type Decision, type DecisionRecord, type Inventory, type RpcutilInventoryData, type SignedCertificate } from "../types/index.js";
+import { ReplyWatch } from "../transport/index.js";
 import type { FlowDeps, FlowOptions, FlowResult } from "./flow.js";
 import { decisionFingerprint } from "./approvals.js";
 import { StepError, runStep, type StepPolicy } from "./steps.js";
@@ -59,6 +60,8 @@ export interface NodeRun {
   readonly deps: FlowDeps;
   readonly o: FlowOptions;
   readonly signal?: AbortSignal;
+  /** every reply to this node's requests, kept open for the flow: a second one is a conflict */
+  readonly watch: ReplyWatch;
   readonly t0: number;
   readonly durations: Record<string, number>;
   readonly record: DecisionRecord;
@@ -83,13 +86,14 @@ export interface NodeRun {
 /** a step ends the flow with a result, or returns undefined for the next step to go on */
 export type FlowStep = (run: NodeRun) => Promise<FlowResult | undefined>;
 
-export function newNodeRun(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): NodeRun {
+export function newNodeRun(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal, watch = new ReplyWatch(identity)): NodeRun {
   const durations: Record<string, number> = {};
   return {
     identity,
     deps,
     o,
     signal,
+    watch,
     t0: performance.now(),
     durations,
     record: { identity, time: new Date().toISOString(), outcome: "error", reason: "", fired: [], durations },
@@ -100,6 +104,8 @@ export function newNodeRun(identity: string, deps: FlowDeps, o: FlowOptions, sig
 
 export function finish(run: NodeRun, r: Partial<DecisionRecord>, provisioned = false, holdMs = 0): FlowResult {
   Object.assign(run.record, r);
+  const w = run.watch;
+  if (w.rejectCount > 0) run.record.rejectedReplies = { count: w.rejectCount, first: [...w.rejects] };
   run.durations.total = Math.round((performance.now() - run.t0) * 1000) / 1000;
   return { record: run.record, provisioned, holdMs };
 }
@@ -121,7 +127,7 @@ async function timed<T>(run: NodeRun, name: string, fn: () => Promise<T>): Promi
 
 /** one choria_provision action with its try and timeout policy, timed under its name */
 function provisionCall<T>(run: NodeRun, action: ProvisionAction, data: Record<string, unknown> | ((attempt: number) => Record<string, unknown>), p: StepPolicy) {
-  return timed(run, action, () => runStep<T>(run.deps.rpc, run.identity, PROVISION_AGENT, action, data, p, run.o.backoff, run.deps.observer, run.signal));
+  return timed(run, action, () => runStep<T>(run.deps.rpc, run.identity, PROVISION_AGENT, action, data, p, run.o.backoff, run.deps.observer, run.signal, run.watch));
 }
 
 const tokenData = (run: NodeRun) => ({ token: run.o.token });
@@ -176,7 +182,7 @@ export async function jwt(run: NodeRun): Promise<FlowResult | undefined> {
 /** rpcutil#inventory, and with PKI on the node's CSR (gencsr), whose summary the decision sees */
 export async function inventory(run: NodeRun): Promise<FlowResult | undefined> {
   const { o, deps, identity } = run;
-  const invReply = await timed(run, INVENTORY_ACTION, () => runStep<RpcutilInventoryData>(deps.rpc, identity, RPCUTIL_AGENT, INVENTORY_ACTION, {}, o.steps.inventory, o.backoff, deps.observer, run.signal));
+  const invReply = await timed(run, INVENTORY_ACTION, () => runStep<RpcutilInventoryData>(deps.rpc, identity, RPCUTIL_AGENT, INVENTORY_ACTION, {}, o.steps.inventory, o.backoff, deps.observer, run.signal, run.watch));
   const raw = (run.raw = invReply.data);
   run.inventory = inventoryFromRpcutil(identity, raw, { jwt: run.jwtPublic });
   if (o.pki) {
@@ -373,5 +379,20 @@ export async function restart(run: NodeRun): Promise<FlowResult | undefined> {
   return finish(run, { outcome: "configure", reason: run.decision!.reason }, true, o.holdAfterRestartMs);
 }
 
-/** go-choria's order */
-export const FLOW_STEPS: readonly FlowStep[] = [jwt, inventory, decide, checkCsr, approve, certify, configure, restart];
+/**
+ * No second server has answered any request of this node so far. Runs before the decision, before
+ * signing and before configure: a certificate for one twin's key must never go to both. It waits for nothing, so a
+ * second reply still on its way is caught by the next check (or, after configure, by the record).
+ */
+export async function unconflicted(run: NodeRun): Promise<FlowResult | undefined> {
+  const c = run.watch.conflict;
+  if (!c) {
+    // the provisioner queues the node again at once; a twin then answers the fresh flow too
+    if (run.watch.reannounced) return finish(run, { outcome: "error", reason: "the node announced a new start during its flow: starting it afresh" });
+    return undefined;
+  }
+  return finish(run, { outcome: "conflict", reason: `conflicting replies to ${c.step}: ${c.detail}` });
+}
+
+/** go-choria's order, with the conflict check before a decision acts (shutdown, upgrade), before the certificate is made and before it is sent */
+export const FLOW_STEPS: readonly FlowStep[] = [jwt, inventory, unconflicted, decide, checkCsr, approve, unconflicted, certify, unconflicted, configure, restart];

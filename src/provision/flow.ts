@@ -8,6 +8,7 @@ import type { CredentialOptions } from "../credentials/settings.js";
 import { PROVISION_ACTION, PROVISION_AGENT } from "../protocol/index.js";
 import type { CsrChecker, Decider, DecisionRecord, Decision, Inventory, RpcutilInventoryData, Signer } from "../types/index.js";
 import { FLOW_STEPS, SHUTDOWN_DELAY_MAX_MS, finish, newNodeRun } from "./flow-steps.js";
+import type { ReplyWatch } from "../transport/index.js";
 import type { RpcCaller } from "./interfaces.js";
 import { StepError, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
 
@@ -81,8 +82,9 @@ export interface FlowResult {
   retryAfterMs?: number;
 }
 
-export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal): Promise<FlowResult> {
-  const run = newNodeRun(identity, deps, o, signal);
+/** `watch` sees every reply to the node's requests (a second one is a conflict); closed when the flow ends */
+export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal, watch?: ReplyWatch): Promise<FlowResult> {
+  const run = newNodeRun(identity, deps, o, signal, watch);
   try {
     for (const step of FLOW_STEPS) {
       const ended = await step(run);
@@ -103,5 +105,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
       return finish(run, { outcome: "error", reason: why, error: e.message }, false, hold);
     }
     return finish(run, { outcome: "error", reason: `internal error: ${(e as Error).message}`, error: (e as Error).stack ?? String(e) });
+  } finally {
+    run.watch.close();
   }
 }

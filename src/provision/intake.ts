@@ -10,9 +10,9 @@ import {
   REGISTRATION_SUBJECT,
   decodeLifecycle,
   decodeRegistration,
-  isValidIdentity,
   lifecycleSubject,
 } from "../protocol/index.js";
+import { isDnsName } from "../types/index.js";
 import type { BrokerConnection, BrokerSubscription } from "../transport/index.js";
 import type { IntakeSource } from "./queue.js";
 
@@ -22,6 +22,8 @@ export interface IntakeOptions {
   aliveEvents?: boolean;
   registration: boolean;
   legacyRegistration: boolean;
+  /** identities must also match this (anchored); every identity must be a DNS name regardless */
+  identityPattern?: RegExp;
   discoveryIntervalMs: number;
   discoveryTimeoutMs: number;
   discoveryQuietMs: number;
@@ -36,10 +38,12 @@ export interface IntakeHooks {
   invalid(source: IntakeSource, reason: string, detail: string): void;
   discoveryCycle(found: number): void;
   discoveryError(e: Error): void;
+  /** two discovery replies from one identity: two servers answer as that node */
+  duplicate(identity: string): void;
 }
 
 export interface Discoverer {
-  discover(o: { timeoutMs: number; quietMs: number; onNode?: (identity: string) => void }): Promise<string[]>;
+  discover(o: { timeoutMs: number; quietMs: number; onNode?: (identity: string) => void; onDuplicate?: (identity: string) => void }): Promise<string[]>;
 }
 
 export class Intake {
@@ -70,8 +74,7 @@ export class Intake {
     try {
       const d = decodeLifecycle(data);
       if (d.type !== "startup" && d.type !== "alive") return;
-      if (!isValidIdentity(d.event.identity)) return this.hooks.invalid("event", "bad_identity", `${d.type} event with unusable identity ${JSON.stringify(d.event.identity)}`);
-      this.hooks.offer(d.event.identity, "event", d.type === "startup");
+      this.accept(d.event.identity, "event", `${d.type} event`, d.type === "startup");
     } catch (e) {
       this.hooks.invalid("event", e instanceof ProtocolError ? e.code : "error", (e as Error).message);
     }
@@ -80,11 +83,25 @@ export class Intake {
   private onRegistration(data: Uint8Array): void {
     try {
       const d = decodeRegistration(data);
-      if (!isValidIdentity(d.identity)) return this.hooks.invalid("registration", "bad_identity", `registration from unusable identity ${JSON.stringify(d.identity)}`);
-      this.hooks.offer(d.identity, "registration");
+      this.accept(d.identity, "registration", "registration");
     } catch (e) {
       this.hooks.invalid("registration", e instanceof ProtocolError ? e.code : "error", (e as Error).message);
     }
+  }
+
+  /** "bad_identity": not a DNS name; "identity_pattern": not matching intake.identity_pattern */
+  private identityProblem(identity: unknown): "bad_identity" | "identity_pattern" | undefined {
+    if (typeof identity !== "string" || !isDnsName(identity)) return "bad_identity";
+    if (this.o.identityPattern && !this.o.identityPattern.test(identity)) return "identity_pattern";
+    return undefined;
+  }
+
+  private accept(identity: string, source: IntakeSource, what: string, startup = false): void {
+    const problem = this.identityProblem(identity);
+    if (!problem) return this.hooks.offer(identity, source, startup);
+    // JSON.stringify shows control characters escaped; the length bound keeps a 1 MB name out of the log
+    const shown = JSON.stringify(String(identity).slice(0, 100));
+    this.hooks.invalid(source, problem, problem === "bad_identity" ? `${what} from ${shown}, which is not a valid DNS name: refused` : `${what} from ${shown}, which does not match intake.identity_pattern: refused`);
   }
 
   /** Runs one discovery cycle unless one is running; resolves with the number of nodes found. */
@@ -96,9 +113,9 @@ export class Intake {
         const found = await this.discoverer.discover({
           timeoutMs: this.o.discoveryTimeoutMs,
           quietMs: this.o.discoveryQuietMs,
-          onNode: (id) => {
-            if (isValidIdentity(id)) this.hooks.offer(id, "discovery");
-            else this.hooks.invalid("discovery", "bad_identity", `discovery reply from unusable identity ${JSON.stringify(id)}`);
+          onNode: (id) => this.accept(id, "discovery", "discovery reply"),
+          onDuplicate: (id) => {
+            if (!this.identityProblem(id)) this.hooks.duplicate(id);
           },
         });
         this.hooks.discoveryCycle(found.length);

@@ -4,7 +4,8 @@
  * CsrChecker, Signer) are defined once, in types/.
  */
 import type { RpcReplyBody } from "../protocol/index.js";
+import type { ReplyWatch } from "../transport/index.js";
 
 export interface RpcCaller {
-  call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: { timeoutMs?: number; signal?: AbortSignal }): Promise<RpcReplyBody<T>>;
+  call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: { timeoutMs?: number; signal?: AbortSignal; watch?: ReplyWatch }): Promise<RpcReplyBody<T>>;
 }

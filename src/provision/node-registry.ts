@@ -23,7 +23,7 @@ export const NODE_STATES = ["queued", "in_flight", "provisioned", "deferred", "f
 export type NodeState = (typeof NODE_STATES)[number] | (string & {});
 
 /** states an operator must act on, or that hold a node: kept when the registry is full */
-const STICKY = new Set<string>(["awaiting_approval", "denied"]);
+const STICKY = new Set<string>(["awaiting_approval", "denied", "conflict"]);
 
 export const TIMELINE_MAX = 24;
 const RESULTS = ["start", "ok", "error", "info"] as const;
@@ -156,6 +156,7 @@ const RECORD_STATE: Record<DecisionRecord["outcome"], NodeState> = {
   upgrade: "upgrading",
   awaiting_approval: "awaiting_approval",
   gone: "gone",
+  conflict: "conflict",
 };
 
 export class NodeRegistry {

@@ -7,7 +7,10 @@ import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BrokerConnection } from "../transport/index.js";
 import type { Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
+import { ReplyWatch, type ReplyConflict } from "../transport/index.js";
 import type { AuditSink } from "./audit.js";
+import { ConflictRegistry, type HeldConflict } from "./conflicts.js";
+import { WarnThrottle } from "./warn-throttle.js";
 import { provisionNode, type FlowObserver, type FlowOptions } from "./flow.js";
 import { Intake, type Discoverer, type IntakeOptions } from "./intake.js";
 import type { CsrChecker, Signer } from "../types/index.js";
@@ -60,6 +63,8 @@ export interface ProvisionerDeps {
   approvals?: ApprovalStore;
   /** the node registry's bound (default 250k) */
   maxKnownNodes?: number;
+  /** repeated warnings as periodic summaries; default one of the provisioner's own, stopped with it */
+  warns?: WarnThrottle;
 }
 
 export interface ProvisionerStatus {
@@ -81,8 +86,16 @@ export interface ProvisionerStatus {
   counts: Record<string, number>;
   /** decision records per outcome since start: a node deferred three times counts three */
   records: Record<string, number>;
+  /** nodes held because more than one server answered as them; cleared by POST /nodes/<identity>/clear */
+  conflicts: { held: number; nodes: HeldConflict[] };
   startedAt: string;
 }
+
+/**
+ * A valid reply besides one that failed the checks: recorded as a conflict, but the node is only
+ * held this long, so a forged reply cannot keep a genuine node out for minutes.
+ */
+export const INVALID_CONFLICT_HOLD_MS = 10_000;
 
 export declare interface Provisioner {
   on(event: "record", listener: (r: DecisionRecord) => void): this;
@@ -104,6 +117,10 @@ export class Provisioner extends EventEmitter {
   private readonly inflight = new Map<string, AbortController>();
   /** nodes in flight that announced a new process: started again as soon as their flow stops */
   private readonly restarted = new Set<string>();
+  /** the reply watch of each node in flight, for conflicts that discovery sees */
+  private readonly watches = new Map<string, ReplyWatch>();
+  readonly conflicts = new ConflictRegistry();
+  private readonly warns: WarnThrottle;
   private readonly counts: Record<string, number> = {};
   private readonly recordCounts: Record<string, number> = {};
   /** each node's latest outcome, so counts move a node rather than add it again */
@@ -144,13 +161,14 @@ export class Provisioner extends EventEmitter {
         },
       });
     }
+    this.warns = d.warns ?? new WarnThrottle(d.log);
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src, startup) => this.offer(id, src, startup),
       active: () => !this.paused && this.active && this.d.policies.loaded,
       invalid: (source, reason, detail) => {
         d.metrics.intakeErrors.labels(o.site, source, reason).inc();
-        d.log.warn({ source, reason }, detail);
+        this.warns.warn(`intake/${source}/${reason}`, { source, reason }, detail);
       },
       discoveryCycle: (n) => {
         d.metrics.discoverCycles.labels(o.site).inc();
@@ -160,6 +178,7 @@ export class Provisioner extends EventEmitter {
         d.metrics.discoveryErrors.labels(o.site).inc();
         d.log.error({ err: e.message }, "discovery failed");
       },
+      duplicate: (id) => this.duplicateReply(id, "discovery#ping", "two discovery replies from this identity"),
     }, o.intake);
     this.nodes = new NodeRegistry(d.maxKnownNodes);
     this.approvals = d.approvals ?? new MemoryApprovalStore();
@@ -169,7 +188,10 @@ export class Provisioner extends EventEmitter {
       nodes: this.nodes,
       approvals: this.approvals,
       decider: () => this.d.policies.current(),
-      releaseHold: (id) => this.queue.release(id),
+      releaseHold: (id) => {
+        this.queue.release(id);
+        this.clearConflict(id);
+      },
       offer: (id, src) => this.offer(id, src),
       audit: (a) => {
         try {
@@ -215,6 +237,10 @@ export class Provisioner extends EventEmitter {
       m.queueRejected.labels(site, "approval").inc();
       return "held";
     }
+    if (this.conflicts.isHeld(identity)) {
+      m.queueRejected.labels(site, "conflict").inc();
+      return "conflict";
+    }
     const inflight = startup ? this.inflight.get(identity) : undefined;
     if (inflight && !this.restarted.has(identity)) {
       this.restarted.add(identity);
@@ -234,6 +260,15 @@ export class Provisioner extends EventEmitter {
       m.queueRejected.labels(site, r).inc();
     }
     return r;
+  }
+
+  private writeRecord(r: DecisionRecord): void {
+    try {
+      this.d.audit.write(r);
+    } catch (e) {
+      this.d.metrics.auditErrors.labels(this.o.site).inc();
+      this.d.log.error({ err: (e as Error).message }, "could not write decision record");
+    }
   }
 
   private gauges(): void {
@@ -286,7 +321,7 @@ export class Provisioner extends EventEmitter {
       if (this.stopping) return;
       const item = await this.queue.take();
       if (!item) return;
-      if (!this.d.policies.loaded) {
+      if (!this.d.policies.loaded || this.conflicts.isHeld(item.identity)) {
         this.queue.done(item.identity);
         continue;
       }
@@ -299,7 +334,9 @@ export class Provisioner extends EventEmitter {
       this.nodes.started(item.identity);
       let again = false;
       const ac = new AbortController();
+      const watch = new ReplyWatch(item.identity);
       this.inflight.set(item.identity, ac);
+      this.watches.set(item.identity, watch);
       const rpc = slotAfterFirstReply(this.d.rpc, this.slots, () => {
         this.busy++;
         this.gauges();
@@ -307,10 +344,13 @@ export class Provisioner extends EventEmitter {
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = this.d.policies.current();
-        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal);
+        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal, watch);
         const r = res.record;
         again = this.restarted.delete(item.identity);
+        // a second server answered: the "restart" was most likely its twin coming up, and starting again would not tell them apart
+        if (watch.conflict?.kind === "second_reply") again = false;
         if (again) Object.assign(r, { outcome: "error", reason: `the node restarted mid-flow (new startup event); starting it again (${r.reason})` });
+        if (watch.conflict) res.holdMs = this.conflicted(r, watch.conflict, res.holdMs);
         outcome = r.outcome;
         r.durations.queued = item.waitedMs;
         this.count(r.identity, r.outcome);
@@ -318,16 +358,14 @@ export class Provisioner extends EventEmitter {
         m.nodeDuration.labels(this.o.site, r.outcome).observe((r.durations.total ?? 0) / 1000);
         if (res.provisioned) m.provisioned.labels(this.o.site).inc();
         if (r.outcome === "error" || r.outcome === "refused") m.provisionErrors.labels(this.o.site).inc();
-        try {
-          this.d.audit.write(r);
-        } catch (e) {
-          m.auditErrors.labels(this.o.site).inc();
-          this.d.log.error({ err: (e as Error).message }, "could not write decision record");
-        }
-        const level = r.outcome === "error" || r.outcome === "refused" ? "warn" : "info";
+        this.writeRecord(r);
+        const level = r.outcome === "error" || r.outcome === "refused" || r.outcome === "conflict" ? "warn" : "info";
         this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
         const held = again ? (this.queue.done(item.identity), 0) : this.schedule(item.identity, r.outcome, res.holdMs, res.retryAfterMs);
+        // a forged reply beside the node's own: try again soon, preferring the reply that passes the checks
+        if (!again && watch.conflict?.kind === "invalid_and_valid") this.queue.wantAfterHold(item.identity, "retry");
         this.nodes.recorded(r, held);
+        this.showConflict(r.identity);
         await this.approvalRecorded(r, res.pending);
         this.emit("record", r);
       } catch (e) {
@@ -337,6 +375,7 @@ export class Provisioner extends EventEmitter {
         this.queue.done(item.identity);
       } finally {
         this.inflight.delete(item.identity);
+        this.watches.delete(item.identity);
         if (rpc.held()) {
           this.slots.release();
           this.busy--;
@@ -402,6 +441,60 @@ export class Provisioner extends EventEmitter {
     this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
   }
 
+  /**
+   * A node's flow saw more than one server answer as it. Counted by step; held until cleared when
+   * two valid replies came (twins cannot be told apart by retrying), only briefly when one of the
+   * replies failed the checks (prefer the node that passes them). Returns the node's hold.
+   */
+  private conflicted(r: DecisionRecord, c: ReplyConflict, holdMs: number): number {
+    this.d.metrics.conflicts.labels(this.o.site, c.step).inc();
+    if (r.outcome === "configure") {
+      // the second reply came after configure was sent: too late to stop, not too late to say so
+      r.warnings = [...(r.warnings ?? []), `another server answered as this node after configure was sent (${c.step}: ${c.detail})`];
+    } else if (r.outcome !== "conflict") {
+      // the flow ended otherwise (an error, cancelled by the twin's startup event): the conflict is what happened
+      Object.assign(r, { outcome: "conflict", reason: `conflicting replies to ${c.step}: ${c.detail} (the flow had ended: ${r.reason})` });
+    }
+    if (c.kind === "invalid_and_valid") return Math.max(holdMs, INVALID_CONFLICT_HOLD_MS);
+    this.conflicts.hold({ identity: r.identity, step: c.step, kind: c.kind, detail: c.detail });
+    return holdMs;
+  }
+
+  /** the node registry shows a held conflict as its state, for `nodes list --state conflict` */
+  private showConflict(identity: string): void {
+    const c = this.conflicts.get(identity);
+    if (c) this.nodes.hold(identity, "conflict", `conflicting replies to ${c.step}: ${c.detail}; held until cleared (nodes clear)`);
+  }
+
+  /** a second reply outside a node's flow (discovery): held and recorded now, or the flow in progress ends in conflict */
+  private duplicateReply(identity: string, step: string, detail: string): void {
+    const c: ReplyConflict = { step, kind: "second_reply", detail };
+    const watch = this.watches.get(identity);
+    if (watch) return watch.conflicted(c);
+    if (this.conflicts.isHeld(identity) || !this.active) {
+      this.conflicts.hold({ identity, ...c });
+      return;
+    }
+    const r: DecisionRecord = { identity, time: new Date().toISOString(), outcome: "conflict", reason: `conflicting replies to ${step}: ${detail}`, fired: [], durations: {} };
+    this.conflicted(r, c, 0);
+    this.count(identity, "conflict");
+    this.writeRecord(r);
+    this.nodes.recorded(r, 0);
+    this.showConflict(identity);
+    this.d.log.warn({ identity, outcome: r.outcome, step }, r.reason);
+    this.emit("record", r);
+  }
+
+  /** clears a held conflict (the operator's clear action); the node is offered again right after. False when it was not held. */
+  private clearConflict(identity: string): boolean {
+    const c = this.conflicts.clear(identity);
+    if (!c) return false;
+    this.d.log.warn({ identity, step: c.step, since: c.since }, "conflict cleared by the operator");
+    // after the operator action has finished its own bookkeeping of the node
+    setImmediate(() => this.offer(identity, "manual"));
+    return true;
+  }
+
   get isPaused(): boolean {
     return this.paused;
   }
@@ -462,6 +555,7 @@ export class Provisioner extends EventEmitter {
       workers: this.o.workers,
       counts: Object.fromEntries(Object.entries(this.counts).filter(([, n]) => n > 0)),
       records: { ...this.recordCounts },
+      conflicts: { held: this.conflicts.size, nodes: this.conflicts.list() },
       startedAt: this.startedAt,
     };
   }
@@ -472,6 +566,7 @@ export class Provisioner extends EventEmitter {
     clearInterval(this.heldTimer);
     this.breaker?.close();
     await this.intake.stop();
+    this.warns.stop();
     this.queue.clear();
     this.queue.close();
     const all = Promise.all(this.workers);

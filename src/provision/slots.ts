@@ -56,7 +56,7 @@ export function slotAfterFirstReply(rpc: RpcCaller, slots: Slots, onSlot?: () =>
   let held = false;
   return {
     held: () => held,
-    async call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: { timeoutMs?: number; signal?: AbortSignal }) {
+    async call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: Parameters<RpcCaller["call"]>[4]) {
       const r = await rpc.call<T>(identity, agent, action, data, o);
       if (!held) {
         await slots.acquire(o?.signal);

@@ -8,6 +8,7 @@
  */
 import { LOCK_HELD_MESSAGE, WRONG_TOKEN_MESSAGE, type RpcReplyBody } from "../protocol/index.js";
 import { RpcCancelledError, RpcClosedError, RpcConnectionLostError, RpcNoRespondersError, RpcTimeoutError } from "../transport/errors.js";
+import type { ReplyWatch } from "../transport/index.js";
 import type { RpcCaller } from "./interfaces.js";
 
 export class StepError extends Error {
@@ -75,6 +76,8 @@ export async function runStep<T>(
   b: BackoffPolicy,
   obs: StepObserver,
   signal?: AbortSignal,
+  /** the node flow's reply watch (transport/reply-watch.ts) */
+  watch?: ReplyWatch,
 ): Promise<RpcReplyBody<T>> {
   const label = `${agent}#${action}`;
   let timeouts = 0;
@@ -85,7 +88,7 @@ export async function runStep<T>(
     if (attempt > 0) await sleep(backoffMs(attempt - 1, b), signal);
     const started = performance.now();
     try {
-      const r = await rpc.call<T>(identity, agent, action, typeof data === "function" ? data(attempt) : data, { timeoutMs: p.timeoutMs, signal });
+      const r = await rpc.call<T>(identity, agent, action, typeof data === "function" ? data(attempt) : data, { timeoutMs: p.timeoutMs, signal, watch });
       obs.rpcTime(label, (performance.now() - started) / 1000);
       if (r.statuscode === 0) return r;
       obs.rpcError(label);

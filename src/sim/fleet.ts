@@ -78,6 +78,14 @@ export interface FleetOptions {
    * answer for the other's nodes.
    */
   noResponders?: boolean;
+  /**
+   * these identities instead of generated ones. A second fleet with another seed and some of the
+   * first fleet's identities is a set of twins (cloned images) or, with announce false, an
+   * impostor answering on their subjects: different keys, a different connection
+   */
+  identities?: string[];
+  /** false: publish no startup events (an impostor only answers); default true */
+  announce?: boolean;
 }
 
 export interface Fleet {
@@ -120,10 +128,11 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const faults = o.faults ?? {};
   const keysP = KeyPool.create({ size: o.keyPoolSize, cacheDir: o.keyCacheDir });
 
+  if (o.identities && o.identities.length !== o.nodes) throw new RangeError(`identities has ${o.identities.length} names for ${o.nodes} nodes`);
   const nodes: SimNode[] = [];
   const byIdentity = new Map<string, SimNode>();
   for (let i = 0; i < o.nodes; i++) {
-    const identity = identityOf(i, o.domain);
+    const identity = o.identities?.[i] ?? identityOf(i, o.domain);
     const node = new SimNode({
       index: i,
       identity,
@@ -235,7 +244,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   stats.totals.inProvisioningMode = nodes.length;
   const ramp = o.startupRampMs ?? (nodes.length <= 1000 ? 0 : Math.round(nodes.length / 10));
   const flush = (): Promise<void> => flushShards(shards);
-  const startupPublished = publishStartups(nodes, ramp, startNode, later, () => stopped);
+  const startupPublished = o.announce === false ? Promise.resolve() : publishStartups(nodes, ramp, startNode, later, () => stopped);
   // stop() closing the connections meanwhile is not a failure of the startup
   const startupComplete = startupPublished.then(async () => {
     if (stopped) return;

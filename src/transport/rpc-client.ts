@@ -26,6 +26,7 @@ import {
   PROVISION_AGENT,
 } from "../protocol/index.js";
 import { RpcCancelledError, RpcClosedError, RpcConnectionLostError, RpcNoRespondersError, RpcTimeoutError } from "./errors.js";
+import type { RejectReason, RejectedReply, ReplyWatch } from "./reply-watch.js";
 import { endOfTurnPublisher } from "./publish-batch.js";
 
 export interface RpcClientOptions {
@@ -36,10 +37,12 @@ export interface RpcClientOptions {
   callerid?: string;
   collective?: string;
   ttlSec?: number;
-  /** bad replies (hash mismatch, garbage) are dropped and reported here, for metrics */
-  onInvalidReply?: (err: ProtocolError | Error) => void;
-  /** replies from a node other than the one asked (a stray or spoofed reply) */
-  onUnexpectedReply?: (expected: string, got: string) => void;
+  /**
+   * a reply that could not be decoded or failed the checks (hash, request id, sender, RPC body):
+   * dropped, the call goes on waiting for a valid one, and it is reported here against the node
+   * it claims to be from, so a forged reply is visible
+   */
+  onRejectedReply?: (r: RejectedReply) => void;
   /** Choria protocol version; default 1 */
   protocol?: 1 | 2;
   /** protocol 2: our client JWT, the `caller` of every secure request (required there) */
@@ -58,6 +61,8 @@ interface ReplyInfo {
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** the node flow's watch: the request stays routed to it after the call resolves (reply-watch.ts) */
+  watch?: ReplyWatch;
 }
 
 export interface DiscoverOptions {
@@ -69,10 +74,14 @@ export interface DiscoverOptions {
   signal?: AbortSignal;
   /** called for each new identity as it arrives */
   onNode?: (identity: string) => void;
+  /** a second pong from an identity already seen in this discovery: two servers answer as one */
+  onDuplicate?: (identity: string) => void;
 }
 
 interface Waiter {
   reply: (r: ReplyInfo) => void;
+  /** a reply on this request's subject that could not be decoded or was for another request */
+  reject: (reason: RejectReason, detail: string) => void;
   /** settles the pending call when the client closes, so no caller waits for its timeout */
   close: () => void;
   /** the broker's 503 no-responders status: nothing is subscribed on the request's subject */
@@ -141,13 +150,9 @@ export class RpcClient {
         try {
           decoded = this.decode(msg.data);
         } catch (e) {
-          this.o.onInvalidReply?.(e as Error);
-          return;
+          return waiter.reject("undecodable", (e as Error).message);
         }
-        if (decoded.requestId !== id) {
-          this.o.onInvalidReply?.(new ProtocolError("schema", "reply", `reply for ${decoded.requestId} arrived on the subject of ${id}`));
-          return;
-        }
+        if (decoded.requestId !== id) return waiter.reject("request_mismatch", new ProtocolError("schema", "reply", `reply for ${decoded.requestId} arrived on the subject of ${id}`).message);
         waiter.reply(decoded);
       },
     });
@@ -183,58 +188,84 @@ export class RpcClient {
 
   /**
    * Directed request to one node (provisioning.node.<identity>). Resolves with the RPC reply
-   * body as soon as that node replies, whatever its statuscode; the caller decides what a
-   * non-zero status means. Rejects with RpcNoRespondersError when the broker says nothing is
-   * subscribed on the node's subject.
+   * body as soon as that node gives a valid reply, whatever its statuscode; the caller decides
+   * what a non-zero status means. Replies that fail the checks are reported and skipped. With
+   * `o.watch` the request stays routed to the watch after that, so a second reply is seen.
+   * Rejects with RpcNoRespondersError when the broker says nothing is subscribed on the node's
+   * subject.
    */
   call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data: Record<string, unknown> = {}, o: CallOptions = {}): Promise<RpcReplyBody<T>> {
     this.ensureOpen();
     const timeoutMs = o.timeoutMs ?? 10_000;
+    const step = `${agent}#${action}`;
+    const watch = o.watch;
     // the closures below keep only the request id: holding the whole encoded request (its
     // document and payload text) for the call's lifetime got it promoted to V8's old generation
     const { requestId, replyTo, bytes } = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
     return new Promise<RpcReplyBody<T>>((resolve, reject) => {
-      if (o.signal?.aborted) return reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
-      const finish = (): void => {
+      if (o.signal?.aborted) return reject(new RpcCancelledError(`${step} to ${identity}`));
+      /** the message of the valid reply taken, once there is one */
+      let first: string | undefined;
+      let rejects = 0;
+      const settle = (): void => {
         clearTimeout(timer);
-        this.waiters.delete(requestId);
         unlisten?.();
+      };
+      const finish = (): void => {
+        settle();
+        this.waiters.delete(requestId);
       };
       const onAbort = (): void => {
         finish();
-        reject(new RpcCancelledError(`${agent}#${action} to ${identity}`));
+        reject(new RpcCancelledError(`${step} to ${identity}`));
       };
       const timer = setTimeout(() => {
         finish();
         reject(new RpcTimeoutError(identity, agent, action, timeoutMs));
       }, timeoutMs);
       const unlisten = o.signal ? this.onAbort(o.signal, onAbort) : undefined;
+      const rejected = (reason: RejectReason, detail: string): void => {
+        rejects++;
+        this.o.onRejectedReply?.({ identity, step, reason, detail });
+        watch?.rejected({ step, reason }, first !== undefined);
+      };
       this.waiters.set(requestId, {
         close: () => {
+          if (first !== undefined) return;
           finish();
           reject(new RpcClosedError());
         },
+        // once answered, the waiter only watches for a second reply: these no longer apply
         absent: () => {
+          if (first !== undefined) return;
           finish();
           reject(new RpcNoRespondersError(identity, agent, action));
         },
         lost: () => {
+          if (first !== undefined) return;
           finish();
           reject(new RpcConnectionLostError(`${agent}#${action} to ${identity}`));
         },
+        reject: rejected,
         reply: (r) => {
-        if (r.sender !== identity) {
-          this.o.onUnexpectedReply?.(identity, r.sender);
-          return;
-        }
-        finish();
-        try {
-          resolve(decodeRpcReply<T>(r.message));
-        } catch (e) {
-          this.o.onInvalidReply?.(e as Error);
-          reject(e);
-        }
-      },
+          if (r.sender !== identity) return rejected("wrong_sender", `reply names ${JSON.stringify(r.sender)} as its sender`);
+          let body: RpcReplyBody<T>;
+          try {
+            body = decodeRpcReply<T>(r.message);
+          } catch (e) {
+            return rejected("bad_body", (e as Error).message);
+          }
+          if (first !== undefined) {
+            // core NATS delivers a message once per subscription: a second reply has a second sender
+            watch?.conflicted({ step, kind: "second_reply", detail: r.message === first ? "a second reply with the same body" : "a second reply with a different body" });
+            return;
+          }
+          first = r.message;
+          if (rejects > 0) watch?.conflicted({ step, kind: "invalid_and_valid", detail: `a valid reply besides ${rejects} that failed the checks` });
+          settle();
+          if (!watch?.track(() => this.waiters.delete(requestId))) this.waiters.delete(requestId);
+          resolve(body);
+        },
       });
       // the NATS reply subject is the Choria reply-to too: a node that is not subscribed costs
       // one round trip (the broker's 503) instead of a timeout per try
@@ -269,12 +300,13 @@ export class RpcClient {
       o.signal?.addEventListener("abort", done, { once: true });
       this.waiters.set(enc.requestId, {
         close: done,
+        reject: (reason, detail) => this.o.onRejectedReply?.({ identity: "", step: "discovery#ping", reason, detail }),
         reply: (r) => {
-        if (r.message !== "pong") return;
+        if (r.message !== "pong") return this.o.onRejectedReply?.({ identity: r.sender, step: "discovery#ping", reason: "not_pong", detail: "a discovery reply that is not pong" });
         if (!found.has(r.sender)) {
           found.add(r.sender);
           o.onNode?.(r.sender);
-        }
+        } else o.onDuplicate?.(r.sender);
         if (quiet) quiet.refresh();
         else quiet = setTimeout(done, quietMs);
       },

@@ -95,9 +95,10 @@ export interface DecisionRecord {
   time: string;
   /**
    * refused: the CSR failed the CSR policy; error: a step failed (the node is tried again);
-   * gone: nothing answers for the node any more (never there, or it left provisioning mode)
+   * gone: nothing answers for the node any more (never there, or it left provisioning mode);
+   * conflict: more than one server answered as this node
    */
-  outcome: Outcome | "error" | "refused" | "awaiting_approval" | "gone";
+  outcome: Outcome | "error" | "refused" | "awaiting_approval" | "gone" | "conflict";
   reason: string;
   policy?: PolicyRef;
   /** the rules applied, with their priority and file:line:col as `policy eval --explain` shows them */
@@ -117,4 +118,6 @@ export interface DecisionRecord {
   /** milliseconds per step, e.g. { inventory: 3, gencsr: 40, policy: 0.2, sign: 5, configure: 3, restart: 2, total: 60 } */
   durations: Record<string, number>;
   error?: string;
+  /** replies to this node's requests that failed the checks: forged or garbled, each counted against this node */
+  rejectedReplies?: { count: number; first: Array<{ step: string; reason: string }> };
 }

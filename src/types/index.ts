@@ -5,3 +5,4 @@ export * from "./child-env.js";
 export * from "./decider.js";
 export * from "./csr-checker.js";
 export * from "./signing.js";
+export * from "./dns-name.js";

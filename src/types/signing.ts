@@ -69,6 +69,7 @@ export type CsrRefusalCode =
   | "san_not_allowed"
   | "weak_key"
   | "unsupported_key"
+  | "bad_name"
   | "malformed";
 
 /** Every code, for metric label pre-registration and exhaustive tests. */
@@ -81,6 +82,7 @@ export const CSR_REFUSAL_CODES: readonly CsrRefusalCode[] = [
   "san_not_allowed",
   "weak_key",
   "unsupported_key",
+  "bad_name",
   "malformed",
 ];
 

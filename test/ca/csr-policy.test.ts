@@ -130,7 +130,13 @@ describe("CSR policy", () => {
     assert.match(reason, /P-521/);
   });
 
+  test("bad_name: a CN, CSR SAN or granted SAN that is not a DNS name (or an IP SAN)", async () => {
+    for (const cn of ["$(touch${IFS}/tmp/pwned)", "a;rm-rf", "/etc/passwd"]) refused(await makeCsr({ keys: rsaKeys, cn }), "bad_name", { identity: cn });
+    refused(await makeCsr({ keys: rsaKeys, cn: ID, dns: [ID, "x y.example.net"] }), "bad_name", { identity: ID, allowedSans: ["x y.example.net"] });
+    refused(await makeCsr({ keys: rsaKeys, cn: ID }), "bad_name", { identity: ID, allowedSans: ["`id`"] });
+  });
+
   test("every refusal code is exercised above", () => {
-    assert.deepEqual([...CSR_REFUSAL_CODES].sort(), ["bad_signature", "cn_mismatch", "denied_name", "malformed", "not_pem", "san_not_allowed", "too_large", "unsupported_key", "weak_key"]);
+    assert.deepEqual([...CSR_REFUSAL_CODES].sort(), ["bad_name", "bad_signature", "cn_mismatch", "denied_name", "malformed", "not_pem", "san_not_allowed", "too_large", "unsupported_key", "weak_key"]);
   });
 });

@@ -24,8 +24,6 @@ test("the Grafana dashboard charts only metrics the daemon exports, the helper's
   const used = new Set(dash.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/choria_provisioner_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, "")))));
   for (const name of ["choria_provisioner_helper_time", "choria_provisioner_helper_errors", "choria_provisioner_conflicts_total", "choria_provisioner_signer_up"]) assert.ok(used.has(name), `no panel for ${name}`);
   const exported = new Set((await createMetrics("x", { defaultMetrics: false }).registry.getMetricsAsJSON()).map((x) => x.name));
-  // conflicts_total comes with the conflict detection (issue 17); once merged it is exported like the rest
-  const pending = new Set(["choria_provisioner_conflicts_total"]);
-  const unknown = [...used].filter((n) => !exported.has(n) && !pending.has(n));
+  const unknown = [...used].filter((n) => !exported.has(n));
   assert.deepEqual(unknown, [], "dashboard queries metrics the daemon does not export");
 });

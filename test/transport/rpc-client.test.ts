@@ -10,7 +10,7 @@ import {
   encodeRpcReply,
   nodeSubject,
 } from "../../src/protocol/index.js";
-import { RpcClient, RpcCancelledError, RpcClosedError, RpcNoRespondersError, RpcTimeoutError, closeNats, connectNats, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { ReplyWatch, RpcClient, RpcCancelledError, RpcClosedError, RpcNoRespondersError, RpcTimeoutError, closeNats, connectNats, startNatsServer, type LocalNatsServer, type RejectedReply } from "../../src/transport/index.js";
 import { endOfTurnPublisher } from "../../src/transport/publish-batch.js";
 
 let srv: LocalNatsServer;
@@ -124,17 +124,19 @@ test("calls can be cancelled, and closing the client settles pending calls", asy
   await closeNats(silent.nc);
 });
 
-test("replies with a bad hash or from another identity are dropped and reported", async () => {
+test("replies with a bad hash or from another identity are dropped and reported against the node asked", async () => {
   const bad = await responder("tamper.example.net", { tamper: true });
   const liar = await responder("liar.example.net", { impersonate: "someone.else" });
-  const invalid: Error[] = [];
-  const unexpected: string[] = [];
-  const { nc, c } = await client({ onInvalidReply: (e) => invalid.push(e), onUnexpectedReply: (_exp, got) => unexpected.push(got) });
+  const rejected: RejectedReply[] = [];
+  const { nc, c } = await client({ onRejectedReply: (r) => rejected.push(r) });
   await assert.rejects(c.call("tamper.example.net", "rpcutil", "inventory", {}, { timeoutMs: 300 }), RpcTimeoutError);
-  assert.equal(invalid.length, 1);
-  assert.match(invalid[0].message, /hash/);
+  assert.equal(rejected.length, 1);
+  assert.equal(rejected[0].identity, "tamper.example.net");
+  assert.equal(rejected[0].reason, "undecodable");
+  assert.match(rejected[0].detail, /hash/);
   await assert.rejects(c.call("liar.example.net", "rpcutil", "inventory", {}, { timeoutMs: 300 }), RpcTimeoutError);
-  assert.deepEqual(unexpected, ["someone.else"]);
+  assert.deepEqual(rejected.slice(1).map((r) => [r.identity, r.reason, r.step]), [["liar.example.net", "wrong_sender", "rpcutil#inventory"]]);
+  assert.match(rejected[1].detail, /someone\.else/);
   await c.close();
   await closeNats(nc);
   await closeNats(bad.nc);
@@ -207,3 +209,58 @@ test("end-of-turn publisher: a turn's messages arrive in order, a long turn rele
   await drained;
   await closeNats(receiver);
 });
+
+test("a second reply to a request is seen by the node's watch after the call resolved; discovery reports a second pong", async () => {
+  const a = await responder("twin.example.net");
+  const b = await responder("twin.example.net");
+  const dup: string[] = [];
+  const { nc, c } = await client();
+  const found = await c.discover({ timeoutMs: 3000, quietMs: 200, onDuplicate: (i) => dup.push(i) });
+  assert.deepEqual(found, ["twin.example.net"]);
+  assert.deepEqual(dup, ["twin.example.net"]);
+
+  const watch = new ReplyWatch("twin.example.net");
+  const r = await c.call("twin.example.net", "rpcutil", "inventory", {}, { timeoutMs: 2000, watch });
+  assert.equal(r.statuscode, StatusCode.OK);
+  await waitUntil(() => watch.conflict !== undefined);
+  assert.deepEqual({ step: watch.conflict!.step, kind: watch.conflict!.kind }, { step: "rpcutil#inventory", kind: "second_reply" });
+  assert.equal(c.inFlight, 1, "the answered request stays routed to the watch");
+  watch.close();
+  assert.equal(c.inFlight, 0, "closing the watch forgets it");
+
+  // without a watch the request is forgotten at once, as before
+  await c.call("twin.example.net", "rpcutil", "inventory", {}, { timeoutMs: 2000 });
+  assert.equal(c.inFlight, 0);
+  await c.close();
+  await closeNats(nc);
+  await closeNats(a.nc);
+  await closeNats(b.nc);
+});
+
+test("a forged reply does not win: the call takes the valid one and the watch records invalid plus valid", async () => {
+  const forger = await responder("genuine.example.net", { tamper: true });
+  const genuine = await responder("genuine.example.net");
+  const rejected: RejectedReply[] = [];
+  const { nc, c } = await client({ onRejectedReply: (r) => rejected.push(r) });
+  const watch = new ReplyWatch("genuine.example.net");
+  const r = await c.call<{ identity: string }>("genuine.example.net", "rpcutil", "inventory", {}, { timeoutMs: 2000, watch });
+  assert.equal(r.data.identity, "genuine.example.net");
+  await waitUntil(() => watch.conflict !== undefined);
+  assert.equal(watch.conflict!.kind, "invalid_and_valid");
+  assert.deepEqual(watch.rejects, [{ step: "rpcutil#inventory", reason: "undecodable" }]);
+  assert.deepEqual(rejected.map((x) => x.identity), ["genuine.example.net"]);
+  watch.close();
+  await c.close();
+  await closeNats(nc);
+  await closeNats(forger.nc);
+  await closeNats(genuine.nc);
+});
+
+/** polls a condition set by NATS callbacks, which have no event of their own to await */
+async function waitUntil(pred: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
