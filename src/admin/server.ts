@@ -1,7 +1,8 @@
 /**
  * Admin HTTP endpoint, loopback by default: /metrics (Prometheus), /healthz (the process
  * answers), /readyz (connected, policy loaded, active, signer up), /status (JSON), GET /nodes and
- * /nodes/{identity} (read-only), and the POSTs /pause, /resume and /nodes/{action} guarded by a
+ * /nodes/{identity} (read-only), and the POSTs /pause, /resume, /nodes/{action},
+ * /broker-sets/{name}/clear and /rollout/{accept,revert} guarded by a
  * bearer token. Without a configured token the POSTs are refused: an unguarded switch that
  * stops provisioning or configures nodes is not a safe default. schemas/admin-api.openapi.json
  * documents every route.
@@ -45,6 +46,10 @@ export interface AdminTarget {
   nodes?: NodesTarget;
   /** the certificate lifecycle, when the CA keeps a ledger */
   ca?: AdminCa;
+  /** arrival tracking: an operator declares a broker set healthy again; returns how many sets were cleared */
+  clearBrokerSet?(name: string): number;
+  /** guarded rollout: accept the failed or on-trial version, or revert to the trusted one */
+  rollout?(action: "accept" | "revert"): unknown;
 }
 
 export interface AdminCa {
@@ -207,6 +212,25 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
           if (!authorised(req, o.token)) return send(res, 401, { error: "bad or missing bearer token" });
           if (!o.target.ca) return send(res, 404, { error: "no certificate ledger: revocation is off" });
           return send(res, 200, { revoked: o.target.ca.revoke(await readJson(req)) });
+        }
+        const clear = /^\/broker-sets\/([^/]+)\/clear$/.exec(path);
+        const rollout = /^\/rollout\/(accept|revert)$/.exec(path);
+        if (clear || rollout) {
+          if (req.method !== "POST") return send(res, 405, { error: "use POST" });
+          if (!o.token) return send(res, 403, { error: `${path} disabled: no admin token configured` });
+          if (!authorised(req, o.token)) return send(res, 401, { error: "bad or missing bearer token" });
+          if (clear) {
+            if (!o.target.clearBrokerSet) return send(res, 404, { error: "arrival tracking is off" });
+            const name = decodeURIComponent(clear[1]!);
+            const n = o.target.clearBrokerSet(name);
+            return send(res, n ? 200 : 404, n ? { cleared: name, sets: n } : { error: `broker set ${name} is not unhealthy` });
+          }
+          if (!o.target.rollout) return send(res, 404, { error: "arrival tracking is off" });
+          try {
+            return send(res, 200, o.target.rollout(rollout![1] as "accept" | "revert"));
+          } catch (e) {
+            return send(res, 409, { error: (e as Error).message });
+          }
         }
         const nodes = o.target.nodes;
         if (nodes && (path === "/nodes" || path.startsWith("/nodes/"))) return await nodeRoute(req, res, path, url, nodes, o.token);

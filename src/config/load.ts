@@ -9,7 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from "yaml";
 import { parseDuration } from "./duration.js";
 import { applySchemaDefaults, schemaProblems } from "./schema.js";
-import type { ConfigFile, DefaultedConfig } from "./types.js";
+import type { ConfigFile, DefaultedConfig, HomeLogin } from "./types.js";
 
 export { CONFIG_SCHEMA_PATH } from "./schema.js";
 
@@ -94,6 +94,15 @@ export function loadConfigFile(file: string): ConfigFile {
   cfg.jwt_signing_token = rel(cfg.jwt_signing_token);
   cfg.client_jwt = rel(cfg.client_jwt);
   if (cfg.log) cfg.log.file = rel(cfg.log.file);
+  const relLogin = (l: HomeLogin): void => {
+    l.broker_creds = rel(l.broker_creds);
+    if (l.tls) l.tls = { ...l.tls, ca: rel(l.tls.ca), cert: rel(l.tls.cert), key: rel(l.tls.key) };
+  };
+  if (cfg.arrival) {
+    relLogin(cfg.arrival);
+    for (const h of cfg.arrival.homes ?? []) relLogin(h);
+  }
+  if (cfg.rollout) cfg.rollout.state_file = rel(cfg.rollout.state_file);
   return cfg;
 }
 
@@ -172,7 +181,102 @@ export interface Settings {
   leaderElection: boolean;
   activeActive: boolean;
   ha: { apiPrefix?: string; electionTtlMs?: number; standDownMs?: number; claimTtlMs?: number; replicas?: number };
+  /** arrival tracking; undefined when off */
+  arrival?: ArrivalSettings;
+  rollout: RolloutSettings;
 }
+
+/** a home broker's login, secrets resolved */
+export interface HomeLoginSettings {
+  tls?: ConfigFile["tls"];
+  user?: string;
+  password?: string;
+  token?: string;
+  creds?: string;
+}
+
+export interface ArrivalSettings {
+  deadlineMs: number;
+  homes: Array<{ name: string; brokers: string[]; brokerSets?: string[]; login: HomeLoginSettings }>;
+  /** for a broker set no home covers, watched on its own brokers */
+  login: HomeLoginSettings;
+  health: { window: number; minLost: number };
+}
+
+export interface RolloutSettings {
+  /** on only with arrival */
+  enabled: boolean;
+  canary: number;
+  minArrivals: number;
+  /** fraction */
+  maxLost: number;
+  onFailure: "revert" | "pause";
+  trustInitial: boolean;
+  stateFile?: string;
+  /** the rollout section was written (rollout without arrival is a mistake worth saying) */
+  configured: boolean;
+}
+
+function brokerList(b: string | string[]): string[] {
+  return Array.isArray(b) ? b : b.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function homeLogin(l: HomeLogin, env: NodeJS.ProcessEnv, base: HomeLoginSettings = {}): HomeLoginSettings {
+  return {
+    tls: l.tls ?? base.tls,
+    user: l.broker_user ?? base.user,
+    password: l.broker_password_env ? env[l.broker_password_env] || undefined : base.password,
+    token: l.broker_token_env ? env[l.broker_token_env] || undefined : base.token,
+    creds: l.broker_creds ?? base.creds,
+  };
+}
+
+/** "10%" or 0.1 */
+export function lostShare(v: number | string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  return typeof v === "number" ? v : Number(v.slice(0, -1)) / 100;
+}
+
+function arrivalSettings(c: ConfigFile, env: NodeJS.ProcessEnv): ArrivalSettings | undefined {
+  const a = c.arrival;
+  if (!a) return undefined;
+  const login = homeLogin(a, env);
+  return {
+    deadlineMs: parseDuration(a.deadline, 120_000),
+    homes: (a.homes ?? []).map((h) => {
+      const brokers = brokerList(h.broker);
+      return { name: h.name ?? brokers.join(","), brokers, brokerSets: h.broker_sets, login: homeLogin(h, env, login) };
+    }),
+    login,
+    health: { window: a.broker_set_health?.window ?? 20, minLost: a.broker_set_health?.min_lost ?? 3 },
+  };
+}
+
+function rolloutSettings(c: ConfigFile): RolloutSettings {
+  const r = c.rollout ?? {};
+  const canary = r.canary ?? 20;
+  const maxLost = lostShare(r.max_lost, 0.1);
+  return {
+    enabled: c.arrival !== undefined && (r.enabled ?? true),
+    canary,
+    minArrivals: r.min_arrivals ?? Math.max(1, Math.ceil(canary * (1 - maxLost))),
+    maxLost,
+    onFailure: r.on_failure ?? "revert",
+    trustInitial: r.trust_initial ?? false,
+    stateFile: r.state_file,
+    configured: c.rollout !== undefined && c.rollout.enabled !== false,
+  };
+}
+
+/** Rollout settings the schema cannot check: sentences, as credentialProblems gives them. */
+export function rolloutProblems(s: Pick<Settings, "arrival" | "rollout">): string[] {
+  const out: string[] = [];
+  if (s.rollout.configured && !s.arrival) out.push("rollout needs arrival: a canary is judged by its nodes' arrival at home; add an arrival section");
+  if (s.rollout.minArrivals > s.rollout.canary) out.push(`rollout.min_arrivals (${s.rollout.minArrivals}) is more than rollout.canary (${s.rollout.canary}): no canary could ever be trusted`);
+  if (s.rollout.maxLost > 1) out.push(`rollout.max_lost (${s.rollout.maxLost * 100}%) is more than 100%`);
+  return out;
+}
+
 
 /**
  * The document with the schema's defaults filled in (a copy), validated again: flags merged
@@ -277,6 +381,8 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
       claimTtlMs: d.ha?.claim_ttl === undefined ? undefined : parseDuration(d.ha.claim_ttl),
       replicas: d.ha?.replicas,
     },
+    arrival: arrivalSettings(d, env),
+    rollout: rolloutSettings(d),
   };
 }
 

@@ -1,6 +1,15 @@
 /** The configuration file as written (schemas/provisioner-config.json). */
 export type Duration = string | number;
 
+/** how to log in to a home broker (arrival) */
+export interface HomeLogin {
+  tls?: { ca?: string; cert?: string; key?: string; insecure?: boolean };
+  broker_user?: string;
+  broker_password_env?: string;
+  broker_token_env?: string;
+  broker_creds?: string;
+}
+
 export interface ConfigFile {
   site?: string;
   identity?: string;
@@ -45,6 +54,12 @@ export interface ConfigFile {
   helper_concurrency?: number;
   leader_election?: boolean;
   active_active?: boolean;
+  arrival?: HomeLogin & {
+    deadline?: Duration;
+    homes?: Array<HomeLogin & { name?: string; broker: string | string[]; broker_sets?: string[] }>;
+    broker_set_health?: { window?: number; min_lost?: number };
+  };
+  rollout?: { enabled?: boolean; canary?: number; min_arrivals?: number; max_lost?: number | string; on_failure?: "revert" | "pause"; trust_initial?: boolean; state_file?: string };
   ha?: { api_prefix?: string; election_ttl?: Duration; stand_down?: Duration; claim_ttl?: Duration; replicas?: number };
 }
 

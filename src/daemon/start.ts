@@ -10,7 +10,8 @@ import type { NatsConnection } from "nats";
 import { AdminRequestError, isLoopbackListen, startAdminServer, type AdminCa, type AdminServer, type NodesTarget } from "../admin/server.js";
 import type { OperatorAction } from "../provision/operator.js";
 import { csrChecker, openCaLifecycle, openSigner, REVOCATION_REASONS, type CaLifecycle, type RevocationReason } from "../ca/index.js";
-import type { Settings } from "../config/index.js";
+import { rolloutProblems, type Settings } from "../config/index.js";
+import { ArrivalLoop } from "../arrival/index.js";
 import { credentialFlowOptions, readSecretFile } from "../credentials/settings.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { loadPolicySet, type PolicySet } from "../policy/index.js";
@@ -40,6 +41,8 @@ export interface DaemonHandle {
   provisioner: Provisioner;
   metrics: Metrics;
   policies: PolicyManager;
+  /** arrival tracking and guarded rollout; undefined when `arrival` is not configured */
+  arrival?: ArrivalLoop;
   admin: AdminServer;
   nc: NatsConnection;
   log: Logger;
@@ -101,6 +104,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   const rulesDir = rulesDirFor(s);
   const toDecider = ov.decider ?? policyDecider;
   const credentials = credentialFlowOptions(s);
+  const rollout = rolloutProblems(s);
+  if (rollout.length) throw new Error(`invalid rollout configuration:\n  ${rollout.join("\n  ")}`);
   const clientJwt = s.protocol === 2 ? readSecretFile(s.clientJwtFile!, "client_jwt").trim() : undefined;
 
   const load = s.helper
@@ -239,6 +244,22 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     }
   }
 
+  let arrival: ArrivalLoop | undefined;
+  if (s.arrival) {
+    try {
+      arrival = new ArrivalLoop({ arrival: s.arrival, rollout: s.rollout }, { site: s.site, identity: s.identity, metrics, log, audit: (r) => audit.arrival(r) });
+    } catch (e) {
+      return closers.fail(e as Error);
+    }
+    const loop = arrival;
+    loop.policyLoaded(policies.current());
+    policies.on("reload", (st: ReloadStatus) => {
+      if (st.ok) loop.policyLoaded(policies.current());
+    });
+    loop.start();
+    closers.add("arrival watches", () => loop.stop());
+  }
+
   const provisioner = new Provisioner(
     {
       site: s.site,
@@ -271,6 +292,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       claims: ha?.claims,
       approvals,
       warns,
+      gate: arrival?.gate,
     },
   );
   if (lifecycle && s.ca.revokeOnShutdown) {
@@ -294,7 +316,15 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
 
   let admin: AdminServer;
   try {
-    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: { status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls) }) as never, pause: () => provisioner.pause(), resume: () => provisioner.resume(), nodes: nodesTarget(provisioner), ca: lifecycle ? adminCa(lifecycle) : undefined } });
+    admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: {
+        status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls), ...(arrival ? { arrival: arrival.status() } : {}) }) as never,
+        pause: () => provisioner.pause(),
+        resume: () => provisioner.resume(),
+        nodes: nodesTarget(provisioner),
+        ca: lifecycle ? adminCa(lifecycle) : undefined,
+        ...(arrival ? { clearBrokerSet: (name: string) => arrival.clearBrokerSet(name), rollout: (a: "accept" | "revert") => arrival.rolloutAction(a) } : {}),
+      },
+    });
   } catch (e) {
     return closers.fail(new Error(`cannot start the admin endpoint on ${s.adminListen}: ${(e as Error).message}`));
   }
@@ -328,6 +358,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     provisioner,
     metrics,
     policies,
+    arrival,
     admin,
     nc,
     log,
@@ -339,6 +370,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       await provisioner.stop(drainMs);
       // after the drain: a successor must not pick up nodes we were still finishing
       await ha?.stop();
+      await arrival?.stop();
       await approvals?.close();
       await rpc.close();
       await audit.close();

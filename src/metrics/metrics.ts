@@ -51,6 +51,14 @@ export interface Metrics {
   /** what the certificate gauges read at scrape time (the CA ledger's summary); unset: the gauges stay empty */
   certificateExpiry?: () => { within7d: number; within30d: number; earliestNotAfter?: number } | undefined;
   signerUp: Gauge<"site">;
+  // arrival and guarded rollout (arrival/)
+  arrivals: Counter<"site" | "result" | "policy_version" | "broker_set">;
+  arrivalTime: Histogram<"site" | "broker_set">;
+  arrivalsPending: Gauge<"site">;
+  lostNodes: Gauge<"site">;
+  homeWatches: Gauge<"site" | "home">;
+  rolloutState: Gauge<"site" | "policy_version" | "state">;
+  brokerSetUnhealthy: Gauge<"site" | "broker_set">;
 }
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
@@ -127,6 +135,13 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
       },
     }),
     signerUp: gauge("choria_provisioner_signer_up", "1 while the signer answers, 0 while its circuit breaker is open", s),
+    arrivals: counter("choria_provisioner_arrivals_total", "Restarted nodes by what became of them at home (arrived, lost, arrived_late, unconfirmed), by the policy version that decided them and their broker set", ["site", "result", "policy_version", "broker_set"]),
+    arrivalTime: new Histogram({ name: "choria_provisioner_arrival_seconds", help: "Time from a node's accepted restart to its startup event at home", labelNames: ["site", "broker_set"], registers: reg, buckets: [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300] }),
+    arrivalsPending: gauge("choria_provisioner_arrivals_pending", "Restarted nodes not yet seen at home and not yet past the deadline", s),
+    lostNodes: gauge("choria_provisioner_lost_nodes", "Nodes reported lost and not seen at home since", s),
+    homeWatches: gauge("choria_provisioner_home_watch_connected", "1 while the arrival watch on a home broker is connected", ["site", "home"]),
+    rolloutState: gauge("choria_provisioner_rollout_state", "1 for the guarded rollout's state (trusted, canary, reverted, paused) and the version it concerns", ["site", "policy_version", "state"]),
+    brokerSetUnhealthy: gauge("choria_provisioner_broker_set_unhealthy", "1 while a broker set is unhealthy and its nodes are deferred", ["site", "broker_set"]),
   };
   m.paused.labels(site).set(0);
   // every counter exists at 0 from start-up: an alert on rate(x[15m]) == 0 needs a series to fire

@@ -5,7 +5,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { dirname } from "node:path";
-import type { DecisionRecord } from "../types/index.js";
+import type { ArrivalRecord, DecisionRecord } from "../types/index.js";
 import type { OperatorAuditEntry } from "./operator.js";
 import { redactConfiguration } from "./redact.js";
 
@@ -13,6 +13,8 @@ export interface AuditSink {
   write(r: DecisionRecord): void;
   /** an operator's action (operator.ts' OperatorAuditEntry): one JSON line like a record */
   action(a: OperatorAuditEntry): void;
+  /** an arrival verdict (arrival/): the follow-up to a configure record, same node and decision */
+  arrival(r: ArrivalRecord): void;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ export function createAuditSink(o: AuditOptions): AuditSink {
   return {
     write: (r) => emit(JSON.stringify(redactRecord(r))),
     action: (a) => emit(JSON.stringify(a)),
+    arrival: (r) => emit(JSON.stringify(r)),
     close() {
       return new Promise((resolve) => (stream ? stream.end(resolve) : resolve()));
     },

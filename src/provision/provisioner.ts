@@ -13,7 +13,7 @@ import { ConflictRegistry, type HeldConflict } from "./conflicts.js";
 import { WarnThrottle } from "./warn-throttle.js";
 import { provisionNode, type FlowObserver, type FlowOptions } from "./flow.js";
 import { Intake, type Discoverer, type IntakeOptions } from "./intake.js";
-import type { CsrChecker, Signer } from "../types/index.js";
+import type { CsrChecker, DeciderGate, DeciderLease, Signer } from "../types/index.js";
 import type { RpcCaller } from "./interfaces.js";
 import type { PolicyManager } from "./policy-manager.js";
 import { WorkQueue, type IntakeSource } from "./queue.js";
@@ -65,6 +65,11 @@ export interface ProvisionerDeps {
   maxKnownNodes?: number;
   /** repeated warnings as periodic summaries; default one of the provisioner's own, stopped with it */
   warns?: WarnThrottle;
+  /**
+   * Guarded rollout (arrival/): chooses each node's decider and may keep it waiting; told how the
+   * node's flow ended. Without it the policy version in force decides every node at once.
+   */
+  gate?: DeciderGate;
 }
 
 export interface ProvisionerStatus {
@@ -134,6 +139,8 @@ export class Provisioner extends EventEmitter {
   readonly nodes: NodeRegistry;
   readonly approvals: ApprovalStore;
   private readonly operator: OperatorActions;
+  /** aborted by stop(): nodes still waiting at the gate give up at once instead of being drained */
+  private readonly stopAc = new AbortController();
 
   constructor(
     private readonly o: ProvisionerOptions,
@@ -330,10 +337,25 @@ export class Provisioner extends EventEmitter {
         this.queue.done(item.identity);
         continue;
       }
+      const ac = new AbortController();
+      // guarded rollout: the node waits here, in the queue's count and undecided, while a canary's budget is spent
+      let lease: DeciderLease | undefined;
+      if (this.d.gate) {
+        this.inflight.set(item.identity, ac);
+        const waitFrom = Date.now();
+        lease = await this.d.gate.acquire(AbortSignal.any([ac.signal, this.stopAc.signal]));
+        if (!lease) {
+          this.inflight.delete(item.identity);
+          this.queue.done(item.identity);
+          await this.d.claims?.release(item.identity, "error").catch(() => undefined);
+          continue;
+        }
+        item.waitedMs += Date.now() - waitFrom;
+      }
       let outcome = "error";
+      let record: DecisionRecord | undefined;
       this.nodes.started(item.identity);
       let again = false;
-      const ac = new AbortController();
       const watch = new ReplyWatch(item.identity);
       this.inflight.set(item.identity, ac);
       this.watches.set(item.identity, watch);
@@ -343,9 +365,10 @@ export class Provisioner extends EventEmitter {
       });
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
-        const decider = this.d.policies.current();
+        const decider = lease?.decider ?? this.d.policies.current();
         const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal, watch);
         const r = res.record;
+        record = r;
         again = this.restarted.delete(item.identity);
         // a second server answered: the "restart" was most likely its twin coming up, and starting again would not tell them apart
         if (watch.conflict?.kind === "second_reply") again = false;
@@ -374,6 +397,7 @@ export class Provisioner extends EventEmitter {
         this.restarted.delete(item.identity);
         this.queue.done(item.identity);
       } finally {
+        lease?.end(record);
         this.inflight.delete(item.identity);
         this.watches.delete(item.identity);
         if (rpc.held()) {
@@ -563,6 +587,7 @@ export class Provisioner extends EventEmitter {
   /** Graceful stop: no new intake, let in-flight nodes finish (up to drainMs), then cancel the rest. */
   async stop(drainMs = 30_000): Promise<void> {
     this.stopping = true;
+    this.stopAc.abort();
     clearInterval(this.heldTimer);
     this.breaker?.close();
     await this.intake.stop();

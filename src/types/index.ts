@@ -6,3 +6,4 @@ export * from "./decider.js";
 export * from "./csr-checker.js";
 export * from "./signing.js";
 export * from "./dns-name.js";
+export * from "./arrival.js";

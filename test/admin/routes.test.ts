@@ -27,6 +27,14 @@ function target() {
         return a.identities.map((identity) => ({ identity, result: "done" }));
       },
     },
+    clearBrokerSet: (name: string) => {
+      acted.push({ action: "clear-broker-set", identities: [name] } as unknown as NodesAction);
+      return 1;
+    },
+    rollout: (action: string) => {
+      acted.push({ action: `rollout-${action}`, identities: [] } as unknown as NodesAction);
+      return { state: "trusted" };
+    },
     ca: {
       crl: () => "-----BEGIN X509 CRL-----\nMA==\n-----END X509 CRL-----\n",
       revoke: (b: unknown) => {
@@ -38,14 +46,14 @@ function target() {
   return t;
 }
 
-const concrete = (path: string) => path.replace("{identity}", "n1.example.net");
+const concrete = (path: string) => path.replace("{identity}", "n1.example.net").replace("{name}", "eu");
 const body = JSON.stringify({ identities: ["n1.example.net"], reason: "r" });
 
 test("the OpenAPI file documents the admin routes the server answers", async () => {
   const t = target();
   const a = await startAdminServer({ listen: "127.0.0.1:0", registry: createMetrics("x").registry, target: t, token: "tok" });
   try {
-    for (const path of ["/metrics", "/healthz", "/readyz", "/status", "/pause", "/resume", "/nodes", "/nodes/{identity}", "/nodes/approve", "/nodes/deny", "/nodes/retry", "/nodes/clear", "/nodes/forget", "/ca/crl", "/ca/revoke"]) assert.ok(spec.paths[path], `${path} is documented`);
+    for (const path of ["/metrics", "/healthz", "/readyz", "/status", "/pause", "/resume", "/nodes", "/nodes/{identity}", "/nodes/approve", "/nodes/deny", "/nodes/retry", "/nodes/clear", "/nodes/forget", "/ca/crl", "/ca/revoke", "/broker-sets/{name}/clear", "/rollout/accept", "/rollout/revert"]) assert.ok(spec.paths[path], `${path} is documented`);
     for (const path of Object.keys(spec.paths)) {
       for (const method of Object.keys(spec.paths[path]!)) {
         const res = await fetch(a.url + concrete(path), method === "post" ? { method: "POST", headers: { authorization: "Bearer tok" }, body } : {});

@@ -496,7 +496,8 @@ export class RealLab {
  * come up there with the certificate we signed. The ssl directory is the one the server's
  * gencsr wrote its key to: <config dir>/ssl, and the config dir is named by identity.
  */
-export function homePolicy(lab: RealLab, o: { version?: string; rules?: string; extraConfig?: Record<string, string> } = {}): string {
+export function homePolicy(lab: RealLab, o: { version?: string; rules?: string; extraConfig?: Record<string, string>; brokerSets?: Record<string, string[]> } = {}): string {
+  const sets = Object.entries(o.brokerSets ?? {}).map(([k, v]) => `\n  ${k}: [${v.join(", ")}]`).join("");
   const extra = Object.entries(o.extraConfig ?? {}).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`);
   return `apiVersion: choria-provisioner/v1
 kind: Policy
@@ -506,7 +507,7 @@ metadata:
 vars:
   root: ${lab.serversDir}
 brokerSets:
-  home: [${lab.home ? lab.home.url : "nats://127.0.0.1:1"}]
+  home: [${lab.home ? lab.home.url : "nats://127.0.0.1:1"}]${sets}
 defaults:
   configuration:
     loglevel: info

@@ -67,7 +67,21 @@ export function register(program: Command): void {
     .option("--log-level <level>", "trace|debug|info|warn|error")
     .option("--discovery-interval <duration>", "discovery interval, e.g. 60s", durationArg)
     .option("--no-pki", "do not request CSRs or sign certificates")
-    .addHelpText("after", "\nSecrets come from the environment: CHORIA_PROVISIONER_TOKEN (provisioning token), CHORIA_PROVISIONER_ADMIN_TOKEN (pause/resume), CHORIA_PROVISIONER_BROKER_PASSWORD.\nSIGHUP reloads the policies; SIGINT/SIGTERM drain in-flight nodes and stop.")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Secrets come from the environment: CHORIA_PROVISIONER_TOKEN (provisioning token), CHORIA_PROVISIONER_ADMIN_TOKEN (pause/resume and the admin actions below), CHORIA_PROVISIONER_BROKER_PASSWORD.",
+        "SIGHUP reloads the policies; SIGINT/SIGTERM drain in-flight nodes and stop.",
+        "",
+        "Arrival (config `arrival:`, off when absent): every node restarted is awaited at home, its startup event",
+        "(component server) on the home brokers in `arrival.homes` (each for some broker sets or for all; a broker set",
+        "no home covers is watched on its own brokers) with the TLS credentials given there; `arrived` or, after",
+        "`arrival.deadline` (default 2m), `lost`, as a follow-up audit record. With it, a new policy version runs as a",
+        "canary (`rollout:` canary 20, min_arrivals, max_lost 10%, on_failure revert|pause, trust_initial), and a broker",
+        "set losing nodes is deferred until POST /broker-sets/<name>/clear. See docs/operations.md.",
+      ].join("\n"),
+    )
     .action(async (f: RunFlags) => {
       let settings;
       try {
