@@ -12,6 +12,7 @@ export const FAULT_NAMES = [
   "bad_csr",
   "wrong_cn_csr",
   "come_back_unprovisioned",
+  "rejected_at_home",
 ] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
@@ -34,6 +35,8 @@ export interface FaultOptions {
   wrongCnCsr?: number;
   /** fraction of nodes that come back in provisioning mode after restart */
   comeBackUnprovisioned?: number;
+  /** fraction of nodes whose home brokers refuse them (as a broker refusing their certificate): they never arrive */
+  rejectedAtHome?: number;
 }
 
 const FRACTION_OF: Record<FaultName, (f: FaultOptions) => number> = {
@@ -44,6 +47,7 @@ const FRACTION_OF: Record<FaultName, (f: FaultOptions) => number> = {
   bad_csr: (f) => f.badCsr ?? 0,
   wrong_cn_csr: (f) => f.wrongCnCsr ?? 0,
   come_back_unprovisioned: (f) => f.comeBackUnprovisioned ?? 0,
+  rejected_at_home: (f) => f.rejectedAtHome ?? 0,
 };
 
 export const FAULT_BIT: Record<FaultName, number> = Object.fromEntries(FAULT_NAMES.map((n, i) => [n, 1 << i])) as Record<FaultName, number>;
@@ -76,7 +80,7 @@ function fraction(name: string, v: string): number {
 
 /**
  * Parses the CLI form, e.g. "latency=20-200,drop=0.05,drop_probability=0.5,die_after_gencsr=0.01,
- * bad_csr=0.01,wrong_cn_csr=0.01,come_back_unprovisioned=0.02". latency takes a ms range and,
+ * bad_csr=0.01,wrong_cn_csr=0.01,come_back_unprovisioned=0.02,rejected_at_home=0.01". latency takes a ms range and,
  * optionally, latency_fraction.
  */
 export function parseFaultSpec(spec: string): FaultOptions {
@@ -119,6 +123,9 @@ export function parseFaultSpec(spec: string): FaultOptions {
         break;
       case "come_back_unprovisioned":
         f.comeBackUnprovisioned = fraction(name, v);
+        break;
+      case "rejected_at_home":
+        f.rejectedAtHome = fraction(name, v);
         break;
       default:
         throw new Error(`unknown fault ${JSON.stringify(name)}; known: ${FAULT_NAMES.join(", ")}, latency_fraction, drop_probability`);

@@ -18,6 +18,7 @@ import { safeJwtClaims, writeRecords } from "./record.js";
 import { FleetStats, waitForReport, type FleetReport } from "./report.js";
 import type { SimRuntime } from "./runtime.js";
 import { publishStartups } from "./startup.js";
+import { HomeLinks } from "./home.js";
 import { closeShards, connectShards, flushShards, shardPublisher, subscribeShards } from "./shards.js";
 
 export interface FleetOptions {
@@ -48,6 +49,8 @@ export interface FleetOptions {
   legacyRegistration?: boolean;
   /** real wait between a restart/shutdown reply and its effect; default Go's splay in seconds */
   restartDelayMs?: number;
+  /** a node stranded at home retries within this long of its broker coming back (default 5000, go-choria's backoff ceiling) */
+  homeRetryMs?: number;
   /** spread startup events over this long; default 0 up to 1000 nodes, else nodes/10 ms */
   startupRampMs?: number;
   faults?: FaultOptions;
@@ -94,7 +97,12 @@ export interface Fleet {
   /** true for a node that drops every reply (drop with drop_probability 1): no provisioner can ever reach it */
   neverAnswers(identity: string): boolean;
   report(): FleetReport;
-  /** "configured", "restarted" (left provisioning mode), "shutdown", "died", "startup" with the identity; "request" and "reply" with the identity and "agent#action"; "violation" with {identity, kind, detail}; "update" on any change */
+  /**
+   * "configured", "restarted" (left provisioning mode), "arrived" (published its startup event at
+   * home), "stranded" (no home broker reachable, or refused there), "shutdown", "died", "startup"
+   * with the identity; "request" and "reply" with the identity and "agent#action"; "violation" with
+   * {identity, kind, detail}; "update" on any change
+   */
   events: EventEmitter;
   /** resolves once pred(report) holds, evaluated on every fleet change; rejects after timeoutMs */
   waitFor(pred: (r: FleetReport) => boolean, timeoutMs: number): Promise<FleetReport>;
@@ -164,6 +172,25 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   };
 
   const publish = shardPublisher(shards);
+  const home = new HomeLinks({
+    seed,
+    format,
+    retryMs: o.homeRetryMs,
+    later,
+    arrived(node, url) {
+      node.home = url;
+      stats.totals.arrived++;
+      stats.totals.startupEvents++;
+      stats.totals.lifecycleEvents++;
+      stats.events.emit("arrived", node.identity);
+      stats.changed();
+    },
+    stranded(node) {
+      stats.totals.stranded++;
+      stats.events.emit("stranded", node.identity);
+      stats.changed();
+    },
+  });
 
   const rt: SimRuntime = {
     seed,
@@ -202,8 +229,10 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
           startNode(node);
         } else {
           stats.transition(node, Mode.Server);
-          rt.lifecycle(node, "startup", "server");
+          node.home = undefined;
           stats.events.emit("restarted", node.identity);
+          // a server's startup event goes to its new brokers, not the provisioning broker
+          home.goHome(node, node.configuration);
         }
       });
     },
@@ -302,7 +331,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       periodic.stop();
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      await closeShards(shards);
+      await Promise.all([closeShards(shards), home.stop()]);
     },
   };
   return fleet;

@@ -74,6 +74,8 @@ export class SimNode {
   regCount = 0;
   /** next alive lifecycle event, ms since epoch; 0 when alive events are off */
   aliveNextAt = 0;
+  /** the home broker URL it arrived at after its latest restart */
+  home: string | undefined = undefined;
 
   constructor(o: { index: number; identity: string; shard: number; keyIndex: number; faults: number; version: string; upgradable: boolean }) {
     this.index = o.index;

@@ -15,6 +15,8 @@ export interface NodeReport {
   restartCount: number;
   /** configured and restarted into a normal server */
   provisioned: boolean;
+  /** the home broker it published its startup event on, once it did */
+  home?: string;
   configuration?: Record<string, string>;
   certificate?: CertificateRecord;
   /** the server JWT configure delivered (features.ed25519) and the gen25519 key it must name */
@@ -36,6 +38,10 @@ export interface FleetTotals {
   shutdown: number;
   dead: number;
   cameBackUnprovisioned: number;
+  /** restarted nodes that reached a home broker and published their startup event there */
+  arrived: number;
+  /** restarted nodes that could not reach any home broker at their first try (some arrive later) */
+  stranded: number;
   upgraded: number;
   violations: number;
   violationsByKind: Record<string, number>;
@@ -96,6 +102,8 @@ export class FleetStats {
       shutdown: 0,
       dead: 0,
       cameBackUnprovisioned: 0,
+      arrived: 0,
+      stranded: 0,
       upgraded: 0,
       violations: 0,
       violationsByKind: {},
@@ -209,6 +217,7 @@ export function nodeReport(n: SimNode): NodeReport {
     provisioned: n.mode === Mode.Server,
     violations: n.violations ? [...n.violations] : [],
   };
+  if (n.home) r.home = n.home;
   if (n.configuration) r.configuration = { ...n.configuration };
   if (n.certificate) r.certificate = { ...n.certificate };
   if (n.serverJwt) r.serverJwt = n.serverJwt;

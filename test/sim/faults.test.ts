@@ -36,7 +36,7 @@ before(async () => {
       nodes: 80,
       seed: 3,
       restartDelayMs: 30,
-      faults: parseFaultSpec("latency=150-200,latency_fraction=0.12,drop=0.12,die_after_inventory=0.1,die_after_gencsr=0.1,bad_csr=0.1,wrong_cn_csr=0.1,come_back_unprovisioned=0.12"),
+      faults: parseFaultSpec("latency=150-200,latency_fraction=0.12,drop=0.12,die_after_inventory=0.1,die_after_gencsr=0.1,bad_csr=0.1,wrong_cn_csr=0.1,come_back_unprovisioned=0.12,rejected_at_home=0.12"),
     }),
     makeTestCa(),
   ]);
@@ -122,7 +122,7 @@ describe("sim: faults", () => {
     const flow = async (): Promise<void> => {
       const r = await client.call<Data>(id, "choria_provision", "gencsr", {});
       const cert = await signCsr(ca, r.data.csr);
-      assert.equal((await client.call(id, "choria_provision", "configure", configData(id, { certificate: cert, ca: ca.pem }))).statuscode, 0);
+      assert.equal((await client.call(id, "choria_provision", "configure", configData(id, { certificate: cert, ca: ca.pem, home: srv.url }))).statuscode, 0);
       assert.equal((await client.call(id, "choria_provision", "restart", { splay: 1 })).statuscode, 0);
     };
     await flow();
@@ -136,6 +136,22 @@ describe("sim: faults", () => {
     const n = fleet.report().nodes.find((x) => x.identity === id)!;
     assert.deepEqual([n.configureCount, n.restartCount, n.provisioned], [2, 2, true]);
     assert.ok(fleet.report().totals.configuredMoreThanOnce >= 1);
+  });
+
+  it("rejected_at_home: restarts as a server with good brokers but never arrives there", async () => {
+    const id = only("rejected_at_home");
+    const r = await client.call<Data>(id, "choria_provision", "gencsr", {});
+    const cert = await signCsr(ca, r.data.csr);
+    assert.equal((await client.call(id, "choria_provision", "configure", configData(id, { certificate: cert, ca: ca.pem, home: srv.url }))).statuscode, 0);
+    const stranded = new Promise((res) => fleet.events.on("stranded", (who) => who === id && res(who)));
+    assert.equal((await client.call(id, "choria_provision", "restart", { splay: 1 })).statuscode, 0);
+    await stranded;
+    // the broker it was given is the one this test listens on, and it is up: a healthy node's
+    // startup event would be here within a round trip (the configure+restart test shows one)
+    await nc.flush();
+    await assert.rejects(log.next(ev("startup", id, "server"), 1000), /no lifecycle event matched/);
+    const n = fleet.report().nodes.find((x) => x.identity === id)!;
+    assert.deepEqual([n.provisioned, n.home], [true, undefined]);
   });
 
   it("parseFaultSpec rejects nonsense", () => {

@@ -100,8 +100,9 @@ describe("sim: provisioning flow", () => {
     assert.equal((await client.call(id, "rpcutil", "inventory")).statuscode, 0);
     const { cert } = await provisionCert(id);
     const configured = new Promise((r) => fleet.events.once("configured", r));
-    const reply = await client.call<Data>(id, "choria_provision", "configure", configData(id, { certificate: cert, ca: ca.pem, token: TOKEN }));
-    assert.deepEqual(reply, { action: "configure", statuscode: 0, statusmsg: "OK", data: { message: `Wrote 4 lines to ${CONFIG_FILE}` } });
+    // its home is the test's broker: there it publishes its startup event as a server
+    const reply = await client.call<Data>(id, "choria_provision", "configure", configData(id, { certificate: cert, ca: ca.pem, token: TOKEN, home: srv.url }));
+    assert.deepEqual(reply, { action: "configure", statuscode: 0, statusmsg: "OK", data: { message: `Wrote 5 lines to ${CONFIG_FILE}` } });
     assert.equal(await configured, id);
     await log.next(ev("provisioned", id));
 
@@ -121,6 +122,8 @@ describe("sim: provisioning flow", () => {
     await log.next(ev("startup", id, "server"));
     const r = fleet.report();
     assert.equal(r.nodes.find((n) => n.identity === id)!.provisioned, true);
+    assert.equal(r.nodes.find((n) => n.identity === id)!.home, srv.url);
+    assert.equal(r.totals.arrived, 1);
     assert.equal(r.totals.provisioned, 1);
 
     const absentBefore = r.totals.toAbsentNodes;

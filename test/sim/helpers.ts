@@ -40,8 +40,9 @@ export function keyObjectOfPkcs1Pem(pemText: string): KeyObject {
   return createPublicKey({ key: der, format: "der", type: "pkcs1" });
 }
 
-export function configData(identity: string, o: { certificate?: string; ca?: string; token?: string; config?: Record<string, string> | string } = {}): Record<string, unknown> {
-  const config = o.config ?? { identity, "plugin.choria.server.provision": "false", "plugin.choria.srv_domain": "example.net" };
+/** `home`: the broker URL(s) the node is configured with, where it goes once restarted */
+export function configData(identity: string, o: { certificate?: string; ca?: string; token?: string; config?: Record<string, string> | string; home?: string } = {}): Record<string, unknown> {
+  const config = o.config ?? { identity, "plugin.choria.server.provision": "false", "plugin.choria.srv_domain": "example.net", ...(o.home ? { "plugin.choria.middleware_hosts": o.home } : {}) };
   // the ten keys the Go provisioner always sends, sorted
   return {
     action_policies: {},

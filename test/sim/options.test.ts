@@ -96,7 +96,7 @@ describe("sim: options", () => {
       const id = fleet.identities[0]!;
       const rpc = new RpcClient({ nc, identity: "provisioner.test" });
       const csr = (await rpc.call<{ csr: string }>(id, "choria_provision", "gencsr", {})).data.csr;
-      assert.equal((await rpc.call(id, "choria_provision", "configure", configData(id, { certificate: await signCsr(ca, csr), ca: ca.pem }))).statuscode, 0);
+      assert.equal((await rpc.call(id, "choria_provision", "configure", configData(id, { certificate: await signCsr(ca, csr), ca: ca.pem, home: srv.url }))).statuscode, 0);
       assert.equal((await rpc.call(id, "choria_provision", "restart", { splay: 1 })).statuscode, 0);
       await log.next(ev("startup", id, "server"));
       const before = log.count(alive(id));
