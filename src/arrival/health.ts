@@ -31,6 +31,8 @@ interface SetState {
   window: boolean[];
   lost: number;
   unhealthySince?: number;
+  /** verdicts on nodes decided before an operator cleared the set are old news */
+  clearedAt?: number;
 }
 
 export function brokerSetKey(name: string | undefined, brokers: readonly string[]): string {
@@ -46,14 +48,18 @@ export class BrokerSetHealth {
 
   constructor(private readonly o: HealthOptions) {}
 
-  /** Adds one verdict; returns the set's status if this verdict made it unhealthy. */
-  record(name: string | undefined, brokers: readonly string[], lost: boolean, now: number): BrokerSetStatus | undefined {
+  /**
+   * Adds one verdict on a node decided at `decidedAt`; returns the set's status if this verdict
+   * made it unhealthy.
+   */
+  record(name: string | undefined, brokers: readonly string[], lost: boolean, now: number, decidedAt = now): BrokerSetStatus | undefined {
     const key = brokerSetKey(name, brokers);
     let s = this.sets.get(key);
     if (!s) {
       s = { name: brokerSetLabel(name), brokers: [...brokers].sort(), window: [], lost: 0 };
       this.sets.set(key, s);
     }
+    if (s.clearedAt !== undefined && decidedAt < s.clearedAt) return undefined;
     s.window.push(lost);
     if (lost) s.lost++;
     if (s.window.length > this.o.window && s.window.shift()) s.lost--;
@@ -72,11 +78,12 @@ export class BrokerSetHealth {
   }
 
   /** Operator: the set is healthy again; its window starts afresh. Returns how many sets of that name were cleared. */
-  clear(name: string): number {
+  clear(name: string, now = Date.now()): number {
     let n = 0;
     for (const s of this.sets.values()) {
       if (s.name !== name || s.unhealthySince === undefined) continue;
       s.unhealthySince = undefined;
+      s.clearedAt = now;
       s.window = [];
       s.lost = 0;
       n++;

@@ -177,13 +177,13 @@ export class ArrivalLoop extends EventEmitter {
     // a restart whose reply was lost says nothing about the policy or the broker set
     if (!e.confirmed) return;
     if (v.result === "arrived" || v.result === "lost") {
-      const tripped = this.health.record(e.brokerSet, e.brokers, v.result === "lost", v.at);
+      const tripped = this.health.record(e.brokerSet, e.brokers, v.result === "lost", v.at, e.decidedAt);
       if (tripped) {
         d.metrics.brokerSetUnhealthy.labels(d.site, tripped.name).set(1);
         d.log.error({ brokerSet: tripped.name, brokers: tripped.brokers, lost: tripped.lost, of: tripped.of }, `broker set ${tripped.name} is unhealthy: ${tripped.lost} of its last ${tripped.of} nodes were lost; nodes routed to it are deferred until it is cleared (POST /broker-sets/${tripped.name}/clear)`);
       }
     }
-    const change = this.rollout.result(e.policy?.hash, v.result, e.identity, v.at);
+    const change = this.rollout.result(e.policy?.hash, v.result, e.identity, v.at, e.brokerSet);
     if (change) this.changed(change);
   }
 
@@ -198,7 +198,7 @@ export class ArrivalLoop extends EventEmitter {
     } else if (c.kind === "failed") {
       const f = c.failure;
       const then = c.state === "reverted" ? `version ${c.inForce?.version} decides again` : "provisioning is paused until another version is loaded or an operator acts (POST /rollout/accept or /rollout/revert)";
-      d.log.error({ policy: f.ref.name, version: f.ref.version, hash: f.ref.hash, brokerSets: f.brokerSets, lost: f.lost, restarted: f.restarted }, `policy version ${f.ref.version} stopped: ${f.lost.length} of its ${f.restarted} canary nodes were lost (broker sets ${f.brokerSets.join(", ") || "none"}; lost ${f.lost.slice(0, 20).join(", ")}); ${then}`);
+      d.log.error({ policy: f.ref.name, version: f.ref.version, hash: f.ref.hash, brokerSets: f.brokerSets, lostIn: f.lostIn, lost: f.lost, restarted: f.restarted }, `policy version ${f.ref.version} stopped: ${f.lost.length} of its ${f.restarted} canary nodes were lost, in broker sets ${f.lostIn.join(", ") || "(none)"} (its canary used ${f.brokerSets.join(", ") || "none"}); lost: ${f.lost.slice(0, 20).join(", ")}; ${then}`);
     } else d.log.info({ version: c.ref.version }, `policy version ${c.ref.version}: ${c.why}`);
     this.gauge();
     this.gate.changed();
@@ -224,7 +224,7 @@ export class ArrivalLoop extends EventEmitter {
 
   /** Operator: a broker set is healthy again. Returns how many sets of that name were cleared. */
   clearBrokerSet(name: string): number {
-    const n = this.health.clear(name);
+    const n = this.health.clear(name, this.now());
     if (n) {
       this.d.metrics.brokerSetUnhealthy.labels(this.d.site, name).set(0);
       this.d.log.warn({ brokerSet: name }, `broker set ${name} cleared by an operator: nodes are routed to it again`);

@@ -33,6 +33,8 @@ interface Trial {
   unconfirmed: number;
   lostIds: string[];
   brokerSets: Set<string>;
+  /** broker sets of its lost nodes */
+  lostIn: Set<string>;
   since: number;
   /** no trusted version to revert to was loaded when the trial began */
   noFallback: boolean;
@@ -42,7 +44,10 @@ export interface RolloutFailure {
   ref: PolicyRef;
   decider: Decider;
   lost: string[];
+  /** every broker set its canary nodes went to */
   brokerSets: string[];
+  /** the broker sets its lost nodes went to: where to look */
+  lostIn: string[];
   restarted: number;
   at: number;
 }
@@ -59,7 +64,7 @@ export interface RolloutStatus {
   inForce?: PolicyRef;
   trusted?: PolicyRef;
   canary?: { ref: PolicyRef; budget: number; inFlight: number; restarted: number; arrived: number; lost: number; unconfirmed: number; minArrivals: number; maxLost: number; since: string };
-  failed?: { ref: PolicyRef; lost: string[]; brokerSets: string[]; restarted: number; at: string };
+  failed?: { ref: PolicyRef; lost: string[]; brokerSets: string[]; lostIn: string[]; restarted: number; at: string };
 }
 
 export class Rollout {
@@ -93,7 +98,7 @@ export class Rollout {
       if (!this.history && this.o.trustInitial) return this.trust(d, "the first version, trusted by rollout.trust_initial");
     }
     this.failure = undefined;
-    this.trial = { decider: d, inFlight: 0, restarted: 0, arrived: 0, lost: 0, unconfirmed: 0, lostIds: [], brokerSets: new Set(), since: now, noFallback: !this.trusted };
+    this.trial = { decider: d, inFlight: 0, restarted: 0, arrived: 0, lost: 0, unconfirmed: 0, lostIds: [], brokerSets: new Set(), lostIn: new Set(), since: now, noFallback: !this.trusted };
     this.state = "canary";
     return { kind: "canary", ref, previous: this.trusted?.ref };
   }
@@ -140,7 +145,7 @@ export class Rollout {
   }
 
   /** An arrival verdict for a node decided by the version with `hash`. */
-  result(hash: string | undefined, result: ArrivalResult, identity: string, now: number): RolloutChange | undefined {
+  result(hash: string | undefined, result: ArrivalResult, identity: string, now: number, brokerSet?: string): RolloutChange | undefined {
     const t = this.trial;
     if (!t || t.decider.ref.hash !== hash) return undefined;
     if (result === "arrived") t.arrived++;
@@ -151,6 +156,7 @@ export class Rollout {
     } else if (result === "lost") {
       t.lost++;
       t.lostIds.push(identity);
+      if (brokerSet) t.lostIn.add(brokerSet);
     } else t.unconfirmed++;
     const n = Math.max(1, t.restarted);
     if (t.lost / n > this.o.maxLost) return this.fail(t, now);
@@ -160,7 +166,7 @@ export class Rollout {
   }
 
   private fail(t: Trial, now: number): RolloutChange {
-    this.failure = { ref: t.decider.ref, decider: t.decider, lost: [...t.lostIds], brokerSets: [...t.brokerSets].sort(), restarted: t.restarted, at: now };
+    this.failure = { ref: t.decider.ref, decider: t.decider, lost: [...t.lostIds], brokerSets: [...t.brokerSets].sort(), lostIn: [...t.lostIn].sort(), restarted: t.restarted, at: now };
     this.trial = undefined;
     this.state = this.o.onFailure === "revert" && this.trusted && !t.noFallback ? "reverted" : "paused";
     return { kind: "failed", failure: this.failure, state: this.state, inForce: this.state === "reverted" ? this.trusted?.ref : undefined };
@@ -191,7 +197,7 @@ export class Rollout {
       inForce: this.state === "canary" ? t?.decider.ref : this.state === "paused" ? undefined : this.trusted?.ref,
       trusted: this.trusted?.ref,
       canary: t && { ref: t.decider.ref, budget: this.o.canary, inFlight: t.inFlight, restarted: t.restarted, arrived: t.arrived, lost: t.lost, unconfirmed: t.unconfirmed, minArrivals: this.o.minArrivals, maxLost: this.o.maxLost, since: new Date(t.since).toISOString() },
-      failed: f && { ref: f.ref, lost: f.lost.slice(0, 100), brokerSets: f.brokerSets, restarted: f.restarted, at: new Date(f.at).toISOString() },
+      failed: f && { ref: f.ref, lost: f.lost.slice(0, 100), brokerSets: f.brokerSets, lostIn: f.lostIn, restarted: f.restarted, at: new Date(f.at).toISOString() },
     };
   }
 }

@@ -20,11 +20,21 @@ export interface NodeChange {
   changes: KeyChange[];
 }
 
+/** a broker set (a name with its brokers) the new version sends nodes to and the old one sent none to */
+export interface IntroducedBrokerSet {
+  name?: string;
+  brokers: string[];
+  /** recorded nodes the new version sends there */
+  nodes: number;
+}
+
 export interface DiffResult {
   from: PolicyRef;
   to: PolicyRef;
   nodes: number;
   changed: NodeChange[];
+  /** what a canary guards when this change is loaded (docs/operations.md, guarded rollout) */
+  introducedBrokerSets: IntroducedBrokerSet[];
 }
 
 export interface DiffOptions {
@@ -93,14 +103,25 @@ export async function diffPolicies(opts: DiffOptions): Promise<DiffResult> {
     const after = await side(opts.to ?? "worktree");
     const files = readdirSync(opts.inventoriesDir).filter((f) => f.endsWith(".json")).sort();
     const changed: NodeChange[] = [];
+    const setKey = (d: Decision) => `${d.brokerSet ?? ""}|${[...d.brokers].sort().join(",")}`;
+    const oldSets = new Set<string>();
+    const newSets = new Map<string, IntroducedBrokerSet>();
     for (const f of files) {
       const file = join(opts.inventoriesDir, f);
       const inv = inventoryFromFile(file);
       const [a, b] = await Promise.all([before.evaluate(inv), after.evaluate(inv)]);
+      if (a.outcome === "configure") oldSets.add(setKey(a));
+      if (b.outcome === "configure") {
+        const k = setKey(b);
+        const e = newSets.get(k) ?? { name: b.brokerSet, brokers: [...b.brokers].sort(), nodes: 0 };
+        e.nodes++;
+        newSets.set(k, e);
+      }
       const changes = diffDecisions(a, b);
       if (changes.length) changed.push({ identity: inv.identity, file, from: a.outcome, to: b.outcome, changes });
     }
-    return { from: before.ref, to: after.ref, nodes: files.length, changed };
+    const introducedBrokerSets = [...newSets.entries()].filter(([k]) => !oldSets.has(k)).map(([, v]) => v);
+    return { from: before.ref, to: after.ref, nodes: files.length, changed, introducedBrokerSets };
   } finally {
     for (const t of temps) rmSync(t, { recursive: true, force: true });
   }

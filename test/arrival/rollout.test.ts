@@ -56,10 +56,10 @@ test("a canary whose lost share passes max_lost fails: revert keeps the previous
     r.load(decider("2"), 0);
     restartCanary(r, 10);
     assert.equal(r.result("sha256:2", "lost", "a", 1), undefined, "1 of 10 is 10%: not past");
-    const c = r.result("sha256:2", "lost", "b", 2);
+    const c = r.result("sha256:2", "lost", "b", 2, "us");
     assert.equal(c?.kind, "failed");
     if (c?.kind !== "failed") return;
-    assert.deepEqual([c.failure.lost, c.failure.brokerSets, c.state], [["a", "b"], ["eu"], onFailure === "revert" ? "reverted" : "paused"]);
+    assert.deepEqual([c.failure.lost, c.failure.brokerSets, c.failure.lostIn, c.state], [["a", "b"], ["eu"], ["us"], onFailure === "revert" ? "reverted" : "paused"]);
     if (onFailure === "revert") assert.deepEqual([r.admit()?.decider.ref.version, r.admit()?.trial], ["1", false]);
     else assert.equal(r.admit(), undefined);
     // the failed version reloaded unchanged stays failed
@@ -89,7 +89,12 @@ test("a broker set is unhealthy once enough of its recent nodes were lost, and h
   assert.match(h.check("eu", eu)!, /broker set eu is unhealthy: 3 of its last 10 .*POST \/broker-sets\/eu\/clear/);
   // the same name with other brokers is another set (another policy version's)
   assert.equal(h.check("eu", ["nats://eu-typo:4222"]), undefined);
-  assert.equal(h.clear("eu"), 1);
+  assert.equal(h.clear("eu", 10), 1);
   assert.equal(h.check("eu", eu), undefined);
-  assert.equal(h.clear("eu"), 0);
+  assert.equal(h.clear("eu", 11), 0);
+  // nodes restarted before the clear and lost after it do not condemn the set again
+  for (let i = 0; i < 5; i++) assert.equal(h.record("eu", eu, true, 12, 9), undefined);
+  assert.equal(h.check("eu", eu), undefined);
+  for (let i = 0; i < 2; i++) h.record("eu", eu, true, 13, 12);
+  assert.ok(h.record("eu", eu, true, 14, 12), "nodes decided after the clear do");
 });

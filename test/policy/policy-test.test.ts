@@ -122,6 +122,21 @@ describe("policy test", () => {
 });
 
 describe("policy diff", () => {
+  it("names the broker sets a change introduces: a set's brokers changed count as a new set, since nothing arrived there yet", async () => {
+    const d = policyDir({ "policies/p.yaml": POLICY });
+    const git = (...a: string[]) => execFileSync("git", a, { cwd: d.root, stdio: "pipe" });
+    git("init", "-q");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.net", "commit", "-qm", "v1");
+    writeFileSync(join(d.policiesDir, "p.yaml"), POLICY.replace("eu: [eu1:4222]", "eu: [eu1-typo:4222]"));
+    const r = await diffPolicies({ from: "HEAD", inventoriesDir: FIXTURES, policiesDir: d.policiesDir });
+    assert.ok(r.changed.length > 0);
+    assert.deepEqual(r.introducedBrokerSets.map((b) => [b.name, b.brokers]), [["eu", ["eu1-typo:4222"]]]);
+    assert.equal(r.introducedBrokerSets[0]!.nodes, r.changed.filter((c) => c.changes.some((k) => k.key === "brokers")).length);
+    const text = cli("diff", "--from", "HEAD", "--inventories", FIXTURES, "--policies", d.policiesDir);
+    assert.match(text.out, /broker sets this change introduces \(the canary guards them\):\n  eu \[eu1-typo:4222\]: \d+ nodes?/);
+  });
+
   it("lists every node whose decision changes between a git ref and the worktree, key by key", async () => {
     const d = policyDir({ "policies/p.yaml": POLICY });
     const git = (...a: string[]) => execFileSync("git", a, { cwd: d.root, stdio: "pipe" });
@@ -136,6 +151,7 @@ describe("policy diff", () => {
     const nl = ["lab1.example.net", "web1.example.net"];
     assert.deepEqual(r.changed.map((c) => c.identity).sort(), nl);
     assert.deepEqual(r.changed[0]!.changes, [{ key: "configuration.loglevel", from: "info", to: "warn" }]);
+    assert.deepEqual(r.introducedBrokerSets, [], "the same broker sets as before");
     const same = await diffPolicies({ from: "HEAD", to: "HEAD", inventoriesDir: FIXTURES, policiesDir: d.policiesDir });
     assert.deepEqual(same.changed, []);
     await assert.rejects(diffPolicies({ from: "no-such-ref", inventoriesDir: FIXTURES, policiesDir: d.policiesDir }), /no-such-ref/);

@@ -232,6 +232,11 @@ export function register(program: Command): void {
           for (const c of n.changes) out.push(`  ${c.key}: ${c.from === undefined ? "(unset)" : JSON.stringify(c.from)} -> ${c.to === undefined ? "(unset)" : JSON.stringify(c.to)}`);
         }
         out.push(`${r.changed.length} of ${r.nodes} nodes change`);
+        // the sets a guarded rollout's canary is really testing: nothing has arrived there yet under the old version
+        if (r.introducedBrokerSets.length) {
+          out.push("broker sets this change introduces (the canary guards them):");
+          for (const b of r.introducedBrokerSets) out.push(`  ${b.name ?? "(unnamed)"} [${b.brokers.join(", ")}]: ${b.nodes} node${b.nodes === 1 ? "" : "s"}`);
+        } else out.push("no broker set is introduced");
         process.stdout.write(out.join("\n") + "\n");
       }
       if (o.exitCode && r.changed.length) process.exitCode = 1;
