@@ -54,6 +54,8 @@ export interface DaemonChildSummary {
   /** settled nodes per 250 ms bin since go */
   bins: number[];
   binMs: number;
+  /** arrival verdicts by result, when arrival tracking is on */
+  arrivals?: Record<string, number>;
 }
 
 const FINAL = new Set(["configure", "shutdown", "defer", "refused"]);
@@ -76,6 +78,7 @@ let goAt = 0;
 let cpu0: NodeJS.CpuUsage | undefined;
 let peakRss = 0;
 let settledCount = 0;
+const arrivals: Record<string, number> = {};
 let recordCount = 0;
 let firstRecordAt = 0;
 let lastSettledAt = 0;
@@ -171,6 +174,7 @@ function summary(): DaemonChildSummary {
     eventLoopDelayMs: { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 },
     bins,
     binMs: BIN_MS,
+    ...(daemon?.arrival ? { arrivals: { ...arrivals } } : {}),
   };
 }
 
@@ -189,6 +193,7 @@ async function start(c: DaemonChildConfig): Promise<void> {
   daemon = await startDaemon(settings, { log });
   if (c.paused) daemon.provisioner.pause();
   daemon.provisioner.on("record", onRecord);
+  daemon.arrival?.on("arrival", (r) => (arrivals[r.result] = (arrivals[r.result] ?? 0) + 1));
   send({ type: "ready", pid: process.pid });
 }
 

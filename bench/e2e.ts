@@ -4,7 +4,7 @@
  * (daemon/start.ts startDaemon, the product's assembly) in another, so the provisioner's CPU
  * and RSS are its own.
  */
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { helperDeciderFor } from "../src/daemon/start.js";
@@ -40,11 +40,19 @@ export interface E2eOptions {
   daemonExecArgv?: string[];
   fleetExecArgv?: string[];
   onProgress?: (p: { settled: number; records: number; queued: number; rssMiB: number; s: number }) => void;
+  /**
+   * the arrival comparison: set (true or false), the shipped policies' broker sets point at the
+   * bench's broker, so restarted nodes really arrive there in both runs; true turns the daemon's
+   * arrival tracking (and guarded rollout, first version trusted) on
+   */
+  arrival?: boolean;
 }
 
 export interface E2eResult {
   nodes: number;
   mode: "policy" | "helper";
+  /** arrival tracking on or off in an arrival comparison run */
+  arrival?: boolean;
   /** ms from the fleet's start to the last node settled */
   wallMs: number;
   nodesPerMin: number;
@@ -69,12 +77,26 @@ export function benchFleet(servers: string, nodes: number): FleetOptions {
   };
 }
 
-function daemonConfig(o: { broker: string; caDir: string; helper?: string; workers?: number; work: string }): DaemonChildConfig["config"] {
+/**
+ * The shipped policies and rules with every broker pointed at `url`: a restarted node of the
+ * fleet goes home to the bench's own broker (the example.net brokers do not exist).
+ */
+export function localPolicies(work: string, url: string): { policies: string; rules: string } {
+  const out = { policies: join(work, "policies"), rules: join(work, "rules") };
+  cpSync(join(REPO, "policies"), out.policies, { recursive: true });
+  cpSync(join(REPO, "rules"), out.rules, { recursive: true });
+  const file = join(out.policies, "fleet.yaml");
+  writeFileSync(file, readFileSync(file, "utf8").replace(/nats:\/\/[\w.-]+\.example\.net:\d+/g, url));
+  return out;
+}
+
+function daemonConfig(o: { broker: string; caDir: string; helper?: string; workers?: number; work: string; arrival?: boolean }): DaemonChildConfig["config"] {
+  const pol = o.arrival === undefined ? { policies: join(REPO, "policies"), rules: join(REPO, "rules") } : localPolicies(o.work, o.broker);
   return {
     broker: o.broker,
     identity: "provisioner.bench",
-    policies: join(REPO, "policies"),
-    rules: join(REPO, "rules"),
+    ...pol,
+    ...(o.arrival ? { arrival: { deadline: "2m" }, rollout: { trust_initial: true } } : {}),
     // the fleet announces itself with startup events; no periodic discovery re-offers deferred
     // nodes during the run (that would count them twice)
     discovery: { at_start: false, interval: "1h" },
@@ -96,7 +118,7 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
   const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096", ...(o.fleetExecArgv ?? []), ...(o.fleetProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.fleetProfileDir}`] : [])]);
   try {
     const cfg: DaemonChildConfig = {
-      config: daemonConfig({ broker: srv.url, caDir: o.caDir, helper: o.helper, workers: o.workers, work }),
+      config: daemonConfig({ broker: srv.url, caDir: o.caDir, helper: o.helper, workers: o.workers, work, arrival: o.arrival }),
       env: { CHORIA_PROVISIONER_TOKEN: TOKEN },
       logFile: join(work, "provisioner.log"),
       logLevel: o.logLevel ?? "info",
@@ -137,6 +159,7 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
     const res: E2eResult = {
       nodes: o.nodes,
       mode: o.helper ? "helper" : "policy",
+      arrival: o.arrival,
       wallMs,
       nodesPerMin: wallMs > 0 ? (summary.settled / wallMs) * 60_000 : 0,
       daemon: summary,

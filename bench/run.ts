@@ -39,6 +39,8 @@ export interface BenchOptions {
   helperNodes: number;
   /** nodes waiting in the paused daemon's queue (0: skip) */
   waiting: number;
+  /** fleet size for the arrival comparison: the same fleet with arrival tracking off, then on (0: skip) */
+  arrivalNodes?: number;
   /** CPU-profile the provisioner during the largest e2e run and summarise it */
   profile: boolean;
   /** real go-choria servers for the head-to-head on real servers (0: skip) */
@@ -78,6 +80,7 @@ function e2eResult(name: string, r: E2eResult, goal?: BenchResult["goal"]): Benc
       rpcs_per_node: r3(d.rpcs / Math.max(1, d.settled)),
       signs_per_node: r3(d.signs / Math.max(1, d.settled)),
       ...Object.fromEntries(Object.entries(d.outcomes).map(([k, v]) => [`outcome_${k}`, v])),
+      ...Object.fromEntries(Object.entries(d.arrivals ?? {}).map(([k, v]) => [`arrival_${k}`, v])),
       ...Object.fromEntries(Object.entries(d.stepMeansMs).map(([k, v]) => [`step_mean_ms_${k}`, v])),
     },
     notes: [
@@ -215,6 +218,22 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         })
       : { measured: false, reason: "--real-servers 0" };
 
+    // ---- arrival tracking's cost: the same fleet, every broker set at the bench's broker, tracking off then on
+    let arrivalPair: { off: E2eResult; on: E2eResult } | undefined;
+    if ((o.arrivalNodes ?? 0) > 0) {
+      const n = o.arrivalNodes!;
+      const runs: Partial<Record<"off" | "on", E2eResult>> = {};
+      for (const on of [false, true]) {
+        log(`e2e: ${n} nodes, arrival tracking ${on ? "on" : "off"}...`);
+        const r = await runE2e({ nodes: n, caDir, arrival: on, onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled}`) });
+        runs[on ? "on" : "off"] = r;
+        const res = e2eResult(`e2e-arrival-${on ? "on" : "off"}-${n / 1000}k`, r);
+        res.notes = [...(res.notes ?? []), `arrival comparison: the shipped policies with every broker set pointed at the bench's nats-server, so restarted nodes arrive there; arrival tracking ${on ? "on (arrival: {deadline: 2m}, rollout trust_initial, each broker set watched on its own brokers)" : "off"}`];
+        emit(res);
+      }
+      arrivalPair = { off: runs.off!, on: runs.on! };
+    }
+
     // ---- RSS with every node waiting
     let waiting;
     if (o.waiting > 0) {
@@ -291,6 +310,15 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         met: evals.evalsPerSec / helper.decisionsPerSec >= 100,
         note: `${evals.evalsPerSec}/s vs ${helper.decisionsPerSec}/s (seed-equivalent helper)${helperFloor ? `; against a do-nothing sh helper (${helperFloor.decisionsPerSec}/s): ${r1(evals.evalsPerSec / helperFloor.decisionsPerSec)}x` : ""}`,
       };
+    if (arrivalPair) {
+      const ratio = arrivalPair.on.nodesPerMin / arrivalPair.off.nodesPerMin;
+      goals.arrival_tracking_cost = {
+        value: r3(1 - ratio),
+        goal: "<= 0.05 (within 5% of off)",
+        met: ratio >= 0.95,
+        note: `${o.arrivalNodes} nodes: ${Math.round(arrivalPair.on.nodesPerMin)}/min with arrival tracking vs ${Math.round(arrivalPair.off.nodesPerMin)}/min without; arrived ${arrivalPair.on.daemon.arrivals?.arrived ?? 0} by the end of the run`,
+      };
+    }
     if (waiting) goals.rss_100k_waiting_mib = { value: r1(waiting.rssMiB), goal: "< 400 MiB", met: waiting.rssMiB < 400, note: `${waiting.queued} nodes queued` };
     Object.assign(goals, reference.goals);
     const comparison =

@@ -54,7 +54,7 @@ const SUBJECT = lifecycleSubject("startup", "server");
 
 /** nats URLs as a home is keyed: brokers are written host:port or with a scheme */
 export function brokerUrls(brokers: readonly string[]): string[] {
-  return brokers.map((b) => (/^[a-z]+:\/\//i.test(b) ? b : `nats://${b}`)).sort();
+  return [...new Set(brokers.map((b) => (/^[a-z]+:\/\//i.test(b) ? b : `nats://${b}`)))].sort();
 }
 
 export class HomeWatches {
