@@ -8,17 +8,11 @@
  * change: enough arrivals, and even if every node still pending were lost the share would stay
  * within `maxLost`. It fails as soon as the lost share of its restarted nodes passes `maxLost`.
  */
+import type { RolloutSettings } from "../config/index.js";
 import type { ArrivalResult, Decider, PolicyRef } from "../types/index.js";
 
-export interface RolloutOptions {
-  enabled: boolean;
-  canary: number;
-  minArrivals: number;
-  /** fraction, 0..1 */
-  maxLost: number;
-  onFailure: "revert" | "pause";
-  trustInitial: boolean;
-}
+/** the rollout.* settings it runs on (config/) */
+export type RolloutOptions = Pick<RolloutSettings, "enabled" | "canary" | "minArrivals" | "maxLost" | "onFailure" | "trustInitial">;
 
 /** trusted: the version in force is trusted; canary: a candidate is on trial; reverted/paused: it failed */
 export type RolloutStateName = "trusted" | "canary" | "reverted" | "paused";

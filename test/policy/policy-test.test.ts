@@ -121,13 +121,19 @@ describe("policy test", () => {
   });
 });
 
+/** POLICY committed as v1 in a git repository of its own: the worktree is the change */
+function committedPolicyDir(): ReturnType<typeof policyDir> {
+  const d = policyDir({ "policies/p.yaml": POLICY });
+  const git = (...a: string[]) => execFileSync("git", a, { cwd: d.root, stdio: "pipe" });
+  git("init", "-q");
+  git("add", ".");
+  git("-c", "user.name=t", "-c", "user.email=t@example.net", "commit", "-qm", "v1");
+  return d;
+}
+
 describe("policy diff", () => {
   it("names the broker sets a change introduces: a set's brokers changed count as a new set, since nothing arrived there yet", async () => {
-    const d = policyDir({ "policies/p.yaml": POLICY });
-    const git = (...a: string[]) => execFileSync("git", a, { cwd: d.root, stdio: "pipe" });
-    git("init", "-q");
-    git("add", ".");
-    git("-c", "user.name=t", "-c", "user.email=t@example.net", "commit", "-qm", "v1");
+    const d = committedPolicyDir();
     writeFileSync(join(d.policiesDir, "p.yaml"), POLICY.replace("eu: [eu1:4222]", "eu: [eu1-typo:4222]"));
     const r = await diffPolicies({ from: "HEAD", inventoriesDir: FIXTURES, policiesDir: d.policiesDir });
     assert.ok(r.changed.length > 0);
@@ -138,11 +144,7 @@ describe("policy diff", () => {
   });
 
   it("lists every node whose decision changes between a git ref and the worktree, key by key", async () => {
-    const d = policyDir({ "policies/p.yaml": POLICY });
-    const git = (...a: string[]) => execFileSync("git", a, { cwd: d.root, stdio: "pipe" });
-    git("init", "-q");
-    git("add", ".");
-    git("-c", "user.name=t", "-c", "user.email=t@example.net", "commit", "-qm", "v1");
+    const d = committedPolicyDir();
     writeFileSync(join(d.policiesDir, "p.yaml"), POLICY.replace("then: { brokerSet: eu, configuration: { loglevel: info } }", "then: { brokerSet: eu, configuration: { loglevel: warn } }"));
     const r = await diffPolicies({ from: "HEAD", inventoriesDir: FIXTURES, policiesDir: d.policiesDir });
     assert.notEqual(r.from.hash, r.to.hash);
