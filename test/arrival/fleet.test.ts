@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { freePort, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import { generateFacts, startFleet, type Fleet } from "../../src/sim/index.js";
 import type { ArrivalRecord, DecisionRecord } from "../../src/types/index.js";
-import { makeCa, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { makeBuiltinCa } from "../helpers/ca.js";
 import { watchArrivals, writeHomePolicy } from "./helpers.js";
 
 const TOKEN = "s3cret";
@@ -41,7 +42,7 @@ test("every node of a 2,000-node fleet arrives at the home its broker set names"
     prov.url,
     {
       ...pol,
-      ca: { dir: await makeCa() },
+      ca: { dir: await makeBuiltinCa() },
       workers: 100,
       audit: { file: join(work, "audit.jsonl") },
       arrival: { deadline: "60s", homes: [{ name: "eu", broker: eu.url, broker_sets: ["eu"] }, { name: "us", broker: us.url, broker_sets: ["us"] }] },
@@ -116,7 +117,7 @@ test("a reload that routes a country to an unreachable broker loses at most the 
   const pol = writeHomePolicy({ dir: root, version: "1", sets: { eu: [eu.url], us: [us.url] }, defaultSet: "eu", byCountry: { us: "us" } });
   const d = await startTestDaemon(
     prov.url,
-    { ...pol, ca: { dir: await makeCa() }, arrival: { deadline: "3s" }, rollout: { canary: CANARY, trust_initial: true } },
+    { ...pol, ca: { dir: await makeBuiltinCa() }, arrival: { deadline: "3s" }, rollout: { canary: CANARY, trust_initial: true } },
     {},
     { CHORIA_PROVISIONER_TOKEN: TOKEN },
   );
@@ -174,7 +175,7 @@ test("a home broker down mid-run gets its broker set deferred, and its nodes are
     prov.url,
     {
       ...pol,
-      ca: { dir: await makeCa() },
+      ca: { dir: await makeBuiltinCa() },
       // nodes come by their startup events only, so those after the outage meet an unhealthy set
       discovery: { interval: "1h", at_start: false },
       arrival: { deadline: "2s", broker_set_health: { window: 10, min_lost: 3 } },
@@ -221,7 +222,7 @@ test("a home broker down mid-run gets its broker set deferred, and its nodes are
 test("a restart of the provisioning broker mid-run produces no false lost: every node restarted arrives", async () => {
   const [prov, home] = await Promise.all([nats(), nats()]);
   const pol = writeHomePolicy({ version: "1", sets: { home: [home.url] }, defaultSet: "home" });
-  const d = await startTestDaemon(prov.url, { ...pol, ca: { dir: await makeCa() }, arrival: { deadline: "5s" }, rollout: { trust_initial: true } }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
+  const d = await startTestDaemon(prov.url, { ...pol, ca: { dir: await makeBuiltinCa() }, arrival: { deadline: "5s" }, rollout: { trust_initial: true } }, {}, { CHORIA_PROVISIONER_TOKEN: TOKEN });
   cleanup.push(() => d.stop(5000));
   const arrivals = watchArrivals(d);
   const N = 300;
