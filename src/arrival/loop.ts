@@ -71,6 +71,8 @@ export function readTrusted(file: string | undefined): PolicyRef | undefined {
 export declare interface ArrivalLoop {
   /** every verdict, as written to the audit */
   on(event: "arrival", listener: (r: ArrivalRecord) => void): this;
+  /** a home watch connected (true) or lost its connection (false) */
+  on(event: "home", listener: (home: string, connected: boolean) => void): this;
 }
 
 export class ArrivalLoop extends EventEmitter {
@@ -104,10 +106,12 @@ export class ArrivalLoop extends EventEmitter {
         connected: (home) => {
           this.tracker.homeConnected(home, this.now());
           m.homeWatches.labels(d.site, home).set(1);
+          this.emit("home", home, true);
         },
         disconnected: (home) => {
           this.tracker.homeDisconnected(home);
           m.homeWatches.labels(d.site, home).set(0);
+          this.emit("home", home, false);
         },
         invalid: (home, detail) => {
           m.intakeErrors.labels(d.site, "arrival", "invalid").inc();

@@ -252,7 +252,8 @@ function arrivalSettings(c: ConfigFile, env: NodeJS.ProcessEnv): ArrivalSettings
   };
 }
 
-function rolloutSettings(c: ConfigFile): RolloutSettings {
+/** `written`: the document as written, before the schema's defaults (rollout: {} is always there after) */
+function rolloutSettings(c: ConfigFile, written: ConfigFile): RolloutSettings {
   const r = c.rollout ?? {};
   const canary = r.canary ?? 20;
   const maxLost = lostShare(r.max_lost, 0.1);
@@ -264,7 +265,7 @@ function rolloutSettings(c: ConfigFile): RolloutSettings {
     onFailure: r.on_failure ?? "revert",
     trustInitial: r.trust_initial ?? false,
     stateFile: r.state_file,
-    configured: c.rollout !== undefined && c.rollout.enabled !== false,
+    configured: written.rollout !== undefined && written.rollout.enabled !== false,
   };
 }
 
@@ -382,7 +383,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
       replicas: d.ha?.replicas,
     },
     arrival: arrivalSettings(d, env),
-    rollout: rolloutSettings(d),
+    rollout: rolloutSettings(d, c),
   };
 }
 

@@ -205,8 +205,12 @@ test("a home broker down mid-run gets its broker set deferred, and its nodes are
   assert.equal(d.records.filter((r) => r.outcome === "defer" && r.brokerSet === "eu").length, 0);
 
   // the broker is back; an operator clears the set and the deferred nodes are found again
+  // an operator clears the set once its home works again, as the daemon's watch there shows: a
+  // node that arrived before the watch was back would be unconfirmed, not arrived
+  const watchBack = new Promise<void>((resolve) => d.arrival!.on("home", (home, connected) => connected && home === us.url && resolve()));
   const back = await startNatsServer({ port: us.port });
   cleanup.push(() => back.stop());
+  await watchBack;
   const auth = { authorization: "Bearer adm1n" };
   assert.equal((await fetch(`${d.admin.url}/broker-sets/us/clear`, { method: "POST" })).status, 401);
   const cleared = await fetch(`${d.admin.url}/broker-sets/us/clear`, { method: "POST", headers: auth });

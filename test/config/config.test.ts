@@ -66,3 +66,17 @@ test("HA tuning keys reach the settings in milliseconds", () => {
   assert.deepEqual(resolveSettings({}, {}).ha, { apiPrefix: undefined, electionTtlMs: undefined, standDownMs: undefined, claimTtlMs: undefined, replicas: undefined });
   assert.throws(() => parseConfigText("ha:\n  replicas: 9\n", "ha.yaml"), /ha\.yaml:2:13: ha\.replicas/);
 });
+
+test("arrival and rollout: off when absent; homes, secrets and defaults resolved; rollout without arrival is refused", async () => {
+  const { rolloutProblems } = await import("../../src/config/index.js");
+  const off = resolveSettings({}, {});
+  assert.equal(off.arrival, undefined);
+  assert.equal(off.rollout.enabled, false, "no guarded rollout without arrival");
+  assert.deepEqual(rolloutProblems(off), []);
+  const s = resolveSettings({ arrival: { broker_password_env: "HOME_PW", homes: [{ broker: "nats://a:4222,nats://b:4222", broker_sets: ["eu"] }, { name: "us", broker: ["nats://us:4222"], broker_user: "watch" }] }, rollout: { max_lost: "25%", canary: 8 } }, { HOME_PW: "pw" });
+  assert.equal(s.arrival!.deadlineMs, 120_000);
+  assert.deepEqual(s.arrival!.homes.map((h) => [h.name, h.brokers, h.brokerSets, h.login.user, h.login.password]), [["nats://a:4222,nats://b:4222", ["nats://a:4222", "nats://b:4222"], ["eu"], undefined, "pw"], ["us", ["nats://us:4222"], undefined, "watch", "pw"]]);
+  assert.deepEqual([s.rollout.enabled, s.rollout.canary, s.rollout.maxLost, s.rollout.minArrivals, s.rollout.onFailure, s.rollout.trustInitial], [true, 8, 0.25, 6, "revert", false]);
+  assert.match(rolloutProblems(resolveSettings({ rollout: { canary: 5 } }, {})).join("\n"), /rollout needs arrival/);
+  assert.match(rolloutProblems(resolveSettings({ arrival: {}, rollout: { canary: 5, min_arrivals: 6 } }, {})).join("\n"), /min_arrivals \(6\) is more than rollout.canary \(5\)/);
+});
