@@ -3,6 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DaemonHandle } from "../../src/daemon/start.js";
+import { generateFacts } from "../../src/sim/index.js";
+import { startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
 import type { ArrivalRecord, ArrivalResult } from "../../src/types/index.js";
 import { Waiters } from "../helpers/waiters.js";
 
@@ -80,4 +82,31 @@ export function watchArrivals(d: DaemonHandle): ArrivalWatch {
     waiters.notify();
   });
   return w;
+}
+
+export const TOKEN = "s3cret";
+
+/** what to stop after the file's tests, last started first */
+export const cleanup: Array<() => Promise<unknown>> = [];
+export async function runCleanup(): Promise<void> {
+  for (const c of cleanup.reverse()) await c().catch(() => undefined);
+  cleanup.length = 0;
+}
+
+export function byResult(rs: ArrivalRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rs) out[r.result] = (out[r.result] ?? 0) + 1;
+  return out;
+}
+
+/** a nats-server stopped after the file's tests */
+export async function nats(): Promise<LocalNatsServer> {
+  const s = await startNatsServer();
+  cleanup.push(() => s.stop());
+  return s;
+}
+
+/** half the fleet in the us, half in nl, whatever the seed */
+export function halfUs(seed: number): (identity: string, index: number) => Record<string, unknown> {
+  return (identity, index) => ({ ...generateFacts(seed, identity), country: index % 2 === 0 ? "us" : "nl" });
 }
