@@ -30,3 +30,6 @@ export const PROVISIONING_MODE_AGENTS: readonly string[] = [PROVISION_AGENT, "ch
 export const LOCK_HELD_MESSAGE = "Could not obtain provisioning lock";
 /** statusmsg of a choria_provision request with a token other than the node's */
 export const WRONG_TOKEN_MESSAGE = "Incorrect provision token supplied";
+
+/** actions after which the node restarts (or exits): its next startup event is expected */
+export const PROVISION_ACTIONS_RESTARTING: readonly ProvisionAction[] = [PROVISION_ACTION.restart, PROVISION_ACTION.release_update, PROVISION_ACTION.shutdown];

@@ -23,6 +23,9 @@ import { OperatorActions, type ActionRequest, type ActionResult } from "./operat
 import { Slots, slotAfterFirstReply } from "./slots.js";
 import { RetryBook, type RetryPolicy } from "./retry.js";
 import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
+import { PROVISION_ACTIONS_RESTARTING } from "../protocol/agents.js";
+
+const RESTARTING_STEPS: ReadonlySet<string> = new Set(PROVISION_ACTIONS_RESTARTING);
 
 /**
  * Nodes in first contact per worker: a node takes a worker slot only once it has answered, so
@@ -122,6 +125,8 @@ export class Provisioner extends EventEmitter {
   private readonly inflight = new Map<string, AbortController>();
   /** nodes in flight that announced a new process: started again as soon as their flow stops */
   private readonly restarted = new Set<string>();
+  /** nodes in flight that were sent restart, release_update or shutdown: a startup event from them is no surprise */
+  private readonly toldToRestart = new Set<string>();
   /** the reply watch of each node in flight, for conflicts that discovery sees */
   private readonly watches = new Map<string, ReplyWatch>();
   readonly conflicts = new ConflictRegistry();
@@ -249,7 +254,7 @@ export class Provisioner extends EventEmitter {
       return "conflict";
     }
     const inflight = startup ? this.inflight.get(identity) : undefined;
-    if (inflight && !this.restarted.has(identity)) {
+    if (inflight && !this.restarted.has(identity) && !this.toldToRestart.has(identity)) {
       this.restarted.add(identity);
       this.d.log.info({ identity }, "node restarted mid-flow: abandoning its flow and starting it again");
       inflight.abort();
@@ -399,6 +404,7 @@ export class Provisioner extends EventEmitter {
       } finally {
         lease?.end(record);
         this.inflight.delete(item.identity);
+        this.toldToRestart.delete(item.identity);
         this.watches.delete(item.identity);
         if (rpc.held()) {
           this.slots.release();
@@ -412,7 +418,11 @@ export class Provisioner extends EventEmitter {
     }
   }
 
-  private readonly trace = (identity: string, step: string, result: "start" | "ok" | "error") => this.nodes.step(identity, step, result);
+  private readonly trace = (identity: string, step: string, result: "start" | "ok" | "error") => {
+    // from here on the node restarts because we told it to: its next startup event is expected
+    if (result === "start" && RESTARTING_STEPS.has(step)) this.toldToRestart.add(identity);
+    this.nodes.step(identity, step, result);
+  };
 
   private readonly grant = (identity: string) => {
     const e = this.approvals.get(identity);
