@@ -85,7 +85,7 @@ test("npm pack gives a lean tarball that installs into an empty prefix and runs 
   const prefix = join(tmp, "prefix");
   // --prefer-offline: the dependencies come from npm's cache, which `npm ci` has filled
   const mirror = await prebuiltMirror();
-  const installed = await npmAsync(["install", "-g", "--prefer-offline", "--prefix", prefix, join(tmp, info!.filename)], tmp, mirror.env).finally(mirror.close);
+  const installed = await npmAsync(["install", "-g", "--allow-scripts=better-sqlite3", "--prefer-offline", "--prefix", prefix, join(tmp, info!.filename)], tmp, mirror.env).finally(mirror.close);
   assert.equal(installed.status, 0, installed.stderr);
   const pkg = join(prefix, "lib/node_modules/choria-provisioner");
   for (const dev of ["tsx", "typescript", "@peculiar/x509", "reflect-metadata", "esbuild"]) assert.ok(!existsSync(join(pkg, "node_modules", dev)), `${dev} is not installed with the package`);
@@ -109,6 +109,10 @@ test("npm pack gives a lean tarball that installs into an empty prefix and runs 
   const signed = cli("ca", "sign", "--dir", caDir, "--csr", join(work, "node.csr"), "--identity", "pkg1.example.net");
   assert.equal(signed.status, 0, signed.stderr);
   assert.match(signed.stdout, /^-----BEGIN CERTIFICATE-----/);
+  // the native ledger driver was installed with the package (its install script allowed) and works
+  const listed = cli("ca", "list", "--dir", caDir, "--format", "json");
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.match(listed.stdout, /pkg1\.example\.net/);
 
   // the systemd unit and the install docs name paths this install has
   const unit = readFileSync(join(pkg, "contrib/systemd/choria-provisioner.service"), "utf8");
@@ -119,7 +123,7 @@ test("npm pack gives a lean tarball that installs into an empty prefix and runs 
   assert.ok(docs.length > 0);
   for (const d of docs) assert.ok(d.startsWith("file://") && existsSync(inPrefix(d.slice("file://".length))), `Documentation ${d} exists`);
   const ops = readFileSync(join(REPO, "docs/operations.md"), "utf8");
-  assert.ok(ops.includes(`npm install -g --prefix ${OPS_PREFIX} `), "operations.md installs into the unit's prefix");
+  assert.ok(ops.includes(`npm install -g --allow-scripts=better-sqlite3 --prefix ${OPS_PREFIX} `), "operations.md installs into the unit's prefix");
   const schemaRefs = [...readFileSync(join(REPO, "docs/policy-language.md"), "utf8").matchAll(/\$schema=(\/\S+)/g)].map((m) => m[1]!);
   assert.ok(schemaRefs.length > 0, "policy-language.md shows a modeline for an installed package");
   for (const s of schemaRefs) assert.ok(existsSync(inPrefix(s)), `${s} exists in the installed package`);
