@@ -135,6 +135,8 @@ export class RealLab {
   /** the default provisioning JWT, made by `choria jwt prov` */
   jwt = join(this.root, "provisioning.jwt");
   client!: Cert;
+  /** the brokers' certificate, also the placeholder a provisioning-mode server's file security names */
+  brokerCert!: Cert;
   private readonly servers: RealServer[] = [];
   private readonly closers: Array<() => Promise<void>> = [];
 
@@ -167,6 +169,7 @@ export class RealLab {
     if (this.intermediate) await this.makeIntermediateCa();
     else await initBuiltinCa(this.caDir, { key: "ecdsa" });
     const brokerCert = await this.issue("localhost", { dns: ["localhost"], ip: ["127.0.0.1"], server: true });
+    this.brokerCert = brokerCert;
     if (this.kind === "nats") {
       this.provisioning = await startNatsServer({ tls: { ...brokerCert, allowNonTls: true } });
       this.closers.push(() => this.provisioning.stop());
@@ -352,11 +355,11 @@ export class RealLab {
   startServer(identity: string, o: ServerOptions = {}): RealServer {
     const dir = join(this.serversDir, o.dirName ?? identity);
     mkdirSync(dir, { recursive: true });
-    const broker = this.issueSync();
     const conf = [
       `identity = ${identity}`,
       "plugin.choria.server.provision = true",
-      ...this.fileSecurity(broker),
+      // any existing certificate satisfies the file provider's pre-provisioning existence check
+      ...this.fileSecurity(this.brokerCert),
       `logfile = ${join(dir, "server.log")}`,
       "loglevel = info",
       ...(o.extraConfig ?? []),
@@ -399,12 +402,6 @@ export class RealLab {
     return s;
   }
 
-  private brokerCertCache?: Cert;
-  private issueSync(): Cert {
-    // any existing certificate satisfies the file provider's pre-provisioning existence check
-    this.brokerCertCache ??= { cert: join(this.root, "certs", "localhost.pem"), key: join(this.root, "certs", "localhost-key.pem") };
-    return this.brokerCertCache;
-  }
 
   /** a connection to the home broker as a verified mTLS client of our CA */
   homeConnection(): Promise<NatsConnection> {
