@@ -17,6 +17,7 @@ export { Elector, ELECTION_BUCKET, ELECTION_KEY, DEFAULT_ELECTION_TTL_MS, type E
 export { Claims, CLAIMS_BUCKET, DEFAULT_CLAIM_TTL_MS, claimKey, identityOfClaimKey, type ClaimHooks, type ClaimsOptions, type ClaimStats } from "./claims.js";
 export { openBucket, isWrongRevision, type HaLogger } from "./kv.js";
 export { KvRecords, APPROVALS_BUCKET, type KvRecordsOptions } from "./records.js";
+export { StreamLog, LEDGER_STREAM, LEDGER_SUBJECT, type StreamLogOptions } from "./ledger-stream.js";
 
 export type HaMode = "leader" | "active-active";
 

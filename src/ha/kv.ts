@@ -36,19 +36,24 @@ export interface OpenedBucket {
  * as the reference reads the TTL from the bucket rather than imposing one.
  */
 export async function openBucket(nc: NatsConnection, bucket: string, o: BucketOptions): Promise<OpenedBucket> {
+  const js = nc.jetstream(jetStreamOptions(o.apiPrefix, o.timeoutMs));
+  const kv = await js.views.kv(bucket, { ttl: o.ttlMs, history: 1, replicas: o.replicas ?? 1, ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}) });
+  const st = await kv.status();
+  return { kv, ttlMs: st.ttl };
+}
+
+/** JetStream client options for an API prefix (Choria Streams) and a request timeout */
+export function jetStreamOptions(apiPrefix?: string, timeoutMs?: number): { apiPrefix?: string; timeout?: number; checkAPI?: boolean } {
   // nats.js rejects keys that are present but undefined, so only set what was given
   const jsOpts: { apiPrefix?: string; timeout?: number; checkAPI?: boolean } = {};
-  if (o.apiPrefix) {
-    jsOpts.apiPrefix = o.apiPrefix;
+  if (apiPrefix) {
+    jsOpts.apiPrefix = apiPrefix;
     // a Choria Broker exports only the election stream's INFO and the `provisioner` key to the
     // provisioning account, not the account INFO that nats.js checks first (it answers 503)
     jsOpts.checkAPI = false;
   }
-  if (o.timeoutMs) jsOpts.timeout = o.timeoutMs;
-  const js = nc.jetstream(jsOpts);
-  const kv = await js.views.kv(bucket, { ttl: o.ttlMs, history: 1, replicas: o.replicas ?? 1, ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}) });
-  const st = await kv.status();
-  return { kv, ttlMs: st.ttl };
+  if (timeoutMs) jsOpts.timeout = timeoutMs;
+  return jsOpts;
 }
 
 /**
