@@ -2,12 +2,14 @@
  * A signer whose every certificate is in the ledger before the caller sees it: the flow sends
  * configure only after sign() resolves, so no node holds a certificate the ledger lacks. A ledger
  * that cannot write makes the sign fail as CaUnavailableError (the node is deferred and retried),
- * never a certificate handed out unrecorded.
+ * never a certificate handed out unrecorded. Under HA the rows go through the replica, which also
+ * waits for the shared stream's ack: a certificate without it is not handed out either.
  */
 import { createHash } from "node:crypto";
 import { readCertificateDer } from "../der/x509.js";
 import { CaUnavailableError, type SignRequest, type SignedCertificate, type Signer } from "../types/index.js";
 import { normaliseSerial, type CertificateLedger, type LedgerEntry } from "./ledger.js";
+import { ReplicationError } from "./ledger-replica.js";
 import { decodePem } from "../der/pem.js";
 
 /** The ledger's view of what a signer returned: the first certificate in its PEM is the leaf. */
@@ -28,7 +30,19 @@ export function ledgerEntryFor(signed: SignedCertificate, o: { identity: string;
   };
 }
 
-export function withLedger<S extends Signer>(signer: S, ledger: CertificateLedger): S & { ledger: CertificateLedger } {
+/** where a signed certificate's row goes before the certificate is returned */
+export interface LedgerRecorder {
+  record(entry: LedgerEntry): Promise<void>;
+}
+
+export type LedgerSigner<S extends Signer> = S & {
+  ledger: CertificateLedger;
+  /** from now on rows go through `r` (the HA replica) instead of straight to the local ledger */
+  recordThrough(r: LedgerRecorder): void;
+};
+
+export function withLedger<S extends Signer>(signer: S, ledger: CertificateLedger): LedgerSigner<S> {
+  let recorder: LedgerRecorder = ledger;
   const sign = async (req: SignRequest): Promise<SignedCertificate> => {
     const signed = await signer.sign(req);
     let entry: LedgerEntry;
@@ -38,8 +52,9 @@ export function withLedger<S extends Signer>(signer: S, ledger: CertificateLedge
       throw new CaUnavailableError(`the ${signer.kind} signer's certificate could not be read for the ledger: ${(e as Error).message}`);
     }
     try {
-      await ledger.record(entry);
+      await recorder.record(entry);
     } catch (e) {
+      if (e instanceof ReplicationError) throw new CaUnavailableError(`certificate ${entry.serial} not in the shared ledger, so not sent: ${e.message}`);
       throw new CaUnavailableError(`certificate ${entry.serial} not recorded, so not sent: ${(e as Error).message}`);
     }
     return signed;
@@ -52,5 +67,8 @@ export function withLedger<S extends Signer>(signer: S, ledger: CertificateLedge
     }
   };
   // the signer's own extras (the built-in CA's stats, ...) stay reachable
-  return Object.assign(Object.create(signer) as S, { kind: signer.kind, sign, close, ledger });
+  const recordThrough = (r: LedgerRecorder): void => {
+    recorder = r;
+  };
+  return Object.assign(Object.create(signer) as S, { kind: signer.kind, sign, close, ledger, recordThrough });
 }

@@ -8,10 +8,10 @@ import { isOwnParse, parseCsr } from "./csr-inspect.js";
 import { checkCsr, checkParsedCsr } from "./csr-policy.js";
 import { createExecSigner } from "./exec-signer.js";
 import { CertificateLedger } from "./ledger.js";
-import { withLedger } from "./ledger-signer.js";
+import { withLedger, type LedgerRecorder } from "./ledger-signer.js";
 
 /** the configured signer; with a ledger configured (the built-in CA's default), it records every certificate before returning it */
-export type OpenedSigner = Signer & { ledger?: CertificateLedger };
+export type OpenedSigner = Signer & { ledger?: CertificateLedger; recordThrough?(r: LedgerRecorder): void };
 
 export async function openSigner(s: Pick<Settings, "ca">): Promise<OpenedSigner> {
   const signer = await openBareSigner(s);
