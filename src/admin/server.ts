@@ -55,8 +55,8 @@ export interface AdminTarget {
 export interface AdminCa {
   /** the CRL PEM, or undefined when the CA publishes none here (cfssl, exec) */
   crl(): string | undefined;
-  /** revokes by serial or identity; returns the serials newly revoked; AdminRequestError for a bad body */
-  revoke(body: { serial?: unknown; identity?: unknown; reason?: unknown }): string[];
+  /** revokes by serial or identity; returns the serials newly revoked; AdminRequestError for a bad body, AdminUnavailableError when it could not be shared */
+  revoke(body: { serial?: unknown; identity?: unknown; reason?: unknown }): string[] | Promise<string[]>;
 }
 
 
@@ -91,6 +91,8 @@ function authorised(req: IncomingMessage, token: string | undefined): boolean {
 
 /** a request the caller must fix (400); the daemon's handlers (AdminCa) throw it too */
 export class AdminRequestError extends Error {}
+/** the action is done only in part and will complete by itself (503: the caller need not repeat it) */
+export class AdminUnavailableError extends Error {}
 const BadRequest = AdminRequestError;
 
 const MAX_BODY = 1 << 20;
@@ -211,7 +213,12 @@ export async function startAdminServer(o: AdminOptions): Promise<AdminServer> {
           if (!o.token) return send(res, 403, { error: "revocation disabled: no admin token configured" });
           if (!authorised(req, o.token)) return send(res, 401, { error: "bad or missing bearer token" });
           if (!o.target.ca) return send(res, 404, { error: "no certificate ledger: revocation is off" });
-          return send(res, 200, { revoked: o.target.ca.revoke(await readJson(req)) });
+          try {
+            return send(res, 200, { revoked: await o.target.ca.revoke(await readJson(req)) });
+          } catch (e) {
+            if (e instanceof AdminUnavailableError) return send(res, 503, { error: e.message });
+            throw e;
+          }
         }
         const clear = /^\/broker-sets\/([^/]+)\/clear$/.exec(path);
         const rollout = /^\/rollout\/(accept|revert)$/.exec(path);

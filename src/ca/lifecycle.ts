@@ -2,20 +2,25 @@
  * The certificate lifecycle around a signer: the ledger's expiry summary for the metrics,
  * revocation, and the built-in CA's CRL, kept as a file and served by the admin endpoint. The CRL
  * is made again on every revocation (also one made by `ca revoke` in another process: the
- * ledger's revocation stamp changes) and when half its validity has passed, so it never expires
- * while the daemon runs.
+ * ledger's revocation stamp changes, or one another HA instance made arrives through the replica)
+ * and when half its validity has passed, so it never expires while the daemon runs.
  */
 import { chmodSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import type { Settings } from "../config/index.js";
 import { loadCa } from "./builtin-ca.js";
 import { buildCrl, type Crl } from "./crl.js";
 import type { CertificateLedger, ExpirySummary, LedgerEntry, RevocationReason } from "./ledger.js";
+import type { LedgerReplica } from "./ledger-replica.js";
 
 export type RevokeTarget = { serial: string } | { identity: string };
 
 export interface CaLifecycle {
   readonly ledger: CertificateLedger;
-  revoke(target: RevokeTarget, reason: RevocationReason): LedgerEntry[];
+  /**
+   * Revokes here and, under HA, waits for the shared stream's ack; rejects with ReplicationError
+   * when it does not come (the revocation stands here and is sent again by the backfill).
+   */
+  revoke(target: RevokeTarget, reason: RevocationReason): Promise<LedgerEntry[]>;
   /** the current CRL (PEM) of the built-in CA; undefined for cfssl/exec, whose CA publishes its own */
   crl(): Crl | undefined;
   /** cached for a few seconds: a scrape must not count a million rows every time */
@@ -41,7 +46,7 @@ export function writeCrl(o: { caDir: string; ledger: CertificateLedger; file?: s
   return crl;
 }
 
-export function openCaLifecycle(s: Pick<Settings, "ca">, ledger: CertificateLedger, onError: (e: Error) => void = () => {}): CaLifecycle {
+export function openCaLifecycle(s: Pick<Settings, "ca">, ledger: CertificateLedger, onError: (e: Error) => void = () => {}, replica?: LedgerReplica): CaLifecycle {
   const caDir = s.ca.type === "builtin" ? s.ca.dir : undefined;
   let current: Crl | undefined;
   let stamp = "";
@@ -75,12 +80,23 @@ export function openCaLifecycle(s: Pick<Settings, "ca">, ledger: CertificateLedg
     timer.unref();
   };
   refresh(true);
+  // another instance's revocation: this instance's CRL file lists it at once, not at the next request
+  replica?.on("applied", (a) => {
+    if (a.revoked.length === 0) return;
+    try {
+      refresh(false);
+    } catch (e) {
+      onError(e as Error);
+    }
+  });
 
   return {
     ledger,
-    revoke(target, reason) {
+    async revoke(target, reason) {
       const done = ledger.revoke(target, reason);
-      if (done.length > 0) refresh(true);
+      if (done.length === 0) return done;
+      refresh(true);
+      await replica?.publish(done);
       return done;
     },
     crl: () => refresh(false),

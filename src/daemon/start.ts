@@ -7,9 +7,9 @@ import { dirname, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NatsConnection } from "nats";
-import { AdminRequestError, isLoopbackListen, startAdminServer, type AdminCa, type AdminServer, type NodesTarget } from "../admin/server.js";
+import { AdminRequestError, AdminUnavailableError, isLoopbackListen, startAdminServer, type AdminCa, type AdminServer, type NodesTarget } from "../admin/server.js";
 import type { OperatorAction } from "../provision/operator.js";
-import { csrChecker, openCaLifecycle, openSigner, REVOCATION_REASONS, type CaLifecycle, type RevocationReason } from "../ca/index.js";
+import { csrChecker, openCaLifecycle, openSigner, ReplicationError, REVOCATION_REASONS, type CaLifecycle, type LedgerReplica, type RevocationReason, type RevokeTarget } from "../ca/index.js";
 import { rolloutProblems, type Settings } from "../config/index.js";
 import { ArrivalLoop } from "../arrival/index.js";
 import { credentialFlowOptions, readSecretFile } from "../credentials/settings.js";
@@ -31,6 +31,7 @@ import { WarnThrottle } from "../provision/warn-throttle.js";
 import { RpcClient, closeNats, connectNats, redactUrls } from "../transport/index.js";
 import type { Decider } from "../types/index.js";
 import { Closers } from "./closers.js";
+import { openSharedLedger, type LedgerStatus } from "./shared-ledger.js";
 import { createLogger } from "./logger.js";
 import { VERSION } from "./version.js";
 
@@ -43,6 +44,8 @@ export interface DaemonHandle {
   policies: PolicyManager;
   /** arrival tracking and guarded rollout; undefined when `arrival` is not configured */
   arrival?: ArrivalLoop;
+  /** HA: the certificate ledger's replica of the shared stream; undefined without HA, a ledger, or the stream */
+  ledgerReplica?: LedgerReplica;
   admin: AdminServer;
   nc: NatsConnection;
   log: Logger;
@@ -56,6 +59,8 @@ export interface DaemonOverrides {
   flow?: Partial<FlowOptions>;
   /** extra decider wrapper, e.g. the legacy helper */
   decider?: (set: PolicySet) => Decider;
+  /** HA: how often ledger rows the shared stream lacks are sent again (default 30 s) */
+  ledgerBackfillMs?: number;
 }
 
 /** Legacy mode: the reference's helper program decides, counted in the reference's helper metrics. */
@@ -140,18 +145,6 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   const closers = new Closers((what, e) => log.warn({ err: e.message }, `closing the ${what} after a failed start failed`));
   const signer = s.pki ? await openSigner(s) : undefined;
   if (signer) closers.add("signer", () => signer.close());
-  let lifecycle: CaLifecycle | undefined;
-  if (signer?.ledger) {
-    const ledger = signer.ledger;
-    try {
-      lifecycle = openCaLifecycle(s, ledger, (e) => log.error({ err: e.message }, "could not make the CRL again; the current one stays until its nextUpdate"));
-    } catch (e) {
-      return closers.fail(new Error(`cannot start the certificate lifecycle (ledger ${ledger.path}): ${(e as Error).message}`));
-    }
-    const lc = lifecycle;
-    closers.add("certificate lifecycle", async () => lc.close());
-    metrics.certificateExpiry = () => lc.expiry();
-  } else if (s.ca.revokeOnShutdown && s.pki) log.warn("ca.revoke_on_shutdown is set but there is no certificate ledger (ca.ledger): nothing can be revoked");
   let nc: NatsConnection;
   // set once built: a reconnect fails the calls whose replies were lost and retries failed nodes now
   let onReconnect = (): void => undefined;
@@ -244,6 +237,37 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     }
   }
 
+  // under HA every instance's ledger follows one JetStream stream, and a certificate is in it before it leaves
+  let replica: LedgerReplica | undefined;
+  let ledgerStatus: (() => LedgerStatus) | undefined;
+  if (ha && signer?.ledger) {
+    try {
+      const shared = await openSharedLedger({ nc, ledger: signer.ledger, apiPrefix: s.ha.apiPrefix, replicas: s.ha.replicas, metrics, site: s.site, log, backfillIntervalMs: ov.ledgerBackfillMs });
+      replica = shared.replica;
+      ledgerStatus = shared.status;
+    } catch (e) {
+      return closers.fail(e as Error);
+    }
+    if (replica) {
+      const r = replica;
+      signer.recordThrough?.(r);
+      closers.add("ledger replica", () => r.close());
+    }
+  }
+
+  let lifecycle: CaLifecycle | undefined;
+  if (signer?.ledger) {
+    const ledger = signer.ledger;
+    try {
+      lifecycle = openCaLifecycle(s, ledger, (e) => log.error({ err: e.message }, "could not make the CRL again; the current one stays until its nextUpdate"), replica);
+    } catch (e) {
+      return closers.fail(new Error(`cannot start the certificate lifecycle (ledger ${ledger.path}): ${(e as Error).message}`));
+    }
+    const lc = lifecycle;
+    closers.add("certificate lifecycle", async () => lc.close());
+    metrics.certificateExpiry = () => lc.expiry();
+  } else if (s.ca.revokeOnShutdown && s.pki) log.warn("ca.revoke_on_shutdown is set but there is no certificate ledger (ca.ledger): nothing can be revoked");
+
   let arrival: ArrivalLoop | undefined;
   if (s.arrival) {
     try {
@@ -299,12 +323,12 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     const lc = lifecycle;
     provisioner.on("record", (r: { identity: string; outcome: string }) => {
       if (r.outcome !== "shutdown") return;
-      try {
-        const revoked = lc.revoke({ identity: r.identity }, "cessationOfOperation");
-        if (revoked.length) log.info({ identity: r.identity, serials: revoked.map((e) => e.serial) }, "decommissioned node's certificates revoked");
-      } catch (e) {
-        log.error({ identity: r.identity, err: (e as Error).message }, "could not revoke a decommissioned node's certificates");
-      }
+      lc.revoke({ identity: r.identity }, "cessationOfOperation").then(
+        (revoked) => {
+          if (revoked.length) log.info({ identity: r.identity, serials: revoked.map((e) => e.serial) }, "decommissioned node's certificates revoked");
+        },
+        (e: Error) => log.error({ identity: r.identity, err: e.message }, "could not revoke a decommissioned node's certificates, or not share the revocation (the backfill sends it again)"),
+      );
     });
   }
 
@@ -317,7 +341,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   let admin: AdminServer;
   try {
     admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: {
-        status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls), ...(arrival ? { arrival: arrival.status() } : {}) }) as never,
+        status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls), ...(arrival ? { arrival: arrival.status() } : {}), ...(ledgerStatus ? { ledger: ledgerStatus() } : {}) }) as never,
         pause: () => provisioner.pause(),
         resume: () => provisioner.resume(),
         nodes: nodesTarget(provisioner),
@@ -359,6 +383,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     metrics,
     policies,
     arrival,
+    ledgerReplica: replica,
     admin,
     nc,
     log,
@@ -372,6 +397,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       await ha?.stop();
       await arrival?.stop();
       await approvals?.close();
+      // after the drain, so every certificate signed was acknowledged; before the connection closes
+      await replica?.close();
       await rpc.close();
       await audit.close();
       await admin.close();
@@ -386,13 +413,21 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
 
 /** the admin endpoint's view of the certificate lifecycle: the CRL, and revocation by serial or identity */
 function adminCa(lc: CaLifecycle): AdminCa {
+  const revoke = async (target: RevokeTarget, reason: RevocationReason): Promise<string[]> => {
+    try {
+      return (await lc.revoke(target, reason)).map((e) => e.serial);
+    } catch (e) {
+      if (e instanceof ReplicationError) throw new AdminUnavailableError(`revoked in this instance's ledger and CRL, but not yet in the shared ledger (it is sent again by itself): ${e.message}`);
+      throw e;
+    }
+  };
   return {
     crl: () => lc.crl()?.pem,
     revoke(body) {
       const reason = (body.reason ?? "unspecified") as RevocationReason;
       if (!REVOCATION_REASONS.includes(reason)) throw new AdminRequestError(`reason must be one of ${REVOCATION_REASONS.join(", ")}`);
-      if (typeof body.serial === "string" && body.serial !== "" && body.identity === undefined) return lc.revoke({ serial: body.serial }, reason).map((e) => e.serial);
-      if (typeof body.identity === "string" && body.identity !== "" && body.serial === undefined) return lc.revoke({ identity: body.identity }, reason).map((e) => e.serial);
+      if (typeof body.serial === "string" && body.serial !== "" && body.identity === undefined) return revoke({ serial: body.serial }, reason);
+      if (typeof body.identity === "string" && body.identity !== "" && body.serial === undefined) return revoke({ identity: body.identity }, reason);
       throw new AdminRequestError('give exactly one of "serial" or "identity" (a non-empty string)');
     },
   };

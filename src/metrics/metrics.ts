@@ -51,6 +51,10 @@ export interface Metrics {
   /** what the certificate gauges read at scrape time (the CA ledger's summary); unset: the gauges stay empty */
   certificateExpiry?: () => { within7d: number; within30d: number; earliestNotAfter?: number } | undefined;
   signerUp: Gauge<"site">;
+  ledgerReplicationProblems: Counter<"site" | "reason">;
+  ledgerUnreplicatedRows: Gauge<"site">;
+  /** what the unreplicated gauge reads at scrape time (the HA replica); unset: the gauge stays empty */
+  ledgerUnreplicated?: () => number;
   // arrival and guarded rollout (arrival/)
   arrivals: Counter<"site" | "result" | "policy_version" | "broker_set">;
   arrivalTime: Histogram<"site" | "broker_set">;
@@ -135,6 +139,17 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
       },
     }),
     signerUp: gauge("choria_provisioner_signer_up", "1 while the signer answers, 0 while its circuit breaker is open", s),
+    ledgerReplicationProblems: counter("choria_provisioner_ledger_replication_problems", "HA ledger replication: rows the stream did not acknowledge (publish), stream messages that are not ledger rows (invalid_message), batches the local ledger refused (apply)", ["site", "reason"]),
+    ledgerUnreplicatedRows: new Gauge({
+      name: "choria_provisioner_ledger_unreplicated_rows",
+      help: "HA: rows of this instance's certificate ledger that the shared stream does not hold yet (the backfill sends them)",
+      labelNames: ["site"],
+      registers: reg,
+      collect() {
+        const n = m.ledgerUnreplicated?.();
+        if (n !== undefined) this.labels(site).set(n);
+      },
+    }),
     arrivals: counter("choria_provisioner_arrivals_total", "Restarted nodes by what became of them at home (arrived, lost, arrived_late, unconfirmed), by the policy version that decided them and their broker set", ["site", "result", "policy_version", "broker_set"]),
     arrivalTime: new Histogram({ name: "choria_provisioner_arrival_seconds", help: "Time from a node's accepted restart to its startup event at home", labelNames: ["site", "broker_set"], registers: reg, buckets: [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300] }),
     arrivalsPending: gauge("choria_provisioner_arrivals_pending", "Restarted nodes not yet seen at home and not yet past the deadline", s),
