@@ -98,7 +98,7 @@ export interface Fleet {
   neverAnswers(identity: string): boolean;
   report(): FleetReport;
   /**
-   * "configured", "restarted" (left provisioning mode), "arrived" (published its startup event at
+   * "configured" (with the identity and the serial of the certificate delivered, if any), "restarted" (left provisioning mode), "arrived" (published its startup event at
    * home), "stranded" (no home broker reachable, or refused there), "shutdown", "died", "startup"
    * with the identity; "request" and "reply" with the identity and "agent#action"; "violation" with
    * {identity, kind, detail}; "update" on any change

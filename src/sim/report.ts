@@ -167,7 +167,8 @@ export class FleetStats {
     this.totals.configures++;
     if (node.configureCount === 1) this.totals.configured++;
     if (node.configureCount === 2) this.totals.configuredMoreThanOnce++;
-    this.events.emit("configured", node.identity);
+    // the serial too: a node configured twice held two certificates, and the report keeps only the last
+    this.events.emit("configured", node.identity, node.certificate?.serial);
     this.changed();
   }
 

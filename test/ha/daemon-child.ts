@@ -2,7 +2,8 @@
  * One whole daemon (the real assembly, through the test helper) in its own process, so the
  * failover tests can SIGKILL it: no drain, no key delete, no claim release.
  * argv: brokerUrl configJson. Prints JSON lines on stdout:
- *   {ready, pid, admin} once started, {role} on every role change, {rec, o} per decision record.
+ *   {ready, pid, admin} once started, {role} on every role change, {rec, o} per decision record,
+ *   {ledgerSeq} each time the shared ledger's replica applied the stream up to that sequence.
  * SIGTERM stops it cleanly (drain, resign) and exits 0.
  */
 import { startTestDaemon } from "../helpers/daemon.js";
@@ -20,6 +21,7 @@ p.setActive = (active: boolean, role: string) => {
   if (role !== prev) out({ role, t: Date.now() });
 };
 d.provisioner.on("record", (r) => out({ rec: r.identity, o: r.outcome }));
+d.ledgerReplica?.on("applied", (a) => out({ ledgerSeq: a.lastSeq }));
 out({ ready: true, pid: process.pid, admin: d.admin.url, role: p.status().role, t: Date.now() });
 process.on("SIGTERM", () => {
   void d.stop(5000).then(() => process.exit(0));

@@ -4,6 +4,7 @@
  * partition), and a child process running an elector so it can be SIGKILLed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { EventEmitter } from "node:events";
 import { appendFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
@@ -157,6 +158,8 @@ export interface DaemonChild {
   roles: Array<{ role: string; t: number }>;
   /** identity -> outcomes this instance recorded, in order */
   records: Map<string, string[]>;
+  /** the last sequence of the shared ledger stream this instance applied (0 before any) */
+  ledgerSeq: number;
   exited: Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -164,6 +167,8 @@ export interface DaemonChild {
 /** Tracks a set of daemon children: roles and records arrive as events on `changed`. */
 export class DaemonGroup {
   readonly members: DaemonChild[] = [];
+  /** "changed" whenever a member's role, records or ledger position changed */
+  readonly events = new EventEmitter();
   private readonly waiters = new Waiters();
 
   spawn(url: string, cfg: object, label: string): DaemonChild {
@@ -176,6 +181,7 @@ export class DaemonGroup {
       role: "starting",
       roles: [],
       records: new Map(),
+      ledgerSeq: 0,
       exited: new Promise<void>((r) => child.once("exit", () => r())),
       kill: (signal = "SIGKILL") => {
         if (child.exitCode === null && child.signalCode === null) child.kill(signal);
@@ -185,7 +191,7 @@ export class DaemonGroup {
     createInterface({ input: child.stdout! }).on("line", (line) => {
       // with TEST_LOG_LEVEL set the children log to stdout too; HA_TEST_LOG keeps a copy for debugging
       if (process.env.HA_TEST_LOG) appendFileSync(process.env.HA_TEST_LOG, `${label} ${line}\n`);
-      let msg: { ready?: boolean; pid: number; admin: string; role?: string; t?: number; rec?: string; o?: string };
+      let msg: { ready?: boolean; pid: number; admin: string; role?: string; t?: number; rec?: string; o?: string; ledgerSeq?: number };
       try {
         msg = JSON.parse(line);
       } catch {
@@ -196,6 +202,7 @@ export class DaemonGroup {
         m.roles.push({ role: msg.role, t: msg.t ?? Date.now() });
       }
       if (msg.ready) readyR({ pid: msg.pid, admin: msg.admin });
+      if (msg.ledgerSeq !== undefined) m.ledgerSeq = Math.max(m.ledgerSeq, msg.ledgerSeq);
       if (msg.rec && msg.o) {
         const l = m.records.get(msg.rec) ?? [];
         l.push(msg.o);
@@ -214,6 +221,7 @@ export class DaemonGroup {
 
   private changed(): void {
     this.waiters.notify();
+    this.events.emit("changed");
   }
 
   withRole(role: string): DaemonChild[] {
