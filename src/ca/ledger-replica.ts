@@ -4,9 +4,11 @@
  * JetStream stream on the daemon's broker, ha/ledger-stream.ts) carries every row to every
  * instance, which applies it to its own file, idempotent by serial.
  *
- * - A certificate is committed locally and acknowledged by the log before the signer returns it:
- *   a certificate that leaves the daemon is in the stream (as durable as its replicas) and in this
- *   instance's file. Without the ack the sign fails, and the node is retried.
+ * - A certificate is acknowledged by the log, then committed locally, before the signer returns
+ *   it: a certificate that leaves the daemon is in the stream (as durable as its replicas) and in
+ *   this instance's file. Without the ack it is still committed here (marked unconfirmed), the
+ *   sign fails and the node is retried. Rows signed in one turn of the event loop travel as one
+ *   message, and their echo from the log costs this instance no write.
  * - A revocation is published the same way before the caller hears it is done.
  * - Rows the log lacks (a failed publish, `ca sign` or `ca revoke` run by hand, a ledger from
  *   before HA, a log made again) are sent by a backfill at start and then periodically.
@@ -14,7 +16,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { CertificateLedger, LedgerEntry, ReplicationCursor } from "./ledger.js";
-import { decodeLedgerEvent, encodeLedgerEvent, ledgerEventId } from "./ledger-event.js";
+import { decodeLedgerBatch, encodeLedgerBatch, ledgerBatchId } from "./ledger-event.js";
+import { ReplicaStore } from "./ledger-replica-store.js";
 
 /** an append-only log every instance reads in order: ha/'s StreamLog */
 export interface LedgerLog {
@@ -70,12 +73,16 @@ export interface LedgerReplicaOptions {
   retryMs?: number;
 }
 
-const APPLY_BATCH = 5000;
+const APPLY_BATCH = 200;
 const BACKFILL_BATCH = 500;
+/** rows per message: ~400 bytes each, well under the broker's 1 MB default max_payload */
+const ROWS_PER_MESSAGE = 250;
 
 export class LedgerReplica extends EventEmitter {
   private cursor: ReplicationCursor;
   private queue: Array<{ seq: number; data: Uint8Array }> = [];
+  private outbox: Array<{ entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void }> = [];
+  private sending = false;
   private scheduled = false;
   private retry?: NodeJS.Timeout;
   private timer?: NodeJS.Timeout;
@@ -83,6 +90,9 @@ export class LedgerReplica extends EventEmitter {
   private backfilling?: Promise<number>;
   private closed = false;
   private readonly caughtUpWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  private store?: ReplicaStore;
+  /** the cursor moved past rows that needed no write, and is not saved yet */
+  private cursorUnsaved?: NodeJS.Timeout;
 
   constructor(
     readonly ledger: CertificateLedger,
@@ -95,16 +105,17 @@ export class LedgerReplica extends EventEmitter {
 
   /** starts applying the log from where this ledger stopped; the backfill starts once the log's tail at start is applied */
   async start(): Promise<void> {
-    this.ledger.trackReplication();
-    const saved = this.ledger.replicationCursor(this.log.stream);
+    const store = (this.store = new ReplicaStore(this.ledger.path));
+    const saved = store.cursor(this.log.stream);
     if (saved && saved.incarnation === this.log.incarnation) this.cursor = saved;
     else if (saved) {
       // the stream was made again: it holds none of what this ledger had confirmed, so all of it is sent again
-      this.ledger.forgetReplication(this.log.stream);
+      store.forget(this.log.stream);
     }
     const tail = await this.log.tail();
     await this.log.follow(this.cursor.lastSeq + 1, (seq, data) => this.enqueue(seq, data));
-    // backfilling before our own rows' echoes are applied would send them all again
+    // rows the stream holds but this file has not marked (a ledger copied from another instance,
+    // a revocation both made) are marked by reading the stream, which spares sending them again
     void this.appliedUpTo(tail).then(() => {
       if (this.closed) return;
       void this.backfill();
@@ -124,21 +135,63 @@ export class LedgerReplica extends EventEmitter {
     await this.appliedUpTo(await this.log.tail());
   }
 
-  /** the signer's record: committed here and acknowledged by the log, both before it resolves */
-  async record(entry: LedgerEntry): Promise<void> {
-    const [local, shared] = await Promise.allSettled([this.ledger.record(entry), this.publish([entry])]);
-    if (local.status === "rejected") throw local.reason;
-    if (shared.status === "rejected") throw shared.reason;
+  /**
+   * The signer's record: resolves once the log acknowledged the row and it is committed here;
+   * rejects with ReplicationError when the log did not (the row is committed here all the same,
+   * for the backfill). Rows recorded in one turn of the event loop share a message.
+   */
+  record(entry: LedgerEntry): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ entry, resolve, reject });
+      if (this.sending) return;
+      this.sending = true;
+      setImmediate(() => this.send());
+    });
+  }
+
+  private send(): void {
+    this.sending = false;
+    const batch = this.outbox;
+    this.outbox = [];
+    for (let i = 0; i < batch.length; i += ROWS_PER_MESSAGE) void this.sendChunk(batch.slice(i, i + ROWS_PER_MESSAGE));
+  }
+
+  private async sendChunk(chunk: Array<{ entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void }>): Promise<void> {
+    let shared: Error | undefined;
+    try {
+      await this.publish(chunk.map((c) => c.entry));
+    } catch (e) {
+      shared = e as Error;
+    }
+    // after the ack, so a row marked confirmed is in the log; committed without it too: every
+    // certificate a signer returned is in the ledger, and the backfill shares it later. At once,
+    // in this turn: the rows' echo from the log, due any moment, then finds them and writes nothing
+    try {
+      this.ledger.recordBatchNow(
+        chunk.map((c) => c.entry),
+        { inStream: !shared },
+      );
+    } catch (e) {
+      const err = new Error(`certificate ledger ${this.ledger.path}: ${(e as Error).message}`);
+      for (const c of chunk) c.reject(err);
+      return;
+    }
+    for (const c of chunk) {
+      if (shared) c.reject(shared);
+      else c.resolve();
+    }
   }
 
   /** sends rows (a revocation made here) to the log; rejects with ReplicationError without every ack */
   async publish(entries: LedgerEntry[]): Promise<void> {
     for (const e of entries) this.inFlight.add(e.serial);
     try {
-      const acks = await Promise.allSettled(entries.map((e) => this.log.append(ledgerEventId(e), encodeLedgerEvent(e))));
+      const messages: LedgerEntry[][] = [];
+      for (let i = 0; i < entries.length; i += ROWS_PER_MESSAGE) messages.push(entries.slice(i, i + ROWS_PER_MESSAGE));
+      const acks = await Promise.allSettled(messages.map((rows) => this.log.append(ledgerBatchId(rows), encodeLedgerBatch(rows))));
       const failed = acks.filter((a): a is PromiseRejectedResult => a.status === "rejected");
       if (failed.length === 0) return;
-      const err = new ReplicationError(`${failed.length} of ${entries.length} ledger row(s) not acknowledged by the stream ${this.log.stream}: ${(failed[0]!.reason as Error).message}`);
+      const err = new ReplicationError(`${entries.length} ledger row(s) not acknowledged by the stream ${this.log.stream}: ${(failed[0]!.reason as Error).message}`);
       this.emit("problem", "publish", err);
       throw err;
     } finally {
@@ -160,7 +213,7 @@ export class LedgerReplica extends EventEmitter {
     let sent = 0;
     let after = "";
     while (!this.closed) {
-      const page = this.ledger.unreplicated(BACKFILL_BATCH, after);
+      const page = this.store!.unreplicated(BACKFILL_BATCH, after);
       if (page.length === 0) break;
       after = page[page.length - 1]!.serial;
       const rows = page.filter((e) => !this.inFlight.has(e.serial));
@@ -169,14 +222,14 @@ export class LedgerReplica extends EventEmitter {
       } catch {
         break; // counted as a problem by publish
       }
-      this.ledger.markReplicated(rows);
+      this.store!.markReplicated(rows);
       sent += rows.length;
     }
     return sent;
   }
 
   status(): LedgerReplicaStatus {
-    return { stream: this.log.stream, appliedSeq: this.cursor.lastSeq, unreplicated: this.ledger.unreplicatedCount() };
+    return { stream: this.log.stream, appliedSeq: this.cursor.lastSeq, unreplicated: this.store?.unreplicatedCount() ?? 0 };
   }
 
   private enqueue(seq: number, data: Uint8Array): void {
@@ -197,15 +250,20 @@ export class LedgerReplica extends EventEmitter {
       if (m.seq <= last) continue;
       last = m.seq;
       try {
-        entries.push(decodeLedgerEvent(m.data));
+        const d = decodeLedgerBatch(m.data);
+        entries.push(...d.rows);
+        for (const bad of d.invalid) this.emit("problem", "invalid_message", new Error(`row ${bad.index}: ${bad.error}`), m.seq);
       } catch (e) {
         this.emit("problem", "invalid_message", e as Error, m.seq);
       }
     }
     if (last !== this.cursor.lastSeq) {
+      const cursor = { incarnation: this.log.incarnation, lastSeq: last };
       let revoked: string[];
       try {
-        revoked = this.ledger.applyReplicated(entries, this.log.stream, { incarnation: this.log.incarnation, lastSeq: last });
+        const a = this.store!.apply(entries, this.log.stream, cursor);
+        revoked = a.revoked;
+        if (a.wrote === 0) this.saveCursorSoon();
       } catch (e) {
         // nothing was applied (one transaction): keep the batch and try again, in order
         this.queue = batch.concat(this.queue);
@@ -218,7 +276,7 @@ export class LedgerReplica extends EventEmitter {
         }
         return false;
       }
-      this.cursor = { incarnation: this.log.incarnation, lastSeq: last };
+      this.cursor = cursor;
       this.emit("applied", { lastSeq: last, rows: entries.length, revoked } satisfies LedgerApplied);
       this.releaseWaiters();
     }
@@ -227,6 +285,24 @@ export class LedgerReplica extends EventEmitter {
       setImmediate(() => this.apply());
     }
     return true;
+  }
+
+  /** a batch of rows already here moved the cursor without a write: save it within a second, not per batch */
+  private saveCursorSoon(): void {
+    if (this.cursorUnsaved || this.closed) return;
+    this.cursorUnsaved = setTimeout(() => this.saveCursor(), 1000);
+    this.cursorUnsaved.unref();
+  }
+
+  private saveCursor(): void {
+    if (this.cursorUnsaved) clearTimeout(this.cursorUnsaved);
+    this.cursorUnsaved = undefined;
+    try {
+      this.store?.saveCursor(this.log.stream, this.cursor);
+    } catch (e) {
+      // only costs re-reading rows that need no write after a restart
+      this.emit("problem", "apply", e as Error);
+    }
   }
 
   private releaseWaiters(): void {
@@ -253,5 +329,7 @@ export class LedgerReplica extends EventEmitter {
       this.releaseWaiters();
     }
     await this.backfilling;
+    this.saveCursor();
+    this.store?.close();
   }
 }

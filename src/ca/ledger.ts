@@ -43,7 +43,8 @@ export interface ExpirySummary {
 export const REVOCATION_REASONS = ["unspecified", "keyCompromise", "caCompromise", "affiliationChanged", "superseded", "cessationOfOperation"] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
-interface Row {
+/** a row as SQLite returns it */
+export interface Row {
   serial: string;
   identity: string;
   sans: string;
@@ -96,7 +97,7 @@ export interface ReplicationCursor {
   lastSeq: number;
 }
 
-function toEntry(r: Row): LedgerEntry {
+export function toEntry(r: Row): LedgerEntry {
   const e: LedgerEntry = {
     serial: r.serial,
     identity: r.identity,
@@ -120,9 +121,8 @@ const DAY_MS = 86_400_000;
 export class CertificateLedger {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
-  private readonly insertMany: (rows: LedgerEntry[]) => void;
-  private readonly sql: { upsert: Database.Statement; revokedAt: Database.Statement; moveCursor: Database.Statement };
-  private pending: Array<{ entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void }> = [];
+  private readonly insertMany: (rows: Array<{ entry: LedgerEntry; inStream: boolean }>) => void;
+  private pending: Array<{ entry: LedgerEntry; inStream: boolean; resolve: () => void; reject: (e: Error) => void }> = [];
   private scheduled = false;
 
   private constructor(readonly path: string) {
@@ -137,24 +137,12 @@ export class CertificateLedger {
     // a serial already present keeps its row: recording the same certificate again must not undo
     // a revocation, nor mark a row that replication already confirmed as unconfirmed
     this.insert = this.db.prepare(
-      `INSERT INTO certificates (serial, identity, sans, not_before, not_after, fingerprint, policy_version, issued_at, signer)
-       VALUES (@serial, @identity, @sans, @notBefore, @notAfter, @fingerprint, @policyVersion, @issuedAt, @signer)
+      `INSERT INTO certificates (serial, identity, sans, not_before, not_after, fingerprint, policy_version, issued_at, signer, in_stream)
+       VALUES (@serial, @identity, @sans, @notBefore, @notAfter, @fingerprint, @policyVersion, @issuedAt, @signer, @inStream)
        ON CONFLICT (serial) DO NOTHING`,
     );
-    this.sql = {
-      upsert: this.db.prepare(
-        `INSERT INTO certificates (serial, identity, sans, not_before, not_after, fingerprint, policy_version, issued_at, signer, revoked_at, revocation_reason, in_stream)
-         VALUES (@serial, @identity, @sans, @notBefore, @notAfter, @fingerprint, @policyVersion, @issuedAt, @signer, @revokedAt, @revocationReason, 1)
-         ON CONFLICT (serial) DO UPDATE SET
-           in_stream = CASE WHEN revoked_at IS NULL OR (excluded.revoked_at IS NOT NULL AND excluded.revoked_at <= revoked_at) THEN 1 ELSE in_stream END,
-           revocation_reason = CASE WHEN excluded.revoked_at IS NOT NULL AND (revoked_at IS NULL OR excluded.revoked_at < revoked_at) THEN excluded.revocation_reason ELSE revocation_reason END,
-           revoked_at = CASE WHEN excluded.revoked_at IS NOT NULL AND (revoked_at IS NULL OR excluded.revoked_at < revoked_at) THEN excluded.revoked_at ELSE revoked_at END`,
-      ),
-      revokedAt: this.db.prepare("SELECT revoked_at AS t FROM certificates WHERE serial = ?"),
-      moveCursor: this.db.prepare("INSERT INTO replication_cursor (log, incarnation, last_seq) VALUES (?, ?, ?) ON CONFLICT (log) DO UPDATE SET incarnation = excluded.incarnation, last_seq = excluded.last_seq"),
-    };
-    this.insertMany = this.db.transaction((rows: LedgerEntry[]) => {
-      for (const r of rows) this.insert.run({ ...r, sans: JSON.stringify(r.sans) });
+    this.insertMany = this.db.transaction((rows: Array<{ entry: LedgerEntry; inStream: boolean }>) => {
+      for (const r of rows) this.insert.run({ ...r.entry, sans: JSON.stringify(r.entry.sans), inStream: r.inStream ? 1 : 0 });
     });
   }
 
@@ -168,11 +156,12 @@ export class CertificateLedger {
 
   /**
    * Resolves once the entry is committed. Entries recorded in the same turn of the event loop
-   * share one transaction (one fsync), which keeps the CA's throughput.
+   * share one transaction (one fsync), which keeps the CA's throughput. `inStream`: the shared
+   * stream acknowledged the row already (the HA replica records after the ack).
    */
-  record(entry: LedgerEntry): Promise<void> {
+  record(entry: LedgerEntry, o: { inStream?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ entry, resolve, reject });
+      this.pending.push({ entry, inStream: o.inStream ?? false, resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -184,7 +173,7 @@ export class CertificateLedger {
     const batch = this.pending;
     this.pending = [];
     try {
-      this.insertMany(batch.map((b) => b.entry));
+      this.insertMany(batch);
     } catch (e) {
       const err = new Error(`certificate ledger ${this.path}: ${(e as Error).message}`);
       for (const b of batch) b.reject(err);
@@ -195,7 +184,12 @@ export class CertificateLedger {
 
   /** a single entry, committed before it returns (the CLI's path) */
   recordNow(entry: LedgerEntry): void {
-    this.insertMany([entry]);
+    this.insertMany([{ entry, inStream: false }]);
+  }
+
+  /** entries already gathered into a batch (the HA replica's, after the stream's ack): one transaction, committed before it returns */
+  recordBatchNow(entries: LedgerEntry[], o: { inStream: boolean }): void {
+    this.insertMany(entries.map((entry) => ({ entry, inStream: o.inStream })));
   }
 
   bySerial(serial: string): LedgerEntry | undefined {
@@ -254,73 +248,6 @@ export class CertificateLedger {
     // the sum too: replication can move a revocation to an earlier time without changing the count or the latest
     const r = this.db.prepare("SELECT count(*) AS n, max(revoked_at) AS t, total(revoked_at) AS s FROM certificates WHERE revoked_at IS NOT NULL").get() as { n: number; t: number | null; s: number };
     return `${r.n}:${r.t ?? 0}:${r.s}`;
-  }
-
-  /**
-   * Applies rows read from the shared log, idempotent by serial, and moves the cursor in the same
-   * transaction (so a crash re-reads exactly what was not applied). A row already here keeps its
-   * facts; a revocation is merged, the earliest one winning, so every replica converges whatever
-   * order two instances' revocations of one certificate arrive in. A row is marked in the stream
-   * unless it holds a revocation the stream does not have yet (made here, still to be published).
-   * Returns the serials whose revocation changed.
-   */
-  applyReplicated(entries: LedgerEntry[], log: string, cursor: ReplicationCursor): string[] {
-    const tx = this.db.transaction(() => {
-      const changed: string[] = [];
-      for (const e of entries) {
-        const before = e.revokedAt === undefined ? undefined : ((this.sql.revokedAt.get(e.serial) as { t: number | null } | undefined)?.t ?? null);
-        this.sql.upsert.run({ ...e, sans: JSON.stringify(e.sans), revokedAt: e.revokedAt ?? null, revocationReason: e.revokedAt === undefined ? null : (e.revocationReason ?? "unspecified") });
-        if (e.revokedAt !== undefined && (before === null || (before !== undefined && e.revokedAt < before))) changed.push(e.serial);
-      }
-      this.sql.moveCursor.run(log, cursor.incarnation, cursor.lastSeq);
-      return changed;
-    });
-    // a replicated row lost in a power cut is read again from the log (the cursor rolls back with
-    // it), so these commits skip the fsync the ledger's own rows need
-    this.db.pragma("synchronous = NORMAL");
-    try {
-      return tx();
-    } finally {
-      this.db.pragma("synchronous = FULL");
-    }
-  }
-
-  replicationCursor(log: string): ReplicationCursor | undefined {
-    const r = this.db.prepare("SELECT incarnation, last_seq FROM replication_cursor WHERE log = ?").get(log) as { incarnation: string; last_seq: number } | undefined;
-    return r ? { incarnation: r.incarnation, lastSeq: r.last_seq } : undefined;
-  }
-
-  /**
-   * Makes the rows not yet in the stream cheap to find. Only a replicated ledger needs it: in a
-   * single instance every row stays unconfirmed, and the index would be a copy of the table.
-   */
-  trackReplication(): void {
-    this.db.exec("CREATE INDEX IF NOT EXISTS certificates_unreplicated ON certificates (serial) WHERE in_stream = 0");
-  }
-
-  /** the log this ledger followed is gone: nothing it confirmed is in the new one, and its cursor means nothing */
-  forgetReplication(log: string): void {
-    this.db.transaction(() => {
-      this.db.prepare("UPDATE certificates SET in_stream = 0 WHERE in_stream = 1").run();
-      this.db.prepare("DELETE FROM replication_cursor WHERE log = ?").run(log);
-    })();
-  }
-
-  /** rows whose current state the stream does not hold yet, in serial order after `after` */
-  unreplicated(limit: number, after = ""): LedgerEntry[] {
-    return (this.db.prepare("SELECT * FROM certificates WHERE in_stream = 0 AND serial > ? ORDER BY serial LIMIT ?").all(after, limit) as Row[]).map(toEntry);
-  }
-
-  unreplicatedCount(): number {
-    return (this.db.prepare("SELECT count(*) AS n FROM certificates WHERE in_stream = 0").get() as { n: number }).n;
-  }
-
-  /** the stream acknowledged these rows in the state given (a revocation made since stays unconfirmed) */
-  markReplicated(entries: LedgerEntry[]): void {
-    const upd = this.db.prepare("UPDATE certificates SET in_stream = 1 WHERE serial = ? AND revoked_at IS ?");
-    this.db.transaction(() => {
-      for (const e of entries) upd.run(e.serial, e.revokedAt ?? null);
-    })();
   }
 
   close(): void {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
-import { CertificateLedger, LedgerReplica, ReplicationError, decodeLedgerEvent, encodeLedgerEvent, ledgerEventId, withLedger, type LedgerEntry, type Signer } from "../../src/ca/index.js";
+import { CertificateLedger, LedgerReplica, ReplicaStore, ReplicationError, decodeLedgerBatch, encodeLedgerBatch, ledgerBatchId, ledgerEventId, withLedger, type LedgerEntry, type Signer } from "../../src/ca/index.js";
 import { LEDGER_STREAM, StreamLog } from "../../src/ha/index.js";
 import { CaUnavailableError, type SignedCertificate } from "../../src/types/index.js";
 import { initBuiltinCa, openBuiltinCa } from "../../src/ca/index.js";
@@ -28,83 +28,96 @@ function entry(serial: string, o: Partial<LedgerEntry> = {}): LedgerEntry {
 }
 
 describe("applying the shared log to a ledger", () => {
-  test("idempotent by serial; the cursor moves with the rows; a local row is confirmed by its echo", async () => {
+  const pair = (): { l: CertificateLedger; st: ReplicaStore; close(): void } => {
     const l = open();
+    const st = new ReplicaStore(l.path);
+    return { l, st, close: () => (st.close(), l.close()) };
+  };
+
+  test("idempotent by serial; the cursor moves with rows written, and is the caller's to save when none was", async () => {
+    const { l, st, close } = pair();
     try {
-      l.trackReplication();
       await l.record(entry("a1"));
-      assert.equal(l.unreplicatedCount(), 1, "recorded here, not yet seen in the stream");
-      l.applyReplicated([entry("a1"), entry("b2")], "S", { incarnation: "S@1", lastSeq: 2 });
-      l.applyReplicated([entry("b2"), entry("a1")], "S", { incarnation: "S@1", lastSeq: 4 });
+      assert.equal(st.unreplicatedCount(), 1, "recorded here, not yet seen in the stream");
+      assert.deepEqual(st.apply([entry("a1"), entry("b2")], "S", { incarnation: "S@1", lastSeq: 2 }), { revoked: [], wrote: 2 });
+      assert.deepEqual(st.cursor("S"), { incarnation: "S@1", lastSeq: 2 });
+      assert.equal(st.unreplicatedCount(), 0, "the echo confirmed a1");
+      assert.deepEqual(st.apply([entry("b2"), entry("a1")], "S", { incarnation: "S@1", lastSeq: 4 }), { revoked: [], wrote: 0 }, "rows confirmed already: no write");
+      assert.deepEqual(st.cursor("S"), { incarnation: "S@1", lastSeq: 2 });
+      st.saveCursor("S", { incarnation: "S@1", lastSeq: 4 });
+      assert.deepEqual(st.cursor("S"), { incarnation: "S@1", lastSeq: 4 });
       assert.equal(l.count(), 2);
-      assert.equal(l.unreplicatedCount(), 0);
-      assert.deepEqual(l.replicationCursor("S"), { incarnation: "S@1", lastSeq: 4 });
       assert.deepEqual(l.bySerial("b2"), entry("b2"));
       // recording a certificate the stream brought first keeps the confirmed row
       await l.record(entry("b2"));
-      assert.equal(l.unreplicatedCount(), 0);
+      assert.equal(st.unreplicatedCount(), 0);
+      await l.record(entry("c3"), { inStream: true });
+      assert.equal(st.unreplicatedCount(), 0, "recorded after the stream's ack");
     } finally {
-      l.close();
+      close();
     }
   });
 
   test("revocations converge: the earliest wins whatever the order; a revocation made here stays unconfirmed until the stream has it", () => {
-    const [x, y] = [open(), open()];
+    const [x, y, z] = [pair(), pair(), pair()];
     try {
       const early = entry("c3", { revokedAt: 5000, revocationReason: "keyCompromise" });
       const late = entry("c3", { revokedAt: 9000, revocationReason: "superseded" });
-      x.applyReplicated([entry("c3"), early, late], "S", { incarnation: "S@1", lastSeq: 3 });
-      const changed = y.applyReplicated([entry("c3"), late], "S", { incarnation: "S@1", lastSeq: 2 });
-      assert.deepEqual(changed, ["c3"]);
-      assert.deepEqual(y.applyReplicated([early], "S", { incarnation: "S@1", lastSeq: 3 }), ["c3"], "an earlier revocation changes it");
-      assert.deepEqual(y.applyReplicated([late], "S", { incarnation: "S@1", lastSeq: 4 }), [], "a later one does not");
-      for (const l of [x, y]) {
+      x.st.apply([entry("c3"), early, late], "S", { incarnation: "S@1", lastSeq: 3 });
+      assert.deepEqual(y.st.apply([entry("c3"), late], "S", { incarnation: "S@1", lastSeq: 2 }).revoked, ["c3"]);
+      assert.deepEqual(y.st.apply([early], "S", { incarnation: "S@1", lastSeq: 3 }).revoked, ["c3"], "an earlier revocation changes it");
+      assert.deepEqual(y.st.apply([late], "S", { incarnation: "S@1", lastSeq: 4 }), { revoked: [], wrote: 0 }, "a later one does not");
+      for (const { l } of [x, y]) {
         assert.equal(l.bySerial("c3")?.revokedAt, 5000);
         assert.equal(l.bySerial("c3")?.revocationReason, "keyCompromise");
       }
 
-      const z = open();
-      try {
-        z.trackReplication();
-        z.applyReplicated([entry("d4")], "S", { incarnation: "S@1", lastSeq: 1 });
-        z.revoke({ serial: "d4" }, "affiliationChanged", 7000);
-        assert.equal(z.unreplicatedCount(), 1);
-        // the stream's copy of the issue comes again: it does not undo the local revocation
-        z.applyReplicated([entry("d4")], "S", { incarnation: "S@1", lastSeq: 2 });
-        assert.equal(z.bySerial("d4")?.revokedAt, 7000);
-        assert.equal(z.unreplicatedCount(), 1);
-        z.applyReplicated([entry("d4", { revokedAt: 7000, revocationReason: "affiliationChanged" })], "S", { incarnation: "S@1", lastSeq: 3 });
-        assert.equal(z.unreplicatedCount(), 0);
-      } finally {
-        z.close();
-      }
+      z.st.apply([entry("d4")], "S", { incarnation: "S@1", lastSeq: 1 });
+      z.l.revoke({ serial: "d4" }, "affiliationChanged", 7000);
+      assert.equal(z.st.unreplicatedCount(), 1);
+      // the stream's copy of the issue comes again: it does not undo the local revocation
+      z.st.apply([entry("d4")], "S", { incarnation: "S@1", lastSeq: 2 });
+      assert.equal(z.l.bySerial("d4")?.revokedAt, 7000);
+      assert.equal(z.st.unreplicatedCount(), 1);
+      z.st.apply([entry("d4", { revokedAt: 7000, revocationReason: "affiliationChanged" })], "S", { incarnation: "S@1", lastSeq: 3 });
+      assert.equal(z.st.unreplicatedCount(), 0);
     } finally {
-      x.close();
-      y.close();
+      for (const p of [x, y, z]) p.close();
     }
   });
 });
 
 describe("the replication message", () => {
-  test("round trip, and a clear error for every kind of bad input", () => {
+  test("round trip; a bad message or a bad row is named, and the good rows of a batch survive a bad one", () => {
     const e = entry("e5", { revokedAt: 3000, revocationReason: "superseded" });
-    assert.deepEqual(decodeLedgerEvent(encodeLedgerEvent(e)), e);
+    assert.deepEqual(decodeLedgerBatch(encodeLedgerBatch([entry("e4"), e])), { rows: [entry("e4"), e], invalid: [] });
     assert.equal(ledgerEventId(entry("e5")), "e5");
     assert.equal(ledgerEventId(e), "e5.r3000");
-    const bad = (o: unknown): Uint8Array => Buffer.from(typeof o === "string" ? o : JSON.stringify(o));
-    const good = JSON.parse(Buffer.from(encodeLedgerEvent(entry("f6"))).toString()) as Record<string, unknown>;
-    const cases: Array<[Uint8Array, RegExp]> = [
-      [bad("{not json"), /not JSON/],
-      [bad([1]), /not a JSON object/],
-      [bad({ ...good, v: 2 }), /version 2/],
-      [bad({ ...good, serial: "XYZ" }), /serial "XYZ" is not lowercase hex/],
-      [bad({ ...good, identity: "" }), /identity is empty/],
-      [bad({ ...good, sans: "a" }), /sans/],
-      [bad({ ...good, notAfter: "soon" }), /notAfter "soon" is not a time/],
-      [bad({ ...good, fingerprint: "ab" }), /SHA-256/],
-      [bad({ ...good, revokedAt: 5, revocationReason: "because" }), /revocationReason "because"/],
-    ];
-    for (const [data, re] of cases) assert.throws(() => decodeLedgerEvent(data), re);
+    assert.equal(ledgerBatchId([entry("e4"), e]), ledgerBatchId([entry("e4"), { ...e }]), "the same rows in the same states: the same id");
+    assert.notEqual(ledgerBatchId([entry("e4"), e]), ledgerBatchId([entry("e4"), entry("e5")]), "a revocation is a new state");
+
+    const raw = (o: unknown): Uint8Array => Buffer.from(typeof o === "string" ? o : JSON.stringify(o));
+    for (const [data, re] of [
+      [raw("{not json"), /not JSON/],
+      [raw([1]), /not a JSON object/],
+      [raw({ v: 2, rows: [] }), /version 2/],
+      [raw({ v: 1, rows: {} }), /rows is not a list/],
+    ] as const) assert.throws(() => decodeLedgerBatch(data), re);
+
+    const good = JSON.parse(Buffer.from(encodeLedgerBatch([entry("f6")])).toString()).rows[0] as Record<string, unknown>;
+    const rows = [
+      [7, /a row is not a JSON object/],
+      [{ ...good, serial: "XYZ" }, /serial "XYZ" is not lowercase hex/],
+      [{ ...good, identity: "" }, /identity is empty/],
+      [{ ...good, sans: "a" }, /sans/],
+      [{ ...good, notAfter: "soon" }, /notAfter "soon" is not a time/],
+      [{ ...good, fingerprint: "ab" }, /SHA-256/],
+      [{ ...good, revokedAt: 5, revocationReason: "because" }, /revocationReason "because"/],
+    ] as const;
+    const d = decodeLedgerBatch(raw({ v: 1, rows: [good, ...rows.map((r) => r[0])] }));
+    assert.deepEqual(d.rows, [entry("f6")]);
+    assert.deepEqual(d.invalid.map((x) => x.index), [1, 2, 3, 4, 5, 6, 7]);
+    rows.forEach(([, re], i) => assert.match(d.invalid[i]!.error, re));
   });
 });
 
@@ -130,7 +143,7 @@ describe("the replica over a real JetStream stream", () => {
     const sign = async (id: string): Promise<SignedCertificate> => signer.sign({ identity: id, csrPem: await makeCsr({ cn: id }), profile: { validityDays: 1, sans: [] } });
     await sign("ok.example.net");
     await replica.caughtUp();
-    assert.equal(ledger.unreplicatedCount(), 0, "the echo confirmed the row");
+    assert.equal(replica.status().unreplicated, 0, "committed as confirmed: the ack came first");
 
     // the stream goes away: publishes get no ack
     const jsm = await nc.jetstreamManager();
@@ -139,14 +152,14 @@ describe("the replica over a real JetStream stream", () => {
     assert.ok(problems.includes("publish"));
     const held = ledger.byIdentity("lost.example.net");
     assert.equal(held.length, 1, "recorded here all the same: every certificate a signer returned is");
-    assert.equal(ledger.unreplicatedCount(), 1);
+    assert.equal(replica.status().unreplicated, 1);
     await assert.rejects(replica.publish(held), ReplicationError);
 
     // back (an operator made it again): the backfill sends what it lacks and marks it
     await jsm.streams.add({ name: LEDGER_STREAM, subjects: [log.subject] });
     assert.ok((await replica.backfill()) >= 1);
-    assert.equal(ledger.unreplicatedCount(), 0);
+    assert.equal(replica.status().unreplicated, 0);
     const msg = await jsm.streams.getMessage(LEDGER_STREAM, { last_by_subj: log.subject });
-    assert.equal(decodeLedgerEvent(msg.data).identity, "lost.example.net");
+    assert.deepEqual(decodeLedgerBatch(msg.data).rows.map((r) => r.identity), ["lost.example.net"]);
   });
 });
