@@ -2,7 +2,7 @@
  * The certificate ledger under HA, over a real nats-server with JetStream: every instance keeps
  * its own SQLite ledger (separate files, as on separate hosts) and must hold every certificate
  * any instance issued; a SIGKILLed instance loses none that a node holds; a revocation made on
- * one instance is in the other's CRL.
+ * one instance is in the other's CRL; without the stream's acknowledgement no certificate leaves.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import type { EventEmitter } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CertificateLedger, normaliseSerial, type LedgerEntry } from "../../src/ca/index.js";
+import { CertificateLedger, decodeLedgerBatch, normaliseSerial, type LedgerEntry } from "../../src/ca/index.js";
 import { CLAIMS_BUCKET, LEDGER_STREAM } from "../../src/ha/index.js";
 import { startFleet, type Fleet } from "../../src/sim/index.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
@@ -180,6 +180,11 @@ test("a revocation on one instance is in the other's ledger, CRL file and /ca/cr
 
   // the revocation was acknowledged before the answer: the issuer has it once it has read the stream
   await issuer.ledgerReplica?.caughtUp();
+  const status = (await (await fetch(`${issuer.admin.url}/status`)).json()) as { ledger?: { shared: boolean; stream: string; appliedSeq: number; unreplicated: number } };
+  assert.equal(status.ledger?.shared, true);
+  assert.equal(status.ledger?.stream, LEDGER_STREAM);
+  assert.ok((status.ledger?.appliedSeq ?? 0) >= 2, "the issues and the revocation were read");
+  assert.equal(status.ledger?.unreplicated, 0);
   const row = readLedger(join(dir, issuer === daemons[0] ? "p1.sqlite" : "p2.sqlite")).find((e) => e.serial === serial);
   assert.equal(row?.revocationReason, "keyCompromise");
   const crlUrl = await (await fetch(`${issuer.admin.url}/ca/crl`)).text();
@@ -192,4 +197,54 @@ test("a revocation on one instance is in the other's ledger, CRL file and /ca/cr
     assert.match(text, new RegExp(`Serial Number: ${serial.toUpperCase()}`), `${what} of the issuer lists the serial revoked on the other instance`);
     assert.match(text, /Key Compromise/);
   }
+});
+
+test("no acknowledgement from the stream: no certificate is handed out; once the stream is back every node is configured, and every certificate is in it", async (t) => {
+  const srv = await startTestNats(t, { jetstream: true });
+  const dir = tmpDir(t);
+  const caDir = await makeBuiltinCa("ecdsa");
+  const d = await startTestDaemon(srv.url, { active_active: true, ca: caFor(caDir, dir, "p1") }, {}, TOKEN);
+  t.after(() => d.stop(2000));
+  const nc = await connectTo(srv.url);
+  t.after(() => nc.close());
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.delete(LEDGER_STREAM);
+  const nodes = 10;
+  // every node's certificate signed (and refused by the stream) at least once; the rows are
+  // committed locally just after the refusal is reported, hence the next turn
+  const allSigned = new Promise<void>((resolve) =>
+    d.ledgerReplica!.on("problem", (reason) => {
+      if (reason === "publish") setImmediate(() => d.ledgerReplica!.status().unreplicated >= nodes && resolve());
+    }),
+  );
+
+  const fleet = await startFleet({ servers: srv.url, nodes, seed: 34, restartDelayMs: 50, token: "s3cret", upgradable: false });
+  t.after(() => fleet.stop());
+  const received = receivedCertificates(fleet);
+  let outage = true;
+  const handedOut: string[] = [];
+  fleet.events.on("configured", (identity: string) => outage && handedOut.push(identity));
+  await allSigned;
+  // a configure sent right after a sign would be on its way: let it land before the outage ends
+  await d.nc.flush();
+  await fleet.flush();
+  outage = false;
+  assert.deepEqual(handedOut, [], "nodes configured with a certificate the stream did not acknowledge");
+
+  await jsm.streams.add({ name: LEDGER_STREAM, subjects: ["choria.provisioner.ledger"] });
+  await settled(fleet, (id) => d.records.filter((r) => r.identity === id).map((r) => r.outcome), [[d.provisioner, "record"]], 60_000);
+  // the rows signed while the stream was away: the backfill sends them (every 30 s; now here)
+  await d.ledgerReplica!.backfill();
+  assert.equal(d.ledgerReplica!.status().unreplicated, 0);
+
+  const inStream = new Set<string>();
+  for (let seq = 1; seq <= (await jsm.streams.info(LEDGER_STREAM)).state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(LEDGER_STREAM, { seq });
+    for (const r of decodeLedgerBatch(m.data).rows) inStream.add(`${r.identity} ${r.serial}`);
+  }
+  assert.ok(received.size >= fleet.report().totals.configured && received.size > 0);
+  assert.deepEqual([...received].filter((x) => !inStream.has(x)), [], "certificates on nodes that the stream lacks");
+  const local = new Set(readLedger(join(dir, "p1.sqlite")).map((e) => `${e.identity} ${e.serial}`));
+  assert.deepEqual([...inStream].filter((x) => !local.has(x)), [], "the stream and the local ledger hold the same rows");
+  assert.equal(local.size, inStream.size);
 });
