@@ -18,6 +18,9 @@ import { EventEmitter } from "node:events";
 import type { CertificateLedger, LedgerEntry, ReplicationCursor } from "./ledger.js";
 import { decodeLedgerBatch, encodeLedgerBatch, ledgerBatchId } from "./ledger-event.js";
 import { ReplicaStore } from "./ledger-replica-store.js";
+import { TickBatch } from "./tick-batch.js";
+
+type Pending = { entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void };
 
 /** an append-only log every instance reads in order: ha/'s StreamLog */
 export interface LedgerLog {
@@ -81,8 +84,9 @@ const ROWS_PER_MESSAGE = 250;
 export class LedgerReplica extends EventEmitter {
   private cursor: ReplicationCursor;
   private queue: Array<{ seq: number; data: Uint8Array }> = [];
-  private outbox: Array<{ entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void }> = [];
-  private sending = false;
+  private readonly outbox = new TickBatch<Pending>((batch) => {
+    for (let i = 0; i < batch.length; i += ROWS_PER_MESSAGE) void this.sendChunk(batch.slice(i, i + ROWS_PER_MESSAGE));
+  });
   private scheduled = false;
   private retry?: NodeJS.Timeout;
   private timer?: NodeJS.Timeout;
@@ -141,22 +145,10 @@ export class LedgerReplica extends EventEmitter {
    * for the backfill). Rows recorded in one turn of the event loop share a message.
    */
   record(entry: LedgerEntry): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.outbox.push({ entry, resolve, reject });
-      if (this.sending) return;
-      this.sending = true;
-      setImmediate(() => this.send());
-    });
+    return new Promise((resolve, reject) => this.outbox.add({ entry, resolve, reject }));
   }
 
-  private send(): void {
-    this.sending = false;
-    const batch = this.outbox;
-    this.outbox = [];
-    for (let i = 0; i < batch.length; i += ROWS_PER_MESSAGE) void this.sendChunk(batch.slice(i, i + ROWS_PER_MESSAGE));
-  }
-
-  private async sendChunk(chunk: Array<{ entry: LedgerEntry; resolve: () => void; reject: (e: Error) => void }>): Promise<void> {
+  private async sendChunk(chunk: Pending[]): Promise<void> {
     let shared: Error | undefined;
     try {
       await this.publish(chunk.map((c) => c.entry));

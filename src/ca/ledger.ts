@@ -11,6 +11,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { TickBatch } from "./tick-batch.js";
 
 export interface LedgerEntry {
   /** lowercase hex, no leading zero bytes */
@@ -122,8 +123,7 @@ export class CertificateLedger {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private readonly insertMany: (rows: Array<{ entry: LedgerEntry; inStream: boolean }>) => void;
-  private pending: Array<{ entry: LedgerEntry; inStream: boolean; resolve: () => void; reject: (e: Error) => void }> = [];
-  private scheduled = false;
+  private readonly pending = new TickBatch<{ entry: LedgerEntry; inStream: boolean; resolve: () => void; reject: (e: Error) => void }>((batch) => this.commit(batch));
 
   private constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -161,17 +161,11 @@ export class CertificateLedger {
    */
   record(entry: LedgerEntry, o: { inStream?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ entry, inStream: o.inStream ?? false, resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => this.flush());
+      this.pending.add({ entry, inStream: o.inStream ?? false, resolve, reject });
     });
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const batch = this.pending;
-    this.pending = [];
+  private commit(batch: Array<{ entry: LedgerEntry; inStream: boolean; resolve: () => void; reject: (e: Error) => void }>): void {
     try {
       this.insertMany(batch);
     } catch (e) {
@@ -251,7 +245,7 @@ export class CertificateLedger {
   }
 
   close(): void {
-    if (this.pending.length) this.flush();
+    this.pending.flush();
     this.db.close();
   }
 }

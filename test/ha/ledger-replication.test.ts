@@ -19,6 +19,8 @@ import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { makeBuiltinCa } from "../helpers/ca.js";
 import { CLI } from "../helpers/cli.js";
 import { startTestNats } from "../helpers/processes.js";
+import type { ConfigFile } from "../../src/config/index.js";
+import type { LocalNatsServer } from "../../src/transport/index.js";
 import { DaemonGroup, connectTo, makeBucket } from "./helpers.js";
 
 const TOKEN = { CHORIA_PROVISIONER_TOKEN: "s3cret", CHORIA_PROVISIONER_ADMIN_TOKEN: "adm1n" };
@@ -30,7 +32,7 @@ function tmpDir(t: TestContext): string {
 }
 
 /** each instance its own ledger and CRL file, as on its own host; the CA is the one they share */
-function caFor(caDir: string, dir: string, label: string): object {
+function caFor(caDir: string, dir: string, label: string): NonNullable<ConfigFile["ca"]> {
   return { dir: caDir, workers: 1, ledger: join(dir, `${label}.sqlite`), crl_file: join(dir, `${label}-crl.pem`) };
 }
 
@@ -92,13 +94,19 @@ async function streamTail(url: string): Promise<number> {
   }
 }
 
-test("two active-active instances provision a fleet: both ledgers hold exactly the certificates the fleet received, row for row", async (t) => {
+/** a JetStream nats-server and two in-process daemons sharing a CA, each with its own ledger */
+async function startPair(t: TestContext, cfg: ConfigFile): Promise<{ srv: LocalNatsServer; dir: string; caDir: string; daemons: TestDaemon[] }> {
   const srv = await startTestNats(t, { jetstream: true });
   const dir = tmpDir(t);
   const caDir = await makeBuiltinCa("ecdsa");
   const daemons: TestDaemon[] = [];
   t.after(() => Promise.all(daemons.map((d) => d.stop(2000))));
-  for (const label of ["p1", "p2"]) daemons.push(await startTestDaemon(srv.url, { workers: 20, active_active: true, ca: caFor(caDir, dir, label) }, {}, TOKEN));
+  for (const label of ["p1", "p2"]) daemons.push(await startTestDaemon(srv.url, { ...cfg, ca: caFor(caDir, dir, label) }, {}, TOKEN));
+  return { srv, dir, caDir, daemons };
+}
+
+test("two active-active instances provision a fleet: both ledgers hold exactly the certificates the fleet received, row for row", async (t) => {
+  const { srv, dir, daemons } = await startPair(t, { workers: 20, active_active: true });
 
   const nodes = 120;
   const fleet = await startFleet({ servers: srv.url, nodes, seed: 31, restartDelayMs: 50, token: "s3cret", upgradable: false, faults: { latencyMs: [5, 20] } });
@@ -158,12 +166,7 @@ test("SIGKILL of one instance mid-run: every certificate the fleet holds is in t
 });
 
 test("a revocation on one instance is in the other's ledger, CRL file and /ca/crl", async (t) => {
-  const srv = await startTestNats(t, { jetstream: true });
-  const dir = tmpDir(t);
-  const caDir = await makeBuiltinCa("ecdsa");
-  const daemons: TestDaemon[] = [];
-  t.after(() => Promise.all(daemons.map((d) => d.stop(2000))));
-  for (const label of ["p1", "p2"]) daemons.push(await startTestDaemon(srv.url, { leader_election: true, admin: { listen: "127.0.0.1:0" }, ca: caFor(caDir, dir, label) }, {}, TOKEN));
+  const { srv, dir, caDir, daemons } = await startPair(t, { leader_election: true, admin: { listen: "127.0.0.1:0" } });
 
   const fleet = await startFleet({ servers: srv.url, nodes: 6, seed: 33, restartDelayMs: 50, token: "s3cret", upgradable: false });
   t.after(() => fleet.stop());
