@@ -12,7 +12,11 @@ import { printResult, writeResult, type BenchResult } from "./harness.js";
 const RPCS = ["rpcutil#inventory", "choria_provision#gencsr", "choria_provision#configure", "choria_provision#restart"];
 
 function oneNode(m: ReturnType<typeof createMetrics>, site: string, i: number): void {
-  for (const rpc of RPCS) m.rpcTime.labels(site, rpc).observe(0.002 + (i % 97) / 10_000);
+  for (const rpc of RPCS) {
+    const s = 0.002 + (i % 97) / 10_000;
+    m.rpcTime.labels(site, rpc).observe(s);
+    m.rpcSeconds.labels(site, rpc).observe(s);
+  }
   m.policyEvaluations.labels(site, "fleet", "1.0.0").inc();
   m.decisions.labels(site, "configure", "fleet", "1.0.0").inc();
   m.policyEvalTime.labels(site).observe(0.0003);

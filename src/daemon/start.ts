@@ -68,7 +68,10 @@ export function helperDeciderFor(s: Settings, metrics: Metrics, log?: Logger): D
   return helperDecider(
     { command: s.helper!, args: s.helperArgs, timeoutMs: s.helperTimeoutMs, concurrency: s.helperConcurrency },
     {
-      time: (seconds) => metrics.helperTime.labels(s.site).observe(seconds),
+      time: (seconds) => {
+        metrics.helperTime.labels(s.site).observe(seconds);
+        metrics.helperSeconds.labels(s.site).observe(seconds);
+      },
       shutdownRequested: () => metrics.helperShutdownRequests.labels(s.site).inc(),
       failed: (identity, error) => {
         metrics.helperErrors.labels(s.site).inc();

@@ -3,7 +3,8 @@
  * exactly (choria_provisioner_*, counters without a _total suffix) so its Grafana dashboard
  * keeps working; the policy, reload, CSR and signing metrics are this project's own.
  */
-import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { SumCountSummary } from "./sum-count-summary.js";
 
 export interface Metrics {
   registry: Registry;
@@ -19,9 +20,13 @@ export interface Metrics {
   busyWorkers: Gauge<"site">;
   workQueueEntries: Gauge<"site">;
   waitingNodes: Gauge<"site">;
-  rpcTime: Summary<"site" | "rpc">;
+  /** the reference's summary: `_sum` and `_count` only */
+  rpcTime: SumCountSummary<"site" | "rpc">;
+  /** the same requests' distribution, aggregatable across instances */
+  rpcSeconds: Histogram<"site" | "rpc">;
   rpcErrors: Counter<"site" | "rpc">;
-  helperTime: Summary<"site">;
+  helperTime: SumCountSummary<"site">;
+  helperSeconds: Histogram<"site">;
   helperErrors: Counter<"site">;
   helperShutdownRequests: Counter<"site">;
   // this project
@@ -85,9 +90,11 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     busyWorkers: gauge("choria_provisioner_busy_workers", "How many workers are busy provisioning nodes", s),
     workQueueEntries: gauge("choria_provisioner_work_queue_entries", "Number of nodes on the work queue waiting to be provisioned", s),
     waitingNodes: gauge("choria_provisioner_waiting_nodes", "The number of nodes currently waiting to be provisioned", s),
-    rpcTime: new Summary({ name: "choria_provisioner_rpc_time", help: "How long it took to perform RPC requests", labelNames: ["site", "rpc"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
+    rpcTime: new SumCountSummary("choria_provisioner_rpc_time", "How long it took to perform RPC requests", ["site", "rpc"], registry),
+    rpcSeconds: new Histogram({ name: "choria_provisioner_rpc_seconds", help: "Duration of requests that got a reply", labelNames: ["site", "rpc"], registers: reg, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] }),
     rpcErrors: counter("choria_provisioner_rpc_errors", "How many rpc related errors were encountered", ["site", "rpc"]),
-    helperTime: new Summary({ name: "choria_provisioner_helper_time", help: "How long it took to run the helper", labelNames: ["site"], registers: reg, percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 }),
+    helperTime: new SumCountSummary("choria_provisioner_helper_time", "How long it took to run the helper", ["site"], registry),
+    helperSeconds: new Histogram({ name: "choria_provisioner_helper_seconds", help: "Run time of the legacy helper", labelNames: ["site"], registers: reg, buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] }),
     helperErrors: counter("choria_provisioner_helper_errors", "How many helper related errors were encountered", s),
     helperShutdownRequests: counter("choria_provisioner_helper_shutdown_requests", "How many times the helper requested a node shutdown", s),
     registrationDiscovered: counter("choria_provisioner_registration_discovered", "How many nodes were found through registration data", s),

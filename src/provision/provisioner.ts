@@ -283,11 +283,15 @@ export class Provisioner extends EventEmitter {
     }
   }
 
+  // set after every node and queue change: the children are looked up once
+  private gaugeChildren?: { queue: { set(v: number): void }; waiting: { set(v: number): void }; busy: { set(v: number): void } };
+
   private gauges(): void {
     const m = this.d.metrics;
-    m.workQueueEntries.labels(this.o.site).set(this.queue.size);
-    m.waitingNodes.labels(this.o.site).set(this.queue.waiting);
-    m.busyWorkers.labels(this.o.site).set(this.busy);
+    const g = (this.gaugeChildren ??= { queue: m.workQueueEntries.labels(this.o.site), waiting: m.waitingNodes.labels(this.o.site), busy: m.busyWorkers.labels(this.o.site) });
+    g.queue.set(this.queue.size);
+    g.waiting.set(this.queue.waiting);
+    g.busy.set(this.busy);
   }
 
   private heldTimer?: NodeJS.Timeout;
@@ -311,13 +315,26 @@ export class Provisioner extends EventEmitter {
   private observer(): FlowObserver {
     const m = this.d.metrics;
     const site = this.o.site;
+    // children made once per label value: prom-client's labels() hashes and allocates on each call
+    const rpcTimes = new Map<string, { observe(s: number): void }>();
+    const rpcTime = (rpc: string) => {
+      let c = rpcTimes.get(rpc);
+      if (!c) {
+        const sum = m.rpcTime.labels(site, rpc);
+        const hist = m.rpcSeconds.labels(site, rpc);
+        c = { observe: (s) => (sum.observe(s), hist.observe(s)) };
+        rpcTimes.set(rpc, c);
+      }
+      return c;
+    };
+    const evalTime = m.policyEvalTime.labels(site);
     return {
-      rpcTime: (rpc, s) => m.rpcTime.labels(site, rpc).observe(s),
+      rpcTime: (rpc, s) => rpcTime(rpc).observe(s),
       rpcError: (rpc) => m.rpcErrors.labels(site, rpc).inc(),
       policyEvaluated: (dec: Decision, s) => {
         m.policyEvaluations.labels(site, dec.policy.name, dec.policy.version).inc();
         m.decisions.labels(site, dec.outcome, dec.policy.name, dec.policy.version).inc();
-        m.policyEvalTime.labels(site).observe(s);
+        evalTime.observe(s);
       },
       csrRefused: (code) => m.csrRefusals.labels(site, code).inc(),
       jwtRefused: (reason) => m.jwtRefusals.labels(site, reason).inc(),

@@ -22,8 +22,32 @@ test("the Grafana dashboard charts only metrics the daemon exports, the helper's
   const ids = dash.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
   const used = new Set(dash.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/choria_provisioner_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, "")))));
-  for (const name of ["choria_provisioner_helper_time", "choria_provisioner_helper_errors", "choria_provisioner_conflicts_total", "choria_provisioner_signer_up"]) assert.ok(used.has(name), `no panel for ${name}`);
+  for (const name of ["choria_provisioner_helper_seconds", "choria_provisioner_helper_errors", "choria_provisioner_conflicts_total", "choria_provisioner_signer_up"]) assert.ok(used.has(name), `no panel for ${name}`);
   const exported = new Set((await createMetrics("x", { defaultMetrics: false }).registry.getMetricsAsJSON()).map((x) => x.name));
   const unknown = [...used].filter((n) => !exported.has(n));
   assert.deepEqual(unknown, [], "dashboard queries metrics the daemon does not export");
+  // no summary exports quantile series (rpc_time and helper_time have _sum and _count only)
+  const quantileLabel = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)).filter((e) => /quantile\s*=/.test(e));
+  assert.deepEqual(quantileLabel, [], "dashboard selects quantile series no metric exports");
+});
+
+test("rpc_time is the reference's summary (_sum and _count, no quantiles) and rpc_seconds holds the same observations as a histogram", async () => {
+  const m = createMetrics("ams1", { defaultMetrics: false });
+  for (const s of [0.002, 0.004, 0.03]) {
+    m.rpcTime.labels("ams1", "rpcutil#inventory").observe(s);
+    m.rpcSeconds.labels("ams1", "rpcutil#inventory").observe(s);
+  }
+  m.rpcTime.labels("ams1", "rpcutil#inventory").observe(Number.NaN);
+  const text = await m.registry.metrics();
+  assert.match(text, /^# TYPE choria_provisioner_rpc_time summary$/m);
+  assert.match(text, /^choria_provisioner_rpc_time_count\{site="ams1",rpc="rpcutil#inventory"\} 3$/m);
+  const sum = Number(/^choria_provisioner_rpc_time_sum\{site="ams1",rpc="rpcutil#inventory"\} (\S+)$/m.exec(text)?.[1]);
+  assert.ok(Math.abs(sum - 0.036) < 1e-9, `sum ${sum}`);
+  assert.doesNotMatch(text, /choria_provisioner_rpc_time\{.*quantile/);
+  assert.match(text, /^choria_provisioner_rpc_seconds_bucket\{le="0.005",site="ams1",rpc="rpcutil#inventory"\} 2$/m);
+  assert.match(text, /^choria_provisioner_rpc_seconds_count\{site="ams1",rpc="rpcutil#inventory"\} 3$/m);
+  assert.throws(() => m.rpcTime.labels("ams1"), /2 label values expected/);
+  // JSON export (the admin API's /status reads it) carries the series too
+  const json = (await m.registry.getMetricsAsJSON()).find((x) => x.name === "choria_provisioner_rpc_time");
+  assert.equal(json?.values.length, 2);
 });
