@@ -63,7 +63,7 @@ export function withLedger<S extends Signer>(signer: S, ledger: CertificateLedge
     try {
       await signer.close();
     } finally {
-      ledger.close();
+      await ledger.close();
     }
   };
   // the signer's own extras (the built-in CA's stats, ...) stay reachable

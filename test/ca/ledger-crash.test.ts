@@ -55,6 +55,6 @@ test("SIGKILL mid-run: every certificate a node received is in the ledger, under
     assert.deepEqual(missing, [], "certificates on nodes that the ledger lacks");
     assert.ok(ledger.count() >= received.length);
   } finally {
-    ledger.close();
+    await ledger.close();
   }
 });

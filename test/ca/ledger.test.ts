@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CertificateLedger, withLedger, type LedgerEntry, type SignedCertificate, type Signer } from "../../src/ca/index.js";
+import Database from "better-sqlite3";
 import { CaUnavailableError } from "../../src/types/index.js";
 import { initBuiltinCa, openBuiltinCa } from "../../src/ca/index.js";
 import { makeCsr } from "./csr-fixtures.js";
@@ -23,7 +24,7 @@ describe("CertificateLedger", () => {
     const path = join(tmp, "a", "ledger.sqlite");
     const l = CertificateLedger.open(path);
     await Promise.all(Array.from({ length: 40 }, (_, i) => l.record(entry(i))));
-    l.close();
+    await l.close();
     const r = CertificateLedger.open(path);
     try {
       assert.equal(r.count(), 40);
@@ -36,7 +37,7 @@ describe("CertificateLedger", () => {
       assert.equal(s.within30d, 30);
       assert.equal(s.earliestNotAfter, r.bySerial("a0000")!.notAfter);
     } finally {
-      r.close();
+      await r.close();
     }
   });
 
@@ -54,7 +55,7 @@ describe("CertificateLedger", () => {
       assert.deepEqual(l.revoked().map((e) => e.serial).sort(), ["a0000", "a0001", "a000b"]);
       assert.equal(l.expirySummary().within7d, 5, "a0000 and a0001 are revoked");
     } finally {
-      l.close();
+      await l.close();
     }
   });
 
@@ -76,7 +77,7 @@ describe("CertificateLedger", () => {
 
   test("a certificate the ledger cannot record is not handed out: CaUnavailableError, so the node is deferred", async () => {
     const ledger = CertificateLedger.open(join(tmp, "closed.sqlite"));
-    ledger.close();
+    await ledger.close();
     const dir = join(tmp, "ca2");
     await initBuiltinCa(dir);
     const inner = await openBuiltinCa(dir, { workers: 1 });
@@ -89,5 +90,45 @@ describe("CertificateLedger", () => {
     );
     assert.equal(got, undefined);
     await inner.close();
+  });
+});
+
+describe("the ledger's writer thread", () => {
+  test("a commit the database refuses rejects exactly the rows it held; the next rows commit", async () => {
+    const l = CertificateLedger.open(join(tmp, "refuse.sqlite"));
+    const admin = new Database(l.path);
+    try {
+      await l.record(entry(1));
+      admin.exec("CREATE TRIGGER refuse BEFORE INSERT ON certificates BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+      const refused = await Promise.allSettled([l.record(entry(2)), l.record(entry(3))]);
+      assert.deepEqual(refused.map((r) => r.status), ["rejected", "rejected"]);
+      assert.match(String((refused[0] as PromiseRejectedResult).reason), /refuse\.sqlite: refused by the test/);
+      admin.exec("DROP TRIGGER refuse");
+      await Promise.all([l.record(entry(4)), l.record(entry(5))]);
+      assert.deepEqual(l.all().map((e) => e.serial), ["a0001", "a0004", "a0005"]);
+    } finally {
+      admin.close();
+      await l.close();
+    }
+  });
+
+  test("rows recorded while a commit is on the disk go together in the next transaction, and close() waits for them", async () => {
+    const l = CertificateLedger.open(join(tmp, "group.sqlite"));
+    const first = l.record(entry(0));
+    // these arrive in later turns while the first commit is out; they must not be lost or reordered into failure
+    const later: Array<Promise<void>> = [];
+    for (let i = 1; i <= 50; i++) {
+      await new Promise((r) => setImmediate(r));
+      later.push(l.record(entry(i)));
+    }
+    await l.close();
+    await Promise.all([first, ...later]);
+    const r = CertificateLedger.open(l.path);
+    try {
+      assert.equal(r.count(), 51);
+    } finally {
+      await r.close();
+    }
+    await assert.rejects(l.record(entry(99)), /is closed/);
   });
 });

@@ -167,8 +167,8 @@ test("dependencies are exactly the packages src/ imports; everything else is a d
   const files = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : /\.(ts|mjs)$/.test(e.name) ? [join(dir, e.name)] : []));
   const imported = new Set<string>();
-  // src/ca/sign-worker-boot.mjs only runs under tsx (dist/ has sign-worker.js): its tsx is a dev tool
-  for (const f of files(join(REPO, "src")).filter((f) => !f.endsWith("sign-worker-boot.mjs"))) {
+  // the worker threads' *-boot.mjs only run under tsx (dist/ has the compiled workers): their tsx is a dev tool
+  for (const f of files(join(REPO, "src")).filter((f) => !f.endsWith("-boot.mjs"))) {
     const text = readFileSync(f, "utf8");
     for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*["']([^"'.][^"']*)["']|^\s*import\s*["']([^"'.][^"']*)["']|\b(?:import|require)\(\s*["']([^"'.][^"']*)["']\s*\)/gm)) {
       const spec = (m[1] ?? m[2] ?? m[3])!;

@@ -116,7 +116,7 @@ export function register(program: Command): void {
         try {
           ledger.recordNow(ledgerEntryFor(cert, { identity: o.identity, signer: "cli" }));
         } finally {
-          ledger.close();
+          await ledger.close();
         }
         process.stdout.write(cert.certificatePem + (o.chain ? cert.caPem : ""));
         process.stderr.write(`serial ${cert.serial} sha256 ${cert.fingerprint} notAfter ${cert.notAfter}\n`);
@@ -132,7 +132,7 @@ export function register(program: Command): void {
     .option("--identity <name>", "only this node's certificates")
     .option("--expiring <duration>", "only certificates not revoked that expire within this time (e.g. 30d)")
     .addOption(new Option("--format <format>", "output format").choices(["text", "json"]).default("text"))
-    .action((o: { dir?: string; ledger?: string; identity?: string; expiring?: string; format: "text" | "json" }) => {
+    .action(async (o: { dir?: string; ledger?: string; identity?: string; expiring?: string; format: "text" | "json" }) => {
       let within: number | undefined;
       try {
         within = o.expiring === undefined ? undefined : parseDuration(o.expiring, 0);
@@ -147,7 +147,7 @@ export function register(program: Command): void {
         if (o.format === "json") process.stdout.write(JSON.stringify(rows.map(entryJson), null, 2) + "\n");
         else process.stdout.write(rows.map(entryLine).join("\n") + (rows.length ? "\n" : ""));
       } finally {
-        ledger.close();
+        await ledger.close();
       }
     });
 
@@ -160,7 +160,7 @@ export function register(program: Command): void {
     .addOption(new Option("--reason <reason>", "RFC 5280 reason").choices([...REVOCATION_REASONS]).default("unspecified"))
     .option("--crl <file>", "where the CRL goes (ca.crl_file; default crl.pem in --dir)")
     .option("--crl-validity <duration>", "the CRL's nextUpdate from now (ca.crl_validity)", "7d")
-    .action((o: { dir?: string; ledger?: string; serial?: string; identity?: string; reason: RevocationReason; crl?: string; crlValidity: string }) => {
+    .action(async (o: { dir?: string; ledger?: string; serial?: string; identity?: string; reason: RevocationReason; crl?: string; crlValidity: string }) => {
       if ((o.serial === undefined) === (o.identity === undefined)) fail("give exactly one of --serial or --identity", 2);
       let validityMs = 0;
       try {
@@ -178,7 +178,7 @@ export function register(program: Command): void {
           process.stdout.write(`CRL: ${o.crl ?? join(o.dir, "crl.pem")} (${crl.entries} revoked, next update ${crl.nextUpdate.toISOString()})\n`);
         }
       } finally {
-        ledger.close();
+        await ledger.close();
       }
     });
 
