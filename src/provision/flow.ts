@@ -6,7 +6,7 @@
  */
 import type { CredentialOptions } from "../credentials/settings.js";
 import { PROVISION_ACTION, PROVISION_AGENT } from "../protocol/index.js";
-import type { CsrChecker, Decider, DecisionRecord, Decision, Inventory, RpcutilInventoryData, Signer } from "../types/index.js";
+import type { ConfiguringRecord, CsrChecker, Decider, DecisionRecord, Decision, Inventory, RpcutilInventoryData, Signer } from "../types/index.js";
 import { FLOW_STEPS, SHUTDOWN_DELAY_MAX_MS, finish, newNodeRun } from "./flow-steps.js";
 import type { ReplyWatch } from "../transport/index.js";
 import type { RpcCaller } from "./interfaces.js";
@@ -57,6 +57,8 @@ export interface FlowDeps {
   onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
   /** each timed step's start and end, for the node registry's timeline */
   trace?: (identity: string, step: string, result: "start" | "ok" | "error") => void;
+  /** the audit's line for a configure request: the request waits until it is written (audit.ts) */
+  configuring?: (r: ConfiguringRecord) => Promise<void>;
   /** an operator's grant for a node whose decision asks for approval (approvals.ts) */
   approval?: (identity: string) => { fingerprint: string; by: string } | undefined;
 }
@@ -96,7 +98,9 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
     if (e instanceof StepError) {
       if (e.kind === "lock") deps.observer.lockHeld();
       if (e.kind === "absent") return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}` });
-      const why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
+      let why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
+      // the node may have applied a configure whose reply never came: the record says so
+      if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.configure}` && run.record.configures) why = `configure sent ${run.record.configures} time(s), reply lost: the node may have applied it (${e.message})`;
       // an unanswered restart or shutdown most likely took effect: keep the node from being
       // provisioned again while it restarts or exits; if it did not, it is found again after
       let hold = 0;
