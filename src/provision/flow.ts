@@ -5,9 +5,10 @@
  * misbehaving node: every failure becomes a record with a reason. Secrets (the provisioning token, delivered private keys) never enter a record.
  */
 import type { CredentialOptions } from "../credentials/settings.js";
-import { PROVISION_ACTION, PROVISION_AGENT } from "../protocol/index.js";
+import { PING_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT } from "../protocol/index.js";
+import { RpcNoRespondersError } from "../transport/errors.js";
 import type { ConfiguringRecord, CsrChecker, Decider, DecisionRecord, Decision, Inventory, RpcutilInventoryData, Signer } from "../types/index.js";
-import { FLOW_STEPS, SHUTDOWN_DELAY_MAX_MS, finish, newNodeRun } from "./flow-steps.js";
+import { FLOW_STEPS, SHUTDOWN_DELAY_MAX_MS, finish, newNodeRun, type NodeRun } from "./flow-steps.js";
 import type { ReplyWatch } from "../transport/index.js";
 import type { RpcCaller } from "./interfaces.js";
 import { StepError, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
@@ -84,6 +85,42 @@ export interface FlowResult {
   retryAfterMs?: number;
 }
 
+/** the probe of a node that let a step time out waits no longer than this for the broker's word */
+const PROBE_TIMEOUT_MS = 2000;
+
+/**
+ * A step got no reply: does the node still listen? The broker answers for a subject nobody is
+ * subscribed to (no responders) at once, so a node that has left provisioning mode (restarted by
+ * us or by a provisioner before us, e.g. an HA leader that died) is told from a silent one.
+ */
+async function silentAndGone(run: NodeRun): Promise<boolean> {
+  if (run.signal?.aborted) return false;
+  try {
+    await run.deps.rpc.call(run.identity, RPCUTIL_AGENT, PING_ACTION, {}, { timeoutMs: Math.min(run.o.steps.inventory.timeoutMs, PROBE_TIMEOUT_MS), signal: run.signal });
+    return false;
+  } catch (e) {
+    return e instanceof RpcNoRespondersError;
+  }
+}
+
+/**
+ * Nothing answers for the node any more. After restart, shutdown or release_update was sent that
+ * is the action taking effect with its reply lost: the node is recorded as what it became. Before,
+ * it was never there, or it left provisioning mode: `gone`, not an error.
+ */
+function leftProvisioning(run: NodeRun, e: StepError): FlowResult {
+  const { o } = run;
+  const lost = `its reply was lost (${e.message}) and the node has left provisioning mode since, as the action does`;
+  const warnings = [...(run.record.warnings ?? []), `${e.step} sent: ${lost}`];
+  const reason = run.decision?.reason ?? "";
+  // configure was answered: the node has its configuration, and it restarted
+  if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.restart}` && run.record.configuration) return finish(run, { outcome: "configure", reason, warnings }, true, o.holdAfterRestartMs);
+  if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.shutdown}`) return finish(run, { outcome: "shutdown", reason, warnings }, false, o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS);
+  if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.release_update}`) return finish(run, { outcome: "upgrade", reason, warnings }, false, o.holdAfterRestartMs);
+  const sent = run.record.configures ? `; configure was sent ${run.record.configures} time(s) and may have been applied` : "";
+  return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}${e.kind === "absent" ? "" : " and nothing answers for the node any more"}${sent}` });
+}
+
 /** `watch` sees every reply to the node's requests (a second one is a conflict); closed when the flow ends */
 export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOptions, signal?: AbortSignal, watch?: ReplyWatch): Promise<FlowResult> {
   const run = newNodeRun(identity, deps, o, signal, watch);
@@ -97,7 +134,7 @@ export async function provisionNode(identity: string, deps: FlowDeps, o: FlowOpt
   } catch (e) {
     if (e instanceof StepError) {
       if (e.kind === "lock") deps.observer.lockHeld();
-      if (e.kind === "absent") return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}` });
+      if (e.kind === "absent" || (e.kind === "timeout" && (await silentAndGone(run)))) return leftProvisioning(run, e);
       let why = e.kind === "lock" ? `provisioning lock held by another provisioner (${e.step})` : e.message;
       // the node may have applied a configure whose reply never came: the record says so
       if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.configure}` && run.record.configures) why = `configure sent ${run.record.configures} time(s), reply lost: the node may have applied it (${e.message})`;
