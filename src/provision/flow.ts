@@ -104,21 +104,15 @@ async function silentAndGone(run: NodeRun): Promise<boolean> {
 }
 
 /**
- * Nothing answers for the node any more. After restart, shutdown or release_update was sent that
- * is the action taking effect with its reply lost: the node is recorded as what it became. Before,
- * it was never there, or it left provisioning mode: `gone`, not an error.
+ * Nothing answers for the node any more: it was never there, or it left provisioning mode (a
+ * restart, ours whose reply was lost or a predecessor's), which is `gone`, not an error. Right
+ * after a broker restart a node that has not subscribed again looks the same, so gone is
+ * retried a few times (retry.ts) rather than taken as the restart having happened.
  */
 function leftProvisioning(run: NodeRun, e: StepError): FlowResult {
-  const { o } = run;
-  const lost = `its reply was lost (${e.message}) and the node has left provisioning mode since, as the action does`;
-  const warnings = [...(run.record.warnings ?? []), `${e.step} sent: ${lost}`];
-  const reason = run.decision?.reason ?? "";
-  // configure was answered: the node has its configuration, and it restarted
-  if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.restart}` && run.record.configuration) return finish(run, { outcome: "configure", reason, warnings }, true, o.holdAfterRestartMs);
-  if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.shutdown}`) return finish(run, { outcome: "shutdown", reason, warnings }, false, o.holdAfterRestartMs + SHUTDOWN_DELAY_MAX_MS);
-  if (e.step === `${PROVISION_AGENT}#${PROVISION_ACTION.release_update}`) return finish(run, { outcome: "upgrade", reason, warnings }, false, o.holdAfterRestartMs);
-  const sent = run.record.configures ? `; configure was sent ${run.record.configures} time(s) and may have been applied` : "";
-  return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}${e.kind === "absent" ? "" : " and nothing answers for the node any more"}${sent}` });
+  const silent = e.kind === "absent" ? "" : " and nothing answers for the node any more";
+  const sent = run.record.configures ? `; configure was sent ${run.record.configures} time(s)${run.record.configuration ? " and answered" : " and may have been applied"}` : "";
+  return finish(run, { outcome: "gone", reason: `not in provisioning mode: ${e.message}${silent}${sent}` });
 }
 
 /** `watch` sees every reply to the node's requests (a second one is a conflict); closed when the flow ends */
