@@ -90,9 +90,18 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   assert.ok((outcomes.shutdown ?? 0) > 0 && (outcomes.defer ?? 0) > 0, `the fleet exercises shutdown and defer: ${JSON.stringify(outcomes)}`);
   assert.equal(report.totals.shutdown, outcomes.shutdown);
 
-  // the audit log has one line per record, secrets redacted
+  // the audit log has one line per record and one per configure request (written before it was
+  // sent, naming the record's flow and the certificate that went with it), secrets redacted
   const audit = readFileSync(join(work, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  assert.equal(audit.length, daemon.records.length);
+  const sent = audit.filter((l) => l.kind === "configuring");
+  assert.equal(audit.length - sent.length, daemon.records.length);
+  const configureRecords = daemon.records.filter((r) => r.outcome === "configure");
+  assert.equal(sent.length, configureRecords.length);
+  for (const r of configureRecords) {
+    const l = sent.find((x) => x.identity === r.identity);
+    assert.deepEqual([l?.attempt, l?.decision.time, l?.certificate?.serial], [1, r.time, r.certificate?.serial], r.identity);
+    assert.equal(r.configures, 1);
+  }
   assert.ok(!readFileSync(join(work, "audit.jsonl"), "utf8").includes("s3cret"), "the provisioning token never reaches the audit log");
 
   // metrics speak the reference's language
