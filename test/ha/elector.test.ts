@@ -188,6 +188,32 @@ describe("elector", { timeout: 40_000 }, () => {
     console.log(`after restart: leader ${[...mon.leaders][0]} (before: ${before}), changes: ${mon.events.length}`);
   });
 
+  test("a renewal of the leader's that landed with its reply lost does not depose it", async () => {
+    const b = await bucket();
+    const mon = new LeaderMonitor();
+    const a = await elector(srv.url, b, "a");
+    mon.watch("a", a);
+    a.start();
+    await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
+    // what a broker restart can do: a's update, sent as the broker went away, is applied on
+    // reconnect after a gave up waiting for it, so the key holds a's name at a revision a never
+    // learnt. Written here from another connection, with a's name, over a's latest revision.
+    const nc = await connectTo(srv.url);
+    conns.push(nc);
+    const { kv } = await openBucket(nc, b, { ttlMs: TTL });
+    let landed = 0;
+    while (!landed) {
+      const cur = await kv.get(ELECTION_KEY);
+      landed = await kv.update(ELECTION_KEY, a.name, cur!.revision).catch(() => 0);
+    }
+    // a's next renewal (every TTL/4) carries the revision before it and is refused; then a writes again
+    const w = await kv.watch({ key: ELECTION_KEY });
+    for await (const e of w) if (e.revision > landed) break;
+    assert.equal(a.isLeader, true);
+    assert.deepEqual(mon.events.map((e) => [e.who, e.leader]), [["a", true]], JSON.stringify(mon.events));
+    assert.equal(await keyValue(b), a.name);
+  });
+
   test("a leader cut off from NATS longer than the TTL stands down by itself; the other takes over", async () => {
     const b = await bucket();
     const proxy = await startProxy(srv.port);
