@@ -14,7 +14,7 @@ const RPCS = ["rpcutil#inventory", "choria_provision#gencsr", "choria_provision#
 function oneNode(m: ReturnType<typeof createMetrics>, site: string, i: number): void {
   for (const rpc of RPCS) m.rpcTime.labels(site, rpc).observe(0.002 + (i % 97) / 10_000);
   m.policyEvaluations.labels(site, "fleet", "1.0.0").inc();
-  m.decisions.labels(site, "configure", "fleet", "1.0.0").inc();
+  m.policyDecisions.labels(site, "configure", "fleet", "1.0.0").inc();
   m.policyEvalTime.labels(site).observe(0.0003);
   m.signTime.labels(site, "builtin").observe(0.004);
   m.nodeDuration.labels(site, "configure").observe(0.06 + (i % 31) / 1000);

@@ -329,7 +329,7 @@ export class Provisioner extends EventEmitter {
       rpcError: (rpc) => m.rpcErrors.labels(site, rpc).inc(),
       policyEvaluated: (dec: Decision, s) => {
         m.policyEvaluations.labels(site, dec.policy.name, dec.policy.version).inc();
-        m.decisions.labels(site, dec.outcome, dec.policy.name, dec.policy.version).inc();
+        m.policyDecisions.labels(site, dec.outcome, dec.policy.name, dec.policy.version).inc();
         m.policyEvalTime.labels(site).observe(s);
       },
       csrRefused: (code) => m.csrRefusals.labels(site, code).inc(),

@@ -108,6 +108,9 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   const metrics = await (await fetch(`${daemon.admin.url}/metrics`)).text();
   const provisioned = Number(/^choria_provisioner_provisioned\{site="default"\} (\d+)/m.exec(metrics)?.[1]);
   assert.equal(provisioned, outcomes.configure);
+  // policy_decisions counts evaluations, one per record the policy decided, not nodes
+  const decided = [...metrics.matchAll(/^choria_provisioner_policy_decisions\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  assert.equal(decided, daemon.records.filter((r) => r.policy).length);
   const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string }; counts: Record<string, number>; records: Record<string, number> };
   assert.equal(status.policy.hash, policy.ref.hash);
   // counts are nodes (each by its latest outcome), records are decision records
