@@ -5,7 +5,7 @@
  * shows as two); no flow that began after a node accepted its restart is recorded as `error`,
  * and no node that became a server has `error` as its latest record.
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,14 +32,18 @@ function check(name: string, run: AuditRun, files: string[]): void {
 
 const quarter = (run: AuditRun) => run.fleet.waitFor((r) => r.totals.configured >= N / 4, 60_000);
 
-test("a broker blip mid-run: the audit matches the fleet", { timeout: 180_000 }, async (t) => {
-  const srv = await startTestNats(t);
-  const dir = mkdtempSync(join(tmpdir(), "cp-audit-blip-"));
-  const run = await startAuditRun(srv, N, 71);
+/** a nats-server, a fleet of N, and a directory and a CA for the daemons; stopped when the test ends */
+async function setup(t: TestContext, seed: number, jetstream = false) {
+  const srv = await startTestNats(t, { jetstream });
+  const run = await startAuditRun(srv, N, seed);
   t.after(() => run.stop());
+  return { srv, run, dir: mkdtempSync(join(tmpdir(), "cp-audit-")), ca: await makeBuiltinCa("ecdsa") };
+}
+
+test("a broker blip mid-run: the audit matches the fleet", { timeout: 180_000 }, async (t) => {
+  const { srv, run, dir, ca } = await setup(t, 71);
   const file = join(dir, "audit.jsonl");
-  const d = run.group.spawn(srv.url, daemonConfig(await makeBuiltinCa("ecdsa"), file), "p1");
-  await d.ready;
+  await run.group.spawn(srv.url, daemonConfig(ca, file), "p1").ready;
   await quarter(run);
   await srv.restart(3000);
   await run.settled(90_000);
@@ -48,13 +52,10 @@ test("a broker blip mid-run: the audit matches the fleet", { timeout: 180_000 },
 });
 
 test("a daemon SIGKILLed mid-run and started again: the audit matches the fleet", { timeout: 180_000 }, async (t) => {
-  const srv = await startTestNats(t);
-  const dir = mkdtempSync(join(tmpdir(), "cp-audit-kill-"));
-  const run = await startAuditRun(srv, N, 72);
-  t.after(() => run.stop());
+  const { srv, run, dir, ca } = await setup(t, 72);
   // one audit file, as a daemon restarted by systemd appends to the one it had
   const file = join(dir, "audit.jsonl");
-  const cfg = daemonConfig(await makeBuiltinCa("ecdsa"), file);
+  const cfg = daemonConfig(ca, file);
   const first = run.group.spawn(srv.url, cfg, "p1");
   await first.ready;
   await quarter(run);
@@ -66,12 +67,8 @@ test("a daemon SIGKILLed mid-run and started again: the audit matches the fleet"
 });
 
 test("an HA handover (the leader SIGKILLed): the audit matches the fleet", { timeout: 180_000 }, async (t) => {
-  const srv = await startTestNats(t, { jetstream: true });
+  const { srv, run, dir, ca } = await setup(t, 73, true);
   await makeBucket(srv.url, ELECTION_BUCKET, 2000);
-  const dir = mkdtempSync(join(tmpdir(), "cp-audit-ha-"));
-  const run = await startAuditRun(srv, N, 73);
-  t.after(() => run.stop());
-  const ca = await makeBuiltinCa("ecdsa");
   const files = ["p1", "p2"].map((l) => join(dir, `${l}.jsonl`));
   const members = ["p1", "p2"].map((l, i) => run.group.spawn(srv.url, daemonConfig(ca, files[i], { leader_election: true }), l));
   await Promise.all(members.map((m) => m.ready));

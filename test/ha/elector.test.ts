@@ -41,6 +41,17 @@ async function elector(url: string, b: string, name: string, o: { splayMs?: numb
   return e;
 }
 
+/** a bucket of its own with elector "a" leading it, watched by a monitor */
+async function aLeads(): Promise<{ b: string; mon: LeaderMonitor; a: Elector }> {
+  const b = await bucket();
+  const mon = new LeaderMonitor();
+  const a = await elector(srv.url, b, "a");
+  mon.watch("a", a);
+  a.start();
+  await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
+  return { b, mon, a };
+}
+
 async function keyValue(b: string): Promise<string | undefined> {
   const nc = await connectTo(srv.url);
   try {
@@ -92,12 +103,7 @@ describe("elector", { timeout: 40_000 }, () => {
   });
 
   test("a leader that stops cleanly deletes the key: the standby takes over well inside the TTL", async () => {
-    const b = await bucket();
-    const mon = new LeaderMonitor();
-    const a = await elector(srv.url, b, "a");
-    mon.watch("a", a);
-    a.start();
-    await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
+    const { b, mon, a } = await aLeads();
     const c = await elector(srv.url, b, "b");
     mon.watch("b", c);
     // b settles as a candidate once it has seen a's key
@@ -189,12 +195,7 @@ describe("elector", { timeout: 40_000 }, () => {
   });
 
   test("a renewal of the leader's that landed with its reply lost does not depose it", async () => {
-    const b = await bucket();
-    const mon = new LeaderMonitor();
-    const a = await elector(srv.url, b, "a");
-    mon.watch("a", a);
-    a.start();
-    await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
+    const { b, mon, a } = await aLeads();
     // what a broker restart can do: a's update, sent as the broker went away, is applied on
     // reconnect after a gave up waiting for it, so the key holds a's name at a revision a never
     // learnt. Written here from another connection, with a's name, over a's latest revision.
