@@ -109,7 +109,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     conflicts: counter("choria_provisioner_conflicts_total", "Nodes for which more than one server answered (a cloned twin or an impostor), by the step that showed it", ["site", "step"]),
     lockContention: counter("choria_provisioner_lock_contention", "Nodes whose provisioning lock was held by another provisioner", s),
     natsReconnects: counter("choria_provisioner_nats_reconnects", "NATS reconnections", s),
-    auditErrors: counter("choria_provisioner_audit_errors", "Decision records that could not be written or published", s),
+    auditErrors: counter("choria_provisioner_audit_errors", "Audit lines (decision records, configure lines, ...) that could not be written or published", s),
     role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
     nodeStates: gauge("choria_provisioner_node_states", "Nodes this instance knows, by state (queued, in_flight, awaiting_approval, held, failed, ...)", ["site", "state"]),
     operatorActions: counter("choria_provisioner_operator_actions", "Operator actions through the admin API (approve, deny, retry, clear, forget), by result", ["site", "action", "result"]),
