@@ -202,9 +202,9 @@ export interface EssentialResult {
  * The same fleet as runE2e, provisioned by the essential-work provisioner (essential-child.ts)
  * instead of the daemon: the most a provisioner reaches on this machine against this fleet.
  */
-export async function runEssential(o: { nodes: number; caDir: string; workers?: number }): Promise<EssentialResult> {
+export async function runEssential(o: { nodes: number; caDir: string; workers?: number; profileDir?: string }): Promise<EssentialResult> {
   const srv = await startNatsServer();
-  const prov = spawnChild(benchFile("essential-child.ts"), [], ["--max-old-space-size=4096"]);
+  const prov = spawnChild(benchFile("essential-child.ts"), [], ["--max-old-space-size=4096", ...(o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`] : [])]);
   const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
   try {
     const nats0 = procCpuSeconds(srv.pid);

@@ -18,7 +18,7 @@ function oneNode(m: ReturnType<typeof createMetrics>, site: string, i: number): 
     m.rpcSeconds.labels(site, rpc).observe(s);
   }
   m.policyEvaluations.labels(site, "fleet", "1.0.0").inc();
-  m.decisions.labels(site, "configure", "fleet", "1.0.0").inc();
+  m.policyDecisions.labels(site, "configure", "fleet", "1.0.0").inc();
   m.policyEvalTime.labels(site).observe(0.0003);
   m.signTime.labels(site, "builtin").observe(0.004);
   m.nodeDuration.labels(site, "configure").observe(0.06 + (i % 31) / 1000);

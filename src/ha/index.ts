@@ -13,7 +13,7 @@ import { Claims, type ClaimHooks, type ClaimsOptions } from "./claims.js";
 import { Elector, type ElectorOptions } from "./elector.js";
 import { silentLogger, type HaLogger } from "./kv.js";
 
-export { Elector, ELECTION_BUCKET, ELECTION_KEY, DEFAULT_ELECTION_TTL_MS, type ElectorOptions, type ElectorState, type LeadershipChange } from "./elector.js";
+export { Elector, ELECTION_BUCKET, ELECTION_KEY, DEFAULT_ELECTION_TTL_MS, leaseMarginMs, type ElectorOptions, type ElectorState, type LeadershipChange } from "./elector.js";
 export { Claims, CLAIMS_BUCKET, DEFAULT_CLAIM_TTL_MS, claimKey, identityOfClaimKey, type ClaimHooks, type ClaimsOptions, type ClaimStats } from "./claims.js";
 export { openBucket, isWrongRevision, type HaLogger } from "./kv.js";
 export { KvRecords, APPROVALS_BUCKET, type KvRecordsOptions } from "./records.js";

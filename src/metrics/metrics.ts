@@ -34,7 +34,8 @@ export interface Metrics {
   intakeErrors: Counter<"site" | "source" | "reason">;
   queueRejected: Counter<"site" | "reason">;
   policyEvaluations: Counter<"site" | "policy" | "version">;
-  decisions: Counter<"site" | "outcome" | "policy" | "version">;
+  /** one per policy evaluation, by the outcome it decided: a node decided again (a defer, a retry) counts again; nodes by their state are node_states */
+  policyDecisions: Counter<"site" | "outcome" | "policy" | "version">;
   policyEvalTime: Histogram<"site">;
   policyReloads: Counter<"site" | "result">;
   policyInfo: Gauge<"site" | "policy" | "version" | "hash">;
@@ -101,7 +102,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     intakeErrors: counter("choria_provisioner_intake_errors", "Bad messages received by intake, by source and reason", ["site", "source", "reason"]),
     queueRejected: counter("choria_provisioner_queue_rejected", "Nodes not queued, by reason (full, held, stale)", ["site", "reason"]),
     policyEvaluations: counter("choria_provisioner_policy_evaluations", "Policy evaluations", ["site", "policy", "version"]),
-    decisions: counter("choria_provisioner_decisions", "Decisions by outcome and policy version", ["site", "outcome", "policy", "version"]),
+    policyDecisions: counter("choria_provisioner_policy_decisions", "Policy evaluations by the outcome decided and policy version; a node decided again counts again", ["site", "outcome", "policy", "version"]),
     policyEvalTime: new Histogram({ name: "choria_provisioner_policy_eval_seconds", help: "Policy evaluation time", labelNames: ["site"], registers: reg, buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05] }),
     policyReloads: counter("choria_provisioner_policy_reloads", "Policy reloads by result (ok, error)", ["site", "result"]),
     policyInfo: gauge("choria_provisioner_policy_info", "The policy in force (value 1)", ["site", "policy", "version", "hash"]),
@@ -115,7 +116,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     conflicts: counter("choria_provisioner_conflicts_total", "Nodes for which more than one server answered (a cloned twin or an impostor), by the step that showed it", ["site", "step"]),
     lockContention: counter("choria_provisioner_lock_contention", "Nodes whose provisioning lock was held by another provisioner", s),
     natsReconnects: counter("choria_provisioner_nats_reconnects", "NATS reconnections", s),
-    auditErrors: counter("choria_provisioner_audit_errors", "Decision records that could not be written or published", s),
+    auditErrors: counter("choria_provisioner_audit_errors", "Audit lines (decision records, configure lines, ...) that could not be written or published", s),
     role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
     nodeStates: gauge("choria_provisioner_node_states", "Nodes this instance knows, by state (queued, in_flight, awaiting_approval, held, failed, ...)", ["site", "state"]),
     operatorActions: counter("choria_provisioner_operator_actions", "Operator actions through the admin API (approve, deny, retry, clear, forget), by result", ["site", "action", "result"]),

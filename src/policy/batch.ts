@@ -37,7 +37,7 @@ export function readInventoryDir(dir: string): InventoryEntry[] {
   });
 }
 
-/** the decisions the audit log holds, the latest per node; error and refused records decide nothing */
+/** the decisions the audit log holds, the latest per node; error and refused records decide nothing, nor do lines of another kind */
 export function auditDecisions(file: string): Map<string, DecisionRecord> {
   const text = readInputFile(file);
   const out = new Map<string, DecisionRecord>();
@@ -51,6 +51,8 @@ export function auditDecisions(file: string): Map<string, DecisionRecord> {
     } catch (e) {
       throw new InventoryFileError(`${file}:${i + 1}: not a JSON decision record: ${(e as Error).message}`);
     }
+    // the audit's other lines (configure requests, arrival verdicts, operator actions) name their kind and decide nothing
+    if (typeof r === "object" && r !== null && typeof (r as { kind?: unknown }).kind === "string") continue;
     if (typeof r !== "object" || r === null || typeof r.identity !== "string" || typeof r.outcome !== "string") throw new InventoryFileError(`${file}:${i + 1}: not a decision record (needs identity and outcome)`);
     if (r.outcome === "error" || r.outcome === "refused") continue;
     out.set(r.identity, r);

@@ -9,6 +9,8 @@ export const RPCUTIL_AGENT = "rpcutil";
 
 /** rpcutil#inventory: what a provisioner reads a node's facts, agents and classes from */
 export const INVENTORY_ACTION = "inventory";
+/** rpcutil#ping: the cheapest question a provisioning-mode server answers (the provisioner's probe of a silent node) */
+export const PING_ACTION = "ping";
 
 /** choria_provision's actions (go-choria's provision agent) */
 export const PROVISION_ACTION = {

@@ -1,11 +1,12 @@
 /**
  * Decision audit: every DecisionRecord as one JSON line in a file (append-only, buffered by
  * the stream) and optionally published on a NATS subject. A failure to write is counted and
- * logged but never stops provisioning.
+ * logged but never stops provisioning. The line for a configure request is the exception to
+ * the buffering: the flow waits until the file has it before the request goes out.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { dirname } from "node:path";
-import type { ArrivalRecord, DecisionRecord } from "../types/index.js";
+import type { ArrivalRecord, ConfiguringRecord, DecisionRecord } from "../types/index.js";
 import type { OperatorAuditEntry } from "./operator.js";
 import { redactConfiguration } from "./redact.js";
 
@@ -15,6 +16,12 @@ export interface AuditSink {
   action(a: OperatorAuditEntry): void;
   /** an arrival verdict (arrival/): the follow-up to a configure record, same node and decision */
   arrival(r: ArrivalRecord): void;
+  /**
+   * a configure request about to be sent: resolves once the line is in the file (handed to the
+   * kernel, so a killed daemon leaves it; not fsynced, so a power loss may not), at once without
+   * a file; never rejects, a failed write goes to onError
+   */
+  configuring(r: ConfiguringRecord): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -37,8 +44,8 @@ export function createAuditSink(o: AuditOptions): AuditSink {
     stream = createWriteStream(o.file, { flags: "a" });
     stream.on("error", (e) => o.onError?.(e));
   }
-  const emit = (line: string) => {
-    if (stream) stream.write(line + "\n");
+  const emit = (line: string, written?: (e?: Error | null) => void) => {
+    if (stream) stream.write(line + "\n", written);
     if (o.publish && o.subject) {
       try {
         o.publish(o.subject, line);
@@ -47,10 +54,19 @@ export function createAuditSink(o: AuditOptions): AuditSink {
       }
     }
   };
+  const done = Promise.resolve();
   return {
     write: (r) => emit(JSON.stringify(redactRecord(r))),
     action: (a) => emit(JSON.stringify(a)),
     arrival: (r) => emit(JSON.stringify(r)),
+    configuring(r) {
+      if (!stream) {
+        emit(JSON.stringify(r));
+        return done;
+      }
+      // the stream's own error event reports a failed write; the flow goes on either way
+      return new Promise((resolve) => emit(JSON.stringify(r), () => resolve()));
+    },
     close() {
       return new Promise((resolve) => (stream ? stream.end(resolve) : resolve()));
     },

@@ -126,7 +126,7 @@ async function timed<T>(run: NodeRun, name: string, fn: () => Promise<T>): Promi
 }
 
 /** one choria_provision action with its try and timeout policy, timed under its name */
-function provisionCall<T>(run: NodeRun, action: ProvisionAction, data: Record<string, unknown> | ((attempt: number) => Record<string, unknown>), p: StepPolicy) {
+function provisionCall<T>(run: NodeRun, action: ProvisionAction, data: Parameters<typeof runStep>[4], p: StepPolicy) {
   return timed(run, action, () => runStep<T>(run.deps.rpc, run.identity, PROVISION_AGENT, action, data, p, run.o.backoff, run.deps.observer, run.signal, run.watch));
 }
 
@@ -367,9 +367,25 @@ export async function configure(run: NodeRun): Promise<FlowResult | undefined> {
     ssldir: signed ? decision.suppliedTls?.ssldir || run.gencsr?.ssldir || "" : "",
     token: run.o.token,
   });
-  await provisionCall(run, PROVISION_ACTION.configure, data, run.o.steps.configure);
+  await provisionCall(run, PROVISION_ACTION.configure, () => configureSent(run, data), run.o.steps.configure);
   run.record.configuration = decision.configuration;
   return undefined;
+}
+
+/** every configure request is counted in the record and in the audit before it goes out, whether or not its reply comes back */
+async function configureSent(run: NodeRun, data: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const r = run.record;
+  const attempt = (r.configures = (r.configures ?? 0) + 1);
+  const cert = r.certificate;
+  await run.deps.configuring?.({
+    kind: "configuring",
+    identity: run.identity,
+    time: new Date().toISOString(),
+    attempt,
+    decision: { time: r.time, policy: r.policy, brokerSet: r.brokerSet },
+    ...(cert ? { certificate: { serial: cert.serial, fingerprint: cert.fingerprint } } : {}),
+  });
+  return data;
 }
 
 /** choria_provision#restart with the splay: the node comes back as a server and is held while it does */

@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BrokerConnection } from "../transport/index.js";
-import type { Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
+import type { ConfiguringRecord, Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
 import { ReplyWatch, type ReplyConflict } from "../transport/index.js";
 import type { AuditSink } from "./audit.js";
 import { ConflictRegistry, type HeldConflict } from "./conflicts.js";
@@ -278,13 +278,26 @@ export class Provisioner extends EventEmitter {
     try {
       this.d.audit.write(r);
     } catch (e) {
-      this.d.metrics.auditErrors.labels(this.o.site).inc();
-      this.d.log.error({ err: (e as Error).message }, "could not write decision record");
+      this.auditFailed(e as Error);
     }
   }
 
   // set after every node and queue change: the children are looked up once
   private gaugeChildren?: { queue: { set(v: number): void }; waiting: { set(v: number): void }; busy: { set(v: number): void } };
+
+  /** the audit's line for a configure request: the flow sends it once this resolves; it never fails the node */
+  private readonly configuring = async (r: ConfiguringRecord): Promise<void> => {
+    try {
+      await this.d.audit.configuring(r);
+    } catch (e) {
+      this.auditFailed(e as Error);
+    }
+  };
+
+  private auditFailed(e: Error): void {
+    this.d.metrics.auditErrors.labels(this.o.site).inc();
+    this.d.log.error({ err: e.message }, "could not write decision record");
+  }
 
   private gauges(): void {
     const m = this.d.metrics;
@@ -333,7 +346,7 @@ export class Provisioner extends EventEmitter {
       rpcError: (rpc) => m.rpcErrors.labels(site, rpc).inc(),
       policyEvaluated: (dec: Decision, s) => {
         m.policyEvaluations.labels(site, dec.policy.name, dec.policy.version).inc();
-        m.decisions.labels(site, dec.outcome, dec.policy.name, dec.policy.version).inc();
+        m.policyDecisions.labels(site, dec.outcome, dec.policy.name, dec.policy.version).inc();
         evalTime.observe(s);
       },
       csrRefused: (code) => m.csrRefusals.labels(site, code).inc(),
@@ -388,7 +401,7 @@ export class Provisioner extends EventEmitter {
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = lease?.decider ?? this.d.policies.current();
-        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant }, this.o.flow, ac.signal, watch);
+        const res = await provisionNode(item.identity, { rpc, decider, signer: this.d.signer, signerGate: this.breaker, csr: this.d.csr, observer: obs, onInventory: this.d.onInventory, trace: this.trace, approval: this.grant, configuring: this.configuring }, this.o.flow, ac.signal, watch);
         const r = res.record;
         record = r;
         again = this.restarted.delete(item.identity);

@@ -70,8 +70,11 @@ export async function runStep<T>(
   identity: string,
   agent: string,
   action: string,
-  /** a function is called once per try: gen25519 needs a fresh nonce for every request */
-  data: Record<string, unknown> | ((attempt: number) => Record<string, unknown>),
+  /**
+   * a function is called once per request, right before it is sent: gen25519 needs a fresh nonce
+   * for every request, and configure's audit line must be written before each one goes out
+   */
+  data: Record<string, unknown> | ((attempt: number) => Record<string, unknown> | Promise<Record<string, unknown>>),
   p: StepPolicy,
   b: BackoffPolicy,
   obs: StepObserver,
@@ -86,9 +89,15 @@ export async function runStep<T>(
   for (let attempt = 0; attempt < p.tries; attempt++) {
     if (signal?.aborted) throw new StepError(label, "cancelled", "cancelled");
     if (attempt > 0) await sleep(backoffMs(attempt - 1, b), signal);
-    const started = performance.now();
+    let started = performance.now();
     try {
-      const r = await rpc.call<T>(identity, agent, action, typeof data === "function" ? data(attempt) : data, { timeoutMs: p.timeoutMs, signal, watch });
+      let body: Record<string, unknown>;
+      if (typeof data === "function") {
+        body = await data(attempt);
+        // the request's time, not the audit's
+        started = performance.now();
+      } else body = data;
+      const r = await rpc.call<T>(identity, agent, action, body, { timeoutMs: p.timeoutMs, signal, watch });
       obs.rpcTime(label, (performance.now() - started) / 1000);
       if (r.statuscode === 0) return r;
       obs.rpcError(label);

@@ -115,9 +115,32 @@ export interface DecisionRecord {
   warnings?: string[];
   /** outcome awaiting_approval: why; an approved node's record names who approved it */
   approval?: { reason: string; approvedBy?: string };
+  /**
+   * configure requests this flow sent, when it sent any; more than one means the node may have
+   * applied its configuration more than once (a reply lost and the request sent again)
+   */
+  configures?: number;
   /** milliseconds per step, e.g. { inventory: 3, gencsr: 40, policy: 0.2, sign: 5, configure: 3, restart: 2, total: 60 } */
   durations: Record<string, number>;
   error?: string;
   /** replies to this node's requests that failed the checks: forged or garbled, each counted against this node */
   rejectedReplies?: { count: number; first: Array<{ step: string; reason: string }> };
+}
+
+/**
+ * The audit's line for one configure request, written before the request is sent: a configure
+ * whose reply is lost, or whose daemon is killed before the node's record is written, still
+ * shows, and a node configured twice shows two of them.
+ */
+export interface ConfiguringRecord {
+  kind: "configuring";
+  identity: string;
+  /** ISO-8601, just before the request went out */
+  time: string;
+  /** 1 for the flow's first configure request, 2 for the next (a retry after a lost reply) */
+  attempt: number;
+  /** the flow this request belongs to: its record's time (as an arrival record names it), policy and broker set */
+  decision: { time: string; policy?: PolicyRef; brokerSet?: string };
+  /** the certificate sent with it, when one was signed */
+  certificate?: { serial: string; fingerprint: string };
 }

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFleet, type Fleet } from "../../src/sim/index.js";
-import type { ArrivalRecord, DecisionRecord } from "../../src/types/index.js";
+import type { ArrivalRecord, ConfiguringRecord, DecisionRecord } from "../../src/types/index.js";
 import type { TestDaemon } from "../helpers/daemon.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import { makeBuiltinCa } from "../helpers/ca.js";
@@ -74,14 +74,20 @@ test("every node of a 2,000-node fleet arrives at the home its broker set names"
 
   // the audit holds each arrival as a follow-up after the decision it follows (read once stopped: the file is buffered)
   await d.stop(5000);
-  const lines = readFileSync(join(work, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as DecisionRecord | ArrivalRecord);
+  // and each configure line before the decision record of its flow
+  const lines = readFileSync(join(work, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as DecisionRecord | ArrivalRecord | ConfiguringRecord);
   const decidedAt = new Map<string, number>();
+  const sentAt = new Map<string, number>();
   let followUps = 0;
   lines.forEach((l, i) => {
     if (!("kind" in l)) {
-      if (l.outcome === "configure") decidedAt.set(`${l.identity}@${l.time}`, i);
+      if (l.outcome === "configure") {
+        assert.ok((sentAt.get(`${l.identity}@${l.time}`) ?? i) < i, `${l.identity}: configure line before its decision`);
+        decidedAt.set(`${l.identity}@${l.time}`, i);
+      }
       return;
     }
+    if (l.kind === "configuring") return void sentAt.set(`${l.identity}@${l.decision.time}`, i);
     followUps++;
     const at = decidedAt.get(`${l.identity}@${l.decision.time}`);
     assert.ok(at !== undefined && at < i, `${l.identity}: arrival record after its decision`);

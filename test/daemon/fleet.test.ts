@@ -90,15 +90,27 @@ test(`a ${N}-node fleet is provisioned exactly once, each node with the configur
   assert.ok((outcomes.shutdown ?? 0) > 0 && (outcomes.defer ?? 0) > 0, `the fleet exercises shutdown and defer: ${JSON.stringify(outcomes)}`);
   assert.equal(report.totals.shutdown, outcomes.shutdown);
 
-  // the audit log has one line per record, secrets redacted
+  // the audit log has one line per record and one per configure request (written before it was
+  // sent, naming the record's flow and the certificate that went with it), secrets redacted
   const audit = readFileSync(join(work, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  assert.equal(audit.length, daemon.records.length);
+  const sent = audit.filter((l) => l.kind === "configuring");
+  assert.equal(audit.length - sent.length, daemon.records.length);
+  const configureRecords = daemon.records.filter((r) => r.outcome === "configure");
+  assert.equal(sent.length, configureRecords.length);
+  for (const r of configureRecords) {
+    const l = sent.find((x) => x.identity === r.identity);
+    assert.deepEqual([l?.attempt, l?.decision.time, l?.certificate?.serial], [1, r.time, r.certificate?.serial], r.identity);
+    assert.equal(r.configures, 1);
+  }
   assert.ok(!readFileSync(join(work, "audit.jsonl"), "utf8").includes("s3cret"), "the provisioning token never reaches the audit log");
 
   // metrics speak the reference's language
   const metrics = await (await fetch(`${daemon.admin.url}/metrics`)).text();
   const provisioned = Number(/^choria_provisioner_provisioned\{site="default"\} (\d+)/m.exec(metrics)?.[1]);
   assert.equal(provisioned, outcomes.configure);
+  // policy_decisions counts evaluations, one per record the policy decided, not nodes
+  const decided = [...metrics.matchAll(/^choria_provisioner_policy_decisions\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  assert.equal(decided, daemon.records.filter((r) => r.policy).length);
   const status = (await (await fetch(`${daemon.admin.url}/status`)).json()) as { policy: { hash: string }; counts: Record<string, number>; records: Record<string, number> };
   assert.equal(status.policy.hash, policy.ref.hash);
   // counts are nodes (each by its latest outcome), records are decision records

@@ -41,6 +41,17 @@ async function elector(url: string, b: string, name: string, o: { splayMs?: numb
   return e;
 }
 
+/** a bucket of its own with elector "a" leading it, watched by a monitor */
+async function aLeads(): Promise<{ b: string; mon: LeaderMonitor; a: Elector }> {
+  const b = await bucket();
+  const mon = new LeaderMonitor();
+  const a = await elector(srv.url, b, "a");
+  mon.watch("a", a);
+  a.start();
+  await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
+  return { b, mon, a };
+}
+
 async function keyValue(b: string): Promise<string | undefined> {
   const nc = await connectTo(srv.url);
   try {
@@ -92,12 +103,7 @@ describe("elector", { timeout: 40_000 }, () => {
   });
 
   test("a leader that stops cleanly deletes the key: the standby takes over well inside the TTL", async () => {
-    const b = await bucket();
-    const mon = new LeaderMonitor();
-    const a = await elector(srv.url, b, "a");
-    mon.watch("a", a);
-    a.start();
-    await mon.waitFor((m) => m.leaders.has("a"), 5000, "a leads");
+    const { b, mon, a } = await aLeads();
     const c = await elector(srv.url, b, "b");
     mon.watch("b", c);
     // b settles as a candidate once it has seen a's key
@@ -186,6 +192,27 @@ describe("elector", { timeout: 40_000 }, () => {
     assert.equal(mon.maxConcurrent, 1, JSON.stringify(mon.events));
     assert.equal(await keyValue(b), leaders[0].name);
     console.log(`after restart: leader ${[...mon.leaders][0]} (before: ${before}), changes: ${mon.events.length}`);
+  });
+
+  test("a renewal of the leader's that landed with its reply lost does not depose it", async () => {
+    const { b, mon, a } = await aLeads();
+    // what a broker restart can do: a's update, sent as the broker went away, is applied on
+    // reconnect after a gave up waiting for it, so the key holds a's name at a revision a never
+    // learnt. Written here from another connection, with a's name, over a's latest revision.
+    const nc = await connectTo(srv.url);
+    conns.push(nc);
+    const { kv } = await openBucket(nc, b, { ttlMs: TTL });
+    let landed = 0;
+    while (!landed) {
+      const cur = await kv.get(ELECTION_KEY);
+      landed = await kv.update(ELECTION_KEY, a.name, cur!.revision).catch(() => 0);
+    }
+    // a's next renewal (every TTL/4) carries the revision before it and is refused; then a writes again
+    const w = await kv.watch({ key: ELECTION_KEY });
+    for await (const e of w) if (e.revision > landed) break;
+    assert.equal(a.isLeader, true);
+    assert.deepEqual(mon.events.map((e) => [e.who, e.leader]), [["a", true]], JSON.stringify(mon.events));
+    assert.equal(await keyValue(b), a.name);
   });
 
   test("a leader cut off from NATS longer than the TTL stands down by itself; the other takes over", async () => {

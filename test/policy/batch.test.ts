@@ -62,7 +62,13 @@ test("eval needs exactly one of --inventory and --inventories, and a directory t
 test("the audit log's latest decision per node counts; error and refused records decide nothing", () => {
   const dir = mkdtempSync(join(tmpdir(), "batch-audit-"));
   const file = join(dir, "decisions.jsonl");
-  writeFileSync(file, [record("a", "defer"), record("a", "configure"), record("b", "configure"), record("b", "error"), record("c", "refused")].map((r) => JSON.stringify(r)).join("\n") + "\n");
+  // the audit's other lines (a configure request, an arrival verdict, an operator action) are no decision
+  const others = [
+    { kind: "configuring", identity: "d", time: "2026-01-01T00:00:00.000Z", attempt: 1, decision: { time: "2026-01-01T00:00:00.000Z" } },
+    { kind: "arrival", identity: "a", time: "2026-01-01T00:00:01.000Z", result: "arrived", decision: { time: "2026-01-01T00:00:00.000Z" }, brokers: [] },
+    { kind: "operator_action", identity: "b", time: "2026-01-01T00:00:02.000Z", action: "retry", operator: "me", from: "127.0.0.1", result: "done", message: "" },
+  ];
+  writeFileSync(file, [record("a", "defer"), record("a", "configure"), record("b", "configure"), record("b", "error"), record("c", "refused"), ...others].map((r) => JSON.stringify(r)).join("\n") + "\n");
   const m = auditDecisions(file);
   assert.deepEqual([...m.keys()], ["a", "b"]);
   assert.equal(m.get("a")!.outcome, "configure");
