@@ -34,6 +34,7 @@ func runJWT(action string, args []string) error {
 		urls := fs.String("urls", "", "comma-separated provisioning broker URLs")
 		v2 := fs.Bool("protocol-v2", false, "use protocol version 2")
 		upgrade := fs.Bool("upgrade", false, "allow server upgrades during provisioning")
+		byDefault := fs.Bool("default", false, "provision by default: a server whose configuration asks for provisioning starts from the provisioning defaults")
 		username := fs.String("username", "", "provisioning broker user")
 		password := fs.String("password", "", "provisioning broker password")
 		if len(args) < 2 {
@@ -45,7 +46,7 @@ func runJWT(action string, args []string) error {
 		if *token == "" || *urls == "" {
 			return errors.New("--token and --urls are required")
 		}
-		claims, err := tokens.NewProvisioningClaims(!*insecure, false, *token, *username, *password, strings.Split(*urls, ","), "", "", "", "choria", "", 365*24*time.Hour)
+		claims, err := tokens.NewProvisioningClaims(!*insecure, *byDefault, *token, *username, *password, strings.Split(*urls, ","), "", "", "", "choria", "", 365*24*time.Hour)
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@
 //	choria server run --config FILE [--provisioning-jwt FILE]
 //	choria broker run --config FILE
 //	choria jwt keys SEED-FILE PUBLIC-FILE
-//	choria jwt prov JWT-FILE SIGNING-KEY --token T --urls U [--insecure=false] [--protocol-v2] [--upgrade]
+//	choria jwt prov JWT-FILE SIGNING-KEY --token T --urls U [--insecure=false] [--protocol-v2] [--upgrade] [--default]
 //
 // The arguments are kept in go-choria's form because choria_provision#restart
 // re-executes os.Args as they are.
@@ -39,6 +39,7 @@ import (
 	"github.com/choria-io/go-choria/providers/agent/mcorpc/golang/provision"
 	"github.com/choria-io/go-choria/providers/provtarget"
 	"github.com/choria-io/go-choria/server"
+	"github.com/choria-io/tokens"
 	log "github.com/sirupsen/logrus"
 )
 
@@ -115,10 +116,20 @@ func runServer(ctx context.Context, wg *sync.WaitGroup, configFile string) error
 		return fmt.Errorf("could not parse configuration: %w", err)
 	}
 	provtarget.Configure(ctx, cfg, log.WithField("component", "provtarget"))
-	// Only the `plugin.choria.server.provision = true` form of provisioning is
-	// supported here: the server keeps its own configuration file (and so its
-	// identity and file security paths) and ConfigureProvisioning switches it
-	// to the provisioning collective.
+	// As go-choria's `server run` (cmd/server_run.go, Configure, the case of an
+	// existing file): a JWT made with `--default` replaces the file's
+	// configuration by the provisioning defaults (identity from the host name)
+	// whenever the file asks for provisioning, which is what a file rewritten
+	// by choria_provision#reprovision does. Without `--default` the file is
+	// kept, with its identity and file security paths.
+	if shouldProvision(bi, cfg) {
+		removeServerCredentials(cfg)
+		log.Warnf("Switching to provisioning configuration due to build defaults and server.provision configuration setting")
+		cfg, err = provisionConfig(configFile)
+		if err != nil {
+			return err
+		}
+	}
 	cfg.ApplyBuildSettings(bi)
 
 	fw, err := choria.NewWithConfig(cfg)
@@ -162,4 +173,79 @@ func runBroker(ctx context.Context, wg *sync.WaitGroup, configFile string) error
 	wg.Add(1)
 	go srv.Start(ctx, wg)
 	return nil
+}
+
+// shouldProvision is go-choria v0.30.2's serverRunCommand.shouldProvision.
+func shouldProvision(bi *build.Info, cfg *config.Config) bool {
+	if !cfg.InitiatedByServer || (bi.ProvisionBrokerURLs() == "" && bi.ProvisionJWTFile() == "") {
+		return false
+	}
+	if cfg.Choria.ServerAnonTLS && cfg.Choria.ServerTokenSeedFile != "" && cfg.Choria.ServerTokenFile != "" {
+		if tokenAndSeedStale(cfg.Choria.ServerTokenFile, cfg.Choria.ServerTokenSeedFile) {
+			return true
+		}
+	}
+	if cfg.Choria.SecurityProvider == "choria" {
+		if tokenAndSeedStale(cfg.Choria.ChoriaSecurityTokenFile, cfg.Choria.ChoriaSecuritySeedFile) {
+			return true
+		}
+	}
+	if cfg.HasOption("plugin.choria.server.provision") {
+		if !cfg.Choria.Provision {
+			return false
+		}
+		log.Warnf("plugin.choria.server.provision is true, reprovisioning")
+	}
+	return bi.ProvisionDefault()
+}
+
+// tokenAndSeedStale is go-choria v0.30.2's shouldProvisionTokenAndSeed.
+func tokenAndSeedStale(tokenFile string, seedFile string) bool {
+	if _, err := os.Stat(seedFile); err != nil {
+		log.Warnf("Server seed file %s does not exist, reprovisioning", seedFile)
+		return true
+	}
+	if _, err := os.Stat(tokenFile); err != nil {
+		log.Warnf("Server token file %s does not exist, reprovisioning", tokenFile)
+		return true
+	}
+	token, err := tokens.ParseServerTokenFileUnverified(tokenFile)
+	if err != nil {
+		log.Warnf("Could not parse server JWT token %s, reprovisioning: %v", tokenFile, err)
+		return true
+	}
+	matched, err := token.IsMatchingSeedFile(seedFile)
+	if err != nil || !matched {
+		log.Warnf("Public key in the JWT file %s does not match the seed file %s, reprovisioning", tokenFile, seedFile)
+		return true
+	}
+	if token.IsExpired() {
+		log.Warnf("The existing server token %s is expired, reprovisioning", tokenFile)
+		return true
+	}
+	return false
+}
+
+// removeServerCredentials: what `server run` deletes before it provisions again.
+func removeServerCredentials(cfg *config.Config) {
+	for _, f := range []string{cfg.Choria.ServerTokenSeedFile, cfg.Choria.ServerTokenFile, cfg.Choria.ChoriaSecuritySeedFile, cfg.Choria.ChoriaSecurityTokenFile} {
+		if f != "" {
+			os.Remove(f)
+		}
+	}
+}
+
+// provisionConfig is go-choria v0.30.2's serverRunCommand.provisionConfig.
+func provisionConfig(f string) (*config.Config, error) {
+	cfg, err := config.NewDefaultSystemConfig(true)
+	if err != nil {
+		return nil, fmt.Errorf("could not create default configuration for provisioning: %s", err)
+	}
+	cfg.ConfigFile = f
+	// set this to avoid calling into puppet on non puppet machines
+	// later ConfigureProvisioning() will do all the right things
+	cfg.Choria.SecurityProvider = "file"
+	// in provision mode we do not yet have certs and stuff so we disable these checks
+	cfg.DisableSecurityProviderVerify = true
+	return cfg, nil
 }
