@@ -11,6 +11,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import type { DueCertificate, RenewalQuery, RenewalSource } from "../types/index.js";
 import { TickBatch } from "./tick-batch.js";
 import { LedgerWriter } from "./ledger-writer-client.js";
 
@@ -142,7 +143,7 @@ interface PendingRow {
   reject: (e: Error) => void;
 }
 
-export class CertificateLedger {
+export class CertificateLedger implements RenewalSource {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private readonly insertMany: (rows: Array<{ entry: LedgerEntry; inStream: boolean }>) => void;
@@ -231,6 +232,24 @@ export class CertificateLedger {
       .prepare("SELECT * FROM certificates WHERE revoked_at IS NULL AND not_after >= ? AND not_after < ? ORDER BY not_after LIMIT ?")
       .all(opts.from ?? Date.now(), until, opts.limit ?? -1) as Row[];
     return rows.map(toEntry);
+  }
+
+  /**
+   * Nodes due for renewal: each identity's latest certificate (by issue time), when it is not
+   * revoked, its notAfter is in [now, now + window) and it was issued before the window began
+   * for it, soonest first. The expiry index finds the
+   * window, the identity index rules out certificates a newer one replaced.
+   */
+  renewalsDue(q: RenewalQuery): DueCertificate[] {
+    const rows = this.db
+      .prepare(
+        `SELECT c.identity, c.serial, c.fingerprint, c.not_after, c.issued_at FROM certificates c
+         WHERE c.revoked_at IS NULL AND c.not_after >= ? AND c.not_after < ? AND c.not_after - c.issued_at > ?
+           AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.identity = c.identity AND n.issued_at > c.issued_at)
+         ORDER BY c.not_after LIMIT ?`,
+      )
+      .all(q.now, q.now + q.windowMs, q.windowMs, q.limit) as Array<Pick<Row, "identity" | "serial" | "fingerprint" | "not_after" | "issued_at">>;
+    return rows.map((r) => ({ identity: r.identity, serial: r.serial, fingerprint: r.fingerprint, notAfter: r.not_after, issuedAt: r.issued_at }));
   }
 
   all(limit = -1): LedgerEntry[] {

@@ -7,3 +7,4 @@ export * from "./csr-checker.js";
 export * from "./signing.js";
 export * from "./dns-name.js";
 export * from "./arrival.js";
+export * from "./renewal.js";

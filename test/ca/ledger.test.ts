@@ -91,6 +91,40 @@ describe("CertificateLedger", () => {
     assert.equal(got, undefined);
     await inner.close();
   });
+
+  test("renewalsDue: each node's latest certificate, not revoked, expiring within the window and issued before it began, soonest first", () => {
+    const l = CertificateLedger.open(join(tmp, "due", "ledger.sqlite"));
+    try {
+      const now = Date.now();
+      const H = 3_600_000;
+      const row = (serial: string, identity: string, issuedAgo: number, expiresIn: number): LedgerEntry => ({ serial, identity, sans: [identity], notBefore: now - issuedAgo, notAfter: now + expiresIn, fingerprint: serial.padEnd(64, "0"), policyVersion: "p@1", issuedAt: now - issuedAgo, signer: "builtin" });
+      // a 30-day window
+      const rows = [
+        row("a1", "due-late.example.net", 300 * DAY, 20 * DAY),
+        row("b1", "due-soon.example.net", 300 * DAY, 2 * DAY),
+        // replaced by a newer certificate outside the window: not due
+        row("c1", "replaced.example.net", 300 * DAY, 3 * DAY),
+        row("c2", "replaced.example.net", 1 * DAY, 364 * DAY),
+        // a newer certificate inside the window replaces the old one as the node's certificate
+        row("d1", "twice.example.net", 300 * DAY, 1 * DAY),
+        row("d2", "twice.example.net", 40 * DAY, 25 * DAY),
+        row("e1", "revoked.example.net", 300 * DAY, 4 * DAY),
+        row("f1", "expired.example.net", 365 * DAY, -H),
+        row("g1", "far.example.net", 10 * DAY, 100 * DAY),
+        // issued already inside the window (a 7-day certificate): its successor would be due at once
+        row("h1", "short.example.net", 1 * DAY, 6 * DAY),
+      ];
+      for (const r of rows) l.recordNow(r);
+      l.revoke({ serial: "e1" }, "keyCompromise");
+      const due = l.renewalsDue({ now, windowMs: 30 * DAY, limit: 100 });
+      assert.deepEqual(due.map((d) => [d.identity, d.serial]), [["due-soon.example.net", "b1"], ["due-late.example.net", "a1"], ["twice.example.net", "d2"]]);
+      assert.deepEqual(due[0], { identity: "due-soon.example.net", serial: "b1", fingerprint: "b1".padEnd(64, "0"), notAfter: now + 2 * DAY, issuedAt: now - 300 * DAY });
+      assert.deepEqual(l.renewalsDue({ now, windowMs: 30 * DAY, limit: 1 }).map((d) => d.serial), ["b1"], "limit, soonest first");
+      assert.deepEqual(l.renewalsDue({ now, windowMs: DAY, limit: 100 }), [], "nothing within a day but the expired one");
+    } finally {
+      l.close();
+    }
+  });
 });
 
 describe("the ledger's writer thread", () => {
