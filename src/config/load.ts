@@ -8,7 +8,7 @@ import { availableParallelism, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from "yaml";
 import { parseDuration } from "./duration.js";
-import { applySchemaDefaults, schemaProblems } from "./schema.js";
+import { applySchemaDefaults, schemaProblems, type SchemaProblem } from "./schema.js";
 import type { ConfigFile, DefaultedConfig, HomeLogin } from "./types.js";
 
 export { CONFIG_SCHEMA_PATH } from "./schema.js";
@@ -52,6 +52,7 @@ export function parseConfigText(text: string, file: string): ConfigFile {
   }
   const data = (doc.toJS() ?? {}) as ConfigFile;
   const problems = schemaProblems(data);
+  if (!problems.length) problems.push(...renewalProblems(data));
   if (problems.length) {
     const placed = problems.map((p) => ({ file, ...locate(doc, p.path, p.atKey ?? false, lc), message: p.message }));
     throw new ConfigError(placed.sort((a, b) => a.line - b.line || a.col - b.col));
@@ -103,6 +104,10 @@ export function loadConfigFile(file: string): ConfigFile {
     for (const h of cfg.arrival.homes ?? []) relLogin(h);
   }
   if (cfg.rollout) cfg.rollout.state_file = rel(cfg.rollout.state_file);
+  if (cfg.renewal) {
+    cfg.renewal.cert = rel(cfg.renewal.cert);
+    cfg.renewal.key = rel(cfg.renewal.key);
+  }
   return cfg;
 }
 
@@ -184,6 +189,8 @@ export interface Settings {
   /** arrival tracking; undefined when off */
   arrival?: ArrivalSettings;
   rollout: RolloutSettings;
+  /** certificate renewal; undefined when off */
+  renewal?: RenewalSettings;
 }
 
 /** a home broker's login, secrets resolved */
@@ -201,6 +208,21 @@ export interface ArrivalSettings {
   /** for a broker set no home covers, watched on its own brokers */
   login: HomeLoginSettings;
   health: { window: number; minLost: number };
+}
+
+export interface RenewalSettings {
+  windowMs: number;
+  /** token bucket: requests per ms on average, and at most `burst` at once */
+  ratePerMs: number;
+  burst: number;
+  retryAfterMs: number;
+  timeoutMs: number;
+  intervalMs: number;
+  collective: string;
+  /** signs the requests instead of each home's tls cert and key */
+  caller?: { cert: string; key: string };
+  /** the provisioning token reprovision checks; a secret, never logged */
+  token: string;
 }
 
 export interface RolloutSettings {
@@ -252,6 +274,55 @@ function arrivalSettings(c: ConfigFile, env: NodeJS.ProcessEnv): ArrivalSettings
   };
 }
 
+const PER_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** "10/m" or a number per minute -> requests per millisecond */
+export function parseRate(v: string | number): number {
+  if (typeof v === "number") return v / PER_MS.m;
+  const m = /^(\d+(?:\.\d+)?)\/(s|m|h|d)$/.exec(v.trim());
+  if (!m) throw new Error(`invalid rate ${JSON.stringify(v)} (use e.g. 10/m, 100/h, 2/s)`);
+  return Number(m[1]) / PER_MS[m[2] as keyof typeof PER_MS];
+}
+
+function renewalSettings(c: ConfigFile, env: NodeJS.ProcessEnv, tokenEnv: string): RenewalSettings | undefined {
+  const r = c.renewal;
+  if (!r || r.enabled === false) return undefined;
+  return {
+    windowMs: parseDuration(r.window),
+    ratePerMs: parseRate(r.rate!),
+    burst: r.burst!,
+    retryAfterMs: parseDuration(r.retry_after),
+    timeoutMs: parseDuration(r.timeout),
+    intervalMs: parseDuration(r.interval),
+    collective: r.collective!,
+    caller: r.cert && r.key ? { cert: r.cert, key: r.key } : undefined,
+    token: env[r.token_env ?? tokenEnv] ?? "",
+  };
+}
+
+/**
+ * What renewal needs besides its own section, as problems at the key that turned it on: a
+ * configuration file reports them at their file:line:col, like the schema's own.
+ */
+export function renewalProblems(c: ConfigFile): SchemaProblem[] {
+  const r = c.renewal;
+  if (!r || r.enabled === false) return [];
+  const at = r.enabled === undefined ? ["renewal"] : ["renewal", "enabled"];
+  const out: SchemaProblem[] = [];
+  const say = (message: string, path = at): void => void out.push({ path, atKey: path === at && r.enabled === undefined, message });
+  if (!c.arrival?.homes?.length) say("renewal needs arrival.homes: the home brokers where nodes are asked to go back to provisioning");
+  else {
+    const login = (h: NonNullable<NonNullable<ConfigFile["arrival"]>["homes"]>[number]) => h.tls ?? c.arrival!.tls;
+    const unsigned = c.arrival.homes.filter((h) => !login(h)?.cert || !login(h)?.key).map((h) => h.name ?? String(h.broker));
+    if (!(r.cert && r.key) && unsigned.length) say(`renewal signs its requests with a client certificate: set renewal.cert and renewal.key, or the home's tls cert and key (arrival.tls or arrival.homes[].tls) for ${unsigned.join(", ")}`);
+  }
+  if (Boolean(r.cert) !== Boolean(r.key)) say(`renewal.${r.cert ? "cert" : "key"} needs renewal.${r.cert ? "key" : "cert"}`, ["renewal", r.cert ? "cert" : "key"]);
+  if (c.features?.pki === false || (c.features?.ed25519 && c.features.pki === undefined)) say("renewal renews certificates: it needs features.pki");
+  if ((c.ca?.type === "cfssl" || c.ca?.type === "exec") && !c.ca.ledger) say(`renewal reads the certificate ledger: a ${c.ca.type} CA keeps one only when ca.ledger is set`);
+  if (typeof r.rate === "string" && /^[0.]+\//.test(r.rate)) say("renewal.rate must be more than 0", ["renewal", "rate"]);
+  return out;
+}
+
 /** `written`: the document as written, before the schema's defaults (rollout: {} is always there after) */
 function rolloutSettings(c: ConfigFile, written: ConfigFile): RolloutSettings {
   const r = c.rollout ?? {};
@@ -286,7 +357,7 @@ export function rolloutProblems(s: Pick<Settings, "arrival" | "rollout">): strin
  */
 export function withDefaults(c: ConfigFile, source = "configuration"): DefaultedConfig {
   const d = structuredClone(c);
-  const problems = applySchemaDefaults(d);
+  const problems = [...applySchemaDefaults(d), ...renewalProblems(d)];
   if (problems.length) throw new ConfigError(problems.map((p) => ({ file: source, message: p.message })));
   return d as DefaultedConfig;
 }
@@ -384,6 +455,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     },
     arrival: arrivalSettings(d, env),
     rollout: rolloutSettings(d, c),
+    renewal: renewalSettings(d, env, d.token_env),
   };
 }
 

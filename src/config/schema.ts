@@ -79,6 +79,7 @@ function problemsFrom(errors: ErrorObject[]): SchemaProblem[] {
 
 function oneOfMessage(e: ErrorObject, all: ErrorObject[]): string {
   if (e.schemaPath.startsWith("#/definitions/duration/")) return "must be a duration such as 500ms, 10s, 5m, 1h, 30d, 1y or a number of milliseconds";
+  if (e.schemaPath.startsWith("#/definitions/rate/")) return "must be a rate such as 10/m, 100/h, 2/s or a number per minute";
   const types = all.filter((b) => b.keyword === "type" && b.instancePath === e.instancePath && b.schemaPath.startsWith(`${e.schemaPath}/`)).map((b) => (b.params as { type: string }).type);
   return types.length ? `must be ${types.join(" or ")}` : (e.message ?? "is invalid");
 }

@@ -60,6 +60,7 @@ export interface ConfigFile {
     broker_set_health?: { window?: number; min_lost?: number };
   };
   rollout?: { enabled?: boolean; canary?: number; min_arrivals?: number; max_lost?: number | string; on_failure?: "revert" | "pause"; trust_initial?: boolean; state_file?: string };
+  renewal?: { enabled?: boolean; window?: Duration; rate?: string | number; burst?: number; retry_after?: Duration; timeout?: Duration; interval?: Duration; collective?: string; cert?: string; key?: string; token_env?: string };
   ha?: { api_prefix?: string; election_ttl?: Duration; stand_down?: Duration; claim_ttl?: Duration; replicas?: number };
 }
 

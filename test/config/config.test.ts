@@ -80,3 +80,43 @@ test("arrival and rollout: off when absent; homes, secrets and defaults resolved
   assert.match(rolloutProblems(resolveSettings({ rollout: { canary: 5 } }, {})).join("\n"), /rollout needs arrival/);
   assert.match(rolloutProblems(resolveSettings({ arrival: {}, rollout: { canary: 5, min_arrivals: 6 } }, {})).join("\n"), /min_arrivals \(6\) is more than rollout.canary \(5\)/);
 });
+
+test("renewal: off when absent; defaults, rate and token resolved; what it needs is refused at the key's file:line:col", async () => {
+  const { parseRate } = await import("../../src/config/index.js");
+  assert.equal(resolveSettings({}, {}).renewal, undefined);
+  const homes = { homes: [{ name: "h", broker: "nats://h:4222", tls: { cert: "c.pem", key: "k.pem" } }] };
+  const s = resolveSettings({ arrival: homes, renewal: {} }, { CHORIA_PROVISIONER_TOKEN: "tok" });
+  assert.deepEqual({ ...s.renewal!, ratePerMs: s.renewal!.ratePerMs * 60_000 }, { windowMs: 30 * 86_400_000, ratePerMs: 10, burst: 1, retryAfterMs: 3_600_000, timeoutMs: 10_000, intervalMs: 60_000, collective: "mcollective", caller: undefined, token: "tok" });
+  assert.equal(resolveSettings({ arrival: homes, renewal: { token_env: "RENEW_TOKEN", rate: 120 } }, { RENEW_TOKEN: "other" }).renewal!.token, "other");
+  assert.equal(resolveSettings({ arrival: homes, renewal: { enabled: false } }, {}).renewal, undefined, "enabled: false keeps the section and renews nothing");
+  assert.equal(parseRate("100/h") * 3_600_000, 100);
+  assert.equal(parseRate("2/s") * 1000, 2);
+  assert.equal(parseRate(30) * 60_000, 30, "a number is per minute");
+
+  const problems = (text: string): string[] => {
+    try {
+      parseConfigText(text, "prov.yaml");
+      return [];
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return e.message.split("\n");
+    }
+  };
+  assert.deepEqual(problems("site: a\nrenewal:\n  enabled: true\n  window: 30d\n"), ["prov.yaml:3:12: renewal needs arrival.homes: the home brokers where nodes are asked to go back to provisioning"]);
+  assert.deepEqual(problems("renewal: {}\n"), ["prov.yaml:1:1: renewal needs arrival.homes: the home brokers where nodes are asked to go back to provisioning"]);
+  assert.deepEqual(problems("arrival:\n  homes:\n    - broker: nats://h:4222\nrenewal:\n  rate: 0/m\n  window: soon\n"), [
+    "prov.yaml:6:11: renewal.window: must be a duration such as 500ms, 10s, 5m, 1h, 30d, 1y or a number of milliseconds, got \"soon\"",
+  ], "the schema's problems first");
+  assert.deepEqual(problems("arrival:\n  homes:\n    - broker: nats://h:4222\nrenewal:\n  rate: 0/m\n  cert: c.pem\n"), [
+    "prov.yaml:4:1: renewal signs its requests with a client certificate: set renewal.cert and renewal.key, or the home's tls cert and key (arrival.tls or arrival.homes[].tls) for nats://h:4222",
+    "prov.yaml:5:9: renewal.rate must be more than 0",
+    "prov.yaml:6:9: renewal.cert needs renewal.key",
+  ]);
+  assert.deepEqual(problems("features:\n  pki: false\nca:\n  type: cfssl\n  url: http://x\narrival:\n  tls: { cert: c, key: k }\n  homes: [{ broker: nats://h:4222 }]\nrenewal:\n  enabled: true\n"), [
+    "prov.yaml:10:12: renewal renews certificates: it needs features.pki",
+    "prov.yaml:10:12: renewal reads the certificate ledger: a cfssl CA keeps one only when ca.ledger is set",
+  ]);
+  assert.deepEqual(problems("renewal:\n  rate: 10/fortnight\n"), ["prov.yaml:2:9: renewal.rate: must be a rate such as 10/m, 100/h, 2/s or a number per minute, got \"10/fortnight\""]);
+  // settings built in code get the same checks, without positions
+  assert.throws(() => resolveSettings({ renewal: {} }, {}), /renewal needs arrival\.homes/);
+});
