@@ -52,6 +52,14 @@ export interface EncodeRequestOptions {
   sign?: (requestJson: string) => string;
 }
 
+/** What signs v1 requests for servers with protocol security on: a client certificate and its key. */
+export interface RequestSigner {
+  /** the client certificate, PEM: the server verifies it against its CA and the callerid */
+  pubcert: string;
+  /** base64 signature of the request JSON text (go-choria verifies RSA PKCS#1 v1.5 over SHA-256) */
+  sign(requestJson: string): string;
+}
+
 export interface EncodedRequest {
   requestId: string;
   replyTo: string;

@@ -22,6 +22,7 @@ import {
   nodeSubject,
   replyPrefix,
   type Filter,
+  type RequestSigner,
   type RpcReplyBody,
   PROVISION_AGENT,
 } from "../protocol/index.js";
@@ -47,6 +48,8 @@ export interface RpcClientOptions {
   protocol?: 1 | 2;
   /** protocol 2: our client JWT, the `caller` of every secure request (required there) */
   callerJwt?: string;
+  /** protocol 1: signs every request, for servers outside provisioning mode (protocol security on) */
+  signer?: RequestSigner;
 }
 
 /** What the client needs of a reply, whichever protocol carried it. */
@@ -120,7 +123,9 @@ export class RpcClient {
 
   private encode(agent: string, payload: string, filter: Filter): { requestId: string; replyTo: string; bytes: Uint8Array } {
     const common = { agent, payload, callerid: this.callerid, senderid: this.identity, collective: this.collective, ttl: this.ttl, filter };
-    return this.protocol === 2 ? encodeRequestV2({ ...common, callerJwt: this.o.callerJwt! }) : encodeRequest(common);
+    if (this.protocol === 2) return encodeRequestV2({ ...common, callerJwt: this.o.callerJwt! });
+    const signer = this.o.signer;
+    return encodeRequest(signer ? { ...common, pubcert: signer.pubcert, sign: signer.sign } : common);
   }
 
   private decode(data: Uint8Array): ReplyInfo {
