@@ -4,3 +4,6 @@ export * from "./rollout.js";
 export * from "./health.js";
 export * from "./gate.js";
 export * from "./watcher.js";
+export * from "./home-requests.js";
+export * from "./renewal.js";
+export * from "./token-bucket.js";

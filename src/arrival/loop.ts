@@ -15,6 +15,7 @@ import { BrokerSetHealth, brokerSetLabel, type BrokerSetStatus } from "./health.
 import { Rollout, type RolloutChange, type RolloutStatus } from "./rollout.js";
 import { ArrivalTracker, type Expectation, type Verdict } from "./tracker.js";
 import { HomeWatches, type HomeCredentials, type HomeStatus } from "./watcher.js";
+import { callerFromFiles, HomeRequests, type CallerCredentials, type HomeRequestOptions } from "./home-requests.js";
 
 export interface ArrivalLoopDeps {
   site: string;
@@ -224,6 +225,29 @@ export class ArrivalLoop extends EventEmitter {
     } catch (e) {
       this.d.log.error({ file, err: (e as Error).message }, "could not write rollout.state_file: a restart will not know this version is trusted");
     }
+  }
+
+  /**
+   * Requests to nodes at their homes over this loop's watches, signed with each configured
+   * home's client certificate (its login's tls cert and key). Throws when one cannot sign.
+   */
+  homeRequests(o: Omit<HomeRequestOptions, "identity" | "callers"> & { caller?: { cert: string; key: string } }): HomeRequests {
+    const callers = new Map<string, CallerCredentials>();
+    const shared = o.caller && callerFromFiles(o.caller.cert, o.caller.key);
+    for (const h of this.s.arrival.homes) {
+      const tls = h.login.tls;
+      if (shared) callers.set(h.name, shared);
+      else if (!tls?.cert || !tls.key) throw new Error(`arrival home ${h.name} has no client certificate (tls cert and key) to sign requests with`);
+      else {
+        try {
+          callers.set(h.name, callerFromFiles(tls.cert, tls.key));
+        } catch (e) {
+          throw new Error(`arrival home ${h.name}: ${(e as Error).message}`);
+        }
+      }
+    }
+    const { caller: _, ...rest } = o;
+    return new HomeRequests(this.watches, { ...rest, identity: this.d.identity, callers });
   }
 
   /** Operator: a broker set is healthy again. Returns how many sets of that name were cleared. */

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { decodeLifecycle, isValidIdentity, lifecycleSubject } from "../protocol/index.js";
 import { closeNats, connectNats, type NatsOptions } from "../transport/index.js";
 
-type HomeConnection = Awaited<ReturnType<typeof connectNats>>;
+export type HomeConnection = Awaited<ReturnType<typeof connectNats>>;
 
 /** how to log in to a home broker: what NatsOptions takes besides the servers */
 export type HomeCredentials = Pick<NatsOptions, "tls" | "user" | "pass" | "token" | "credsFile">;
@@ -160,6 +160,17 @@ export class HomeWatches {
     } catch (e) {
       this.hooks.invalid(h.spec.name, (e as Error).message);
     }
+  }
+
+  /** the configured homes' names, in configuration order */
+  configured(): string[] {
+    return [...this.homes.values()].filter((h) => h.configured).map((h) => h.spec.name);
+  }
+
+  /** a home's connection while it is connected: renewal's requests ride on it */
+  connection(name: string): HomeConnection | undefined {
+    const h = this.homes.get(name);
+    return h?.connected && h.nc && !h.nc.isClosed() ? h.nc : undefined;
   }
 
   status(): HomeStatus[] {

@@ -11,7 +11,7 @@ import { AdminRequestError, AdminUnavailableError, isLoopbackListen, startAdminS
 import type { OperatorAction } from "../provision/operator.js";
 import { csrChecker, openCaLifecycle, openSigner, ReplicationError, REVOCATION_REASONS, type CaLifecycle, type LedgerReplica, type RevocationReason, type RevokeTarget } from "../ca/index.js";
 import { rolloutProblems, type Settings } from "../config/index.js";
-import { ArrivalLoop } from "../arrival/index.js";
+import { ArrivalLoop, Renewals } from "../arrival/index.js";
 import { credentialFlowOptions, readSecretFile } from "../credentials/settings.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { loadPolicySet, type PolicySet } from "../policy/index.js";
@@ -29,7 +29,7 @@ import { KvRecords, openHa, type Ha } from "../ha/index.js";
 import type { ApprovalEntry, ApprovalStore } from "../provision/approvals.js";
 import { WarnThrottle } from "../provision/warn-throttle.js";
 import { RpcClient, closeNats, connectNats, redactUrls } from "../transport/index.js";
-import type { Decider } from "../types/index.js";
+import type { Decider, DecisionRecord } from "../types/index.js";
 import { Closers } from "./closers.js";
 import { openSharedLedger, type LedgerStatus } from "./shared-ledger.js";
 import { createLogger } from "./logger.js";
@@ -46,6 +46,8 @@ export interface DaemonHandle {
   arrival?: ArrivalLoop;
   /** HA: the certificate ledger's replica of the shared stream; undefined without HA, a ledger, or the stream */
   ledgerReplica?: LedgerReplica;
+  /** certificate renewal; undefined when `renewal` is off */
+  renewals?: Renewals;
   admin: AdminServer;
   nc: NatsConnection;
   log: Logger;
@@ -335,6 +337,42 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     });
   }
 
+  let renewals: Renewals | undefined;
+  let closeHomes: (() => Promise<void>) | undefined;
+  if (s.renewal) {
+    // renewalProblems (config/) refuses a configuration without these; this is for settings built in code
+    if (!arrival || !lifecycle) return closers.fail(new Error("renewal needs arrival.homes and the certificate ledger of a PKI signer"));
+    const loop = arrival;
+    const ledger = lifecycle.ledger;
+    let homes: ReturnType<ArrivalLoop["homeRequests"]>;
+    try {
+      homes = loop.homeRequests({
+        collective: s.renewal.collective,
+        timeoutMs: s.renewal.timeoutMs,
+        caller: s.renewal.caller,
+        onRejectedReply: (r) => metrics.invalidReplies.labels(s.site, r.reason).inc(),
+      });
+    } catch (e) {
+      return closers.fail(new Error(`cannot start certificate renewal: ${(e as Error).message}`));
+    }
+    closeHomes = () => homes.close();
+    closers.add("renewal requests", closeHomes);
+    const p = provisioner;
+    const r = new Renewals(s.renewal, {
+      site: s.site,
+      metrics,
+      log,
+      audit: (rec) => audit.renew(rec),
+      source: ledger,
+      call: (identity, agent, action, data) => homes.call(identity, agent, action, data),
+      // with no home connected (at start, in an outage) nobody could be reached: wait, spend no tokens
+      canRun: () => p.role !== "standby" && !p.isPaused && homes.connected(),
+    });
+    provisioner.on("record", (rec: DecisionRecord) => r.recorded(rec));
+    closers.add("certificate renewal", () => r.stop());
+    renewals = r;
+  }
+
   onReconnect = () => {
     const lost = rpc.reconnected();
     if (lost) log.info({ calls: lost }, "asking again for replies lost with the broker connection");
@@ -344,7 +382,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   let admin: AdminServer;
   try {
     admin = await startAdminServer({ listen: s.adminListen, token: s.adminToken, allowRemote: s.adminAllowRemote, registry: metrics.registry, target: {
-        status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls), ...(arrival ? { arrival: arrival.status() } : {}), ...(ledgerStatus ? { ledger: ledgerStatus() } : {}) }) as never,
+        status: () => ({ ...provisioner.status(), brokers: s.brokers.map(redactUrls), ...(arrival ? { arrival: arrival.status() } : {}), ...(renewals ? { renewal: renewals.status() } : {}), ...(ledgerStatus ? { ledger: ledgerStatus() } : {}) }) as never,
         pause: () => provisioner.pause(),
         resume: () => provisioner.resume(),
         nodes: nodesTarget(provisioner),
@@ -372,6 +410,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     // in leader mode this makes the provisioner a standby before its intake and discovery start
     await ha?.start(provisioner);
     provisioner.start();
+    renewals?.start();
   } catch (e) {
     closers.add("provisioner", () => provisioner.stop(0));
     return closers.fail(e as Error);
@@ -387,6 +426,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     policies,
     arrival,
     ledgerReplica: replica,
+    renewals,
     admin,
     nc,
     log,
@@ -395,9 +435,11 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       if (stopped) return;
       stopped = true;
       await watcher?.close();
+      await renewals?.stop();
       await provisioner.stop(drainMs);
       // after the drain: a successor must not pick up nodes we were still finishing
       await ha?.stop();
+      await closeHomes?.();
       await arrival?.stop();
       await approvals?.close();
       // after the drain, so every certificate signed was acknowledged; before the connection closes

@@ -69,6 +69,9 @@ export interface Metrics {
   homeWatches: Gauge<"site" | "home">;
   rolloutState: Gauge<"site" | "policy_version" | "state">;
   brokerSetUnhealthy: Gauge<"site" | "broker_set">;
+  // certificate renewal (arrival/renewal.ts)
+  renewals: Counter<"site" | "result" | "reason">;
+  renewalsPending: Gauge<"site">;
 }
 
 export function createMetrics(site = "default", o: { defaultMetrics?: boolean } = {}): Metrics {
@@ -165,6 +168,8 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     homeWatches: gauge("choria_provisioner_home_watch_connected", "1 while the arrival watch on a home broker is connected", ["site", "home"]),
     rolloutState: gauge("choria_provisioner_rollout_state", "1 for the guarded rollout's state (trusted, canary, reverted, paused) and the version it concerns", ["site", "policy_version", "state"]),
     brokerSetUnhealthy: gauge("choria_provisioner_broker_set_unhealthy", "1 while a broker set is unhealthy and its nodes are deferred", ["site", "broker_set"]),
+    renewals: counter("choria_provisioner_renewals_total", "Certificate renewals: requested (the node accepted reprovision), ok (it was provisioned again with a new certificate), failed (by reason: refused, unreachable, timeout, not_reprovisioned, error), skipped (validity_within_window: never renewed)", ["site", "result", "reason"]),
+    renewalsPending: gauge("choria_provisioner_renewals_pending", "Nodes asked to renew and not yet provisioned again", s),
   };
   m.paused.labels(site).set(0);
   // every counter exists at 0 from start-up: an alert on rate(x[15m]) == 0 needs a series to fire

@@ -6,7 +6,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { dirname } from "node:path";
-import type { ArrivalRecord, ConfiguringRecord, DecisionRecord } from "../types/index.js";
+import type { ArrivalRecord, ConfiguringRecord, DecisionRecord, RenewRecord } from "../types/index.js";
 import type { OperatorAuditEntry } from "./operator.js";
 import { redactConfiguration } from "./redact.js";
 
@@ -22,6 +22,8 @@ export interface AuditSink {
    * a file; never rejects, a failed write goes to onError
    */
   configuring(r: ConfiguringRecord): Promise<void>;
+  /** a certificate renewal step (arrival/renewal.ts) */
+  renew(r: RenewRecord): void;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ export function createAuditSink(o: AuditOptions): AuditSink {
       // the stream's own error event reports a failed write; the flow goes on either way
       return new Promise((resolve) => emit(JSON.stringify(r), () => resolve()));
     },
+    renew: (r) => emit(JSON.stringify(r)),
     close() {
       return new Promise((resolve) => (stream ? stream.end(resolve) : resolve()));
     },
