@@ -120,7 +120,7 @@ const RPC_REQUEST = {
 } as const;
 
 /** parseIncomingMessage: the SimpleRPC body as Go unmarshals it; a string is the error text */
-function parseRpcBody(payload: Buffer): { agent: string; action: string; data: unknown } | string {
+export function parseRpcBody(payload: Buffer): { agent: string; action: string; data: unknown } | string {
   const text = payload.toString("utf8");
   let body: unknown;
   try {

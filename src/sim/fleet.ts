@@ -19,6 +19,7 @@ import { FleetStats, waitForReport, type FleetReport } from "./report.js";
 import type { SimRuntime } from "./runtime.js";
 import { publishStartups } from "./startup.js";
 import { HomeLinks } from "./home.js";
+import { homeRequest, type HomeAgentDeps } from "./home-agent.js";
 import { closeShards, connectShards, flushShards, shardPublisher, subscribeShards } from "./shards.js";
 
 export interface FleetOptions {
@@ -190,6 +191,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       stats.events.emit("stranded", node.identity);
       stats.changed();
     },
+    request: (url, subject, data, publish) => homeRequest(homeAgent, url, subject, data, publish),
+    noResponders: o.noResponders ?? true,
   });
 
   const rt: SimRuntime = {
@@ -249,6 +252,28 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       if (node.mode === Mode.Dead) return;
       stats.transition(node, Mode.Dead);
       stats.events.emit("died", node.identity);
+    },
+  };
+
+  const homeAgent: HomeAgentDeps = {
+    rt,
+    byIdentity,
+    goBack(node, delayMs) {
+      stats.totals.reprovisions++;
+      stats.events.emit("reprovisioning", node.identity);
+      later(delayMs, () => {
+        if (node.mode !== Mode.Server) return;
+        // reprovision rewrote its configuration for provisioning and re-executed it
+        node.home = undefined;
+        node.configuredThisBoot = false;
+        node.lockBy = undefined;
+        node.lockUntil = 0;
+        node.ecdhPrivate = undefined;
+        node.provisionTail = undefined;
+        node.boot++;
+        stats.transition(node, Mode.Provisioning);
+        startNode(node);
+      });
     },
   };
 

@@ -10,8 +10,8 @@
  * waiting for a broker is parked on its link, so a stranded fleet costs no timers. Home links are
  * plain NATS: the simulated node does not present its certificate.
  */
-import type { NatsConnection } from "nats";
-import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../protocol/index.js";
+import { headers, type NatsConnection } from "nats";
+import { encodeLifecycle, lifecycleSubject, newLifecycleEvent, nodeSubject } from "../protocol/index.js";
 import { closeNats, connectNats } from "../transport/connection.js";
 import { hasFault } from "./faults.js";
 import type { SimNode } from "./node.js";
@@ -36,9 +36,17 @@ export interface HomeOptions {
   later(ms: number, fn: () => void): void;
   arrived(node: SimNode, url: string): void;
   stranded(node: SimNode, why: string): void;
+  /**
+   * A directed request on a home broker (`<collective>.node.<identity>`); false when no node of
+   * this fleet is there. Set: the links subscribe to every node subject.
+   */
+  request?(url: string, subject: string, data: Uint8Array, publish: (subject: string, bytes: Uint8Array) => void): boolean;
+  /** answer for absent nodes with no responders, as the broker would (see FleetOptions.noResponders) */
+  noResponders?: boolean;
 }
 
 export const MIDDLEWARE_HOSTS = "plugin.choria.middleware_hosts";
+const PROVISIONING_NODE_PREFIX = nodeSubject("");
 
 /** go-choria accepts host:port and nats://host:port */
 export function homeUrls(cfg: Record<string, string> | undefined): string[] {
@@ -103,6 +111,19 @@ export class HomeLinks {
         l.connecting = false;
         if (this.stopped) return void closeNats(nc);
         l.nc = nc;
+        const onRequest = this.o.request;
+        if (onRequest) {
+          // every node at home is subscribed to its node subjects: one wildcard for the link,
+          // which then answers for nodes that are not there as the broker would
+          nc.subscribe("*.node.>", {
+            callback: (err, msg) => {
+              // a home that is also the provisioning broker: those subjects are the shards' (shards.ts)
+              if (err || msg.subject.startsWith(PROVISIONING_NODE_PREFIX)) return;
+              const publish = (subject: string, bytes: Uint8Array): void => nc.publish(subject, bytes);
+              if (!onRequest(l.url, msg.subject, msg.data, publish) && this.o.noResponders !== false && msg.reply) nc.publish(msg.reply, new Uint8Array(0), { headers: headers(503, "No Responders") });
+            },
+          });
+        }
         void (async () => {
           for await (const s of nc.status()) {
             if (s.type === "disconnect") l.up = false;

@@ -43,6 +43,8 @@ export interface FleetTotals {
   /** restarted nodes that could not reach any home broker at their first try (some arrive later) */
   stranded: number;
   upgraded: number;
+  /** provisioned nodes that accepted reprovision at home (certificate renewal) */
+  reprovisions: number;
   violations: number;
   violationsByKind: Record<string, number>;
   /** RPC requests that reached an agent, by "agent#action" (discovery counts as "discovery#ping") */
@@ -105,6 +107,7 @@ export class FleetStats {
       arrived: 0,
       stranded: 0,
       upgraded: 0,
+      reprovisions: 0,
       violations: 0,
       violationsByKind: {},
       requests: {},

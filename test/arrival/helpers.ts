@@ -1,4 +1,5 @@
 /** Arrival tests: policies whose broker sets are real local brokers, and the daemon's arrival verdicts as they come. */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,7 @@ import { Waiters } from "../helpers/waiters.js";
  * A policy directory: every node is configured into `defaultSet`, except that each rule in
  * `byCountry` sends a country's nodes to another set.
  */
-export function writeHomePolicy(o: { dir?: string; version: string; sets: Record<string, string[]>; defaultSet: string; byCountry?: Record<string, string> }): { policies: string; rules: string } {
+export function writeHomePolicy(o: { dir?: string; version: string; sets: Record<string, string[]>; defaultSet: string; byCountry?: Record<string, string>; validityDays?: number }): { policies: string; rules: string } {
   const root = o.dir ?? mkdtempSync(join(tmpdir(), "cp-arrival-pol-"));
   const policies = join(root, "policies");
   const rules = join(root, "rules");
@@ -35,7 +36,7 @@ metadata:
 brokerSets:
 ${sets.join("\n")}
 defaults:
-  brokerSet: ${o.defaultSet}
+  brokerSet: ${o.defaultSet}${o.validityDays ? `\n  certificate: { validityDays: ${o.validityDays} }` : ""}
   configuration:
     collectives: mcollective
     main_collective: mcollective
@@ -109,4 +110,13 @@ export async function nats(): Promise<LocalNatsServer> {
 /** half the fleet in the us, half in nl, whatever the seed */
 export function halfUs(seed: number): (identity: string, index: number) => Record<string, unknown> {
   return (identity, index) => ({ ...generateFacts(seed, identity), country: index % 2 === 0 ? "us" : "nl" });
+}
+
+/** a self-signed RSA client certificate (what signs requests to nodes at home; the simulator checks signature and CN, not the CA) */
+export function clientCertificate(cn: string): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "cp-client-"));
+  const cert = join(dir, "client.pem");
+  const key = join(dir, "client-key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-subj", `/CN=${cn}`, "-days", "1"], { stdio: "ignore" });
+  return { cert, key };
 }

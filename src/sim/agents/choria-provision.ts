@@ -290,6 +290,20 @@ function releaseUpdate(rt: SimRuntime, node: SimNode, a: Args): ActionResult {
 }
 
 /**
+ * reprovision on a provisioned server at its home (go-choria's reprovision_action.go): parse,
+ * token, then "Restarting after <2-11>s" and, after the splay, back to provisioning mode. The
+ * provisioning-mode and no-configuration-file checks cannot fail at home.
+ */
+export function reprovisionAtHome(rt: SimRuntime, node: SimNode, data: unknown, agentInBody: string, goBack: (node: SimNode, delayMs: number) => void): ActionResult {
+  const a = parse(rt, node, agentInBody, "reprovision", data);
+  if ("statuscode" in a) return a as ActionResult;
+  const bad = tokenOk(rt, node, "reprovision", a.token as string);
+  if (bad) return bad;
+  const splay = 2 + Math.floor(rngFor(rt.seed, `reprovision:${node.restartCount}`, node.identity)() * 10);
+  return ok({ message: `Restarting after ${splay}s` }, () => goBack(node, rt.restartDelayMs ?? splay * 1000));
+}
+
+/**
  * The action body, called with the agent mutex held. `agentInBody` is the agent named in the
  * RPC body, which Go uses in its InvalidData text.
  */
