@@ -31,6 +31,27 @@ export const CHORIA_BIN = process.env.CHORIA_REAL_BIN ?? "";
 
 export const TOKEN = "s3cret-provisioning-token";
 
+/**
+ * Why servers cannot run under host names of their own here, or undefined when they can: each
+ * in a UTS namespace (`unshare --uts`) whose host name is its identity. go-choria names a server
+ * after its host when its configuration has no identity, which is the configuration a server has
+ * after choria_provision#reprovision; without this, every lab server would come back as the same
+ * node. Tried as root, then in a user namespace.
+ */
+export const OWN_HOST: { skip?: string; prefix: string[] } = (() => {
+  for (const prefix of [["unshare", "--uts"], ["unshare", "--user", "--map-root-user", "--uts"]]) {
+    try {
+      execFileSync(prefix[0]!, [...prefix.slice(1), "hostname", "probe.example.net"], { stdio: "ignore" });
+      return { prefix };
+    } catch {
+      /* next */
+    }
+  }
+  const skip = "servers need host names of their own (unshare --uts, or a user namespace) and neither works here";
+  if (process.env.CHORIA_REAL_REQUIRED === "1" && !REAL_SKIP) throw new Error(`CHORIA_REAL_REQUIRED=1 but ${skip}`);
+  return { skip, prefix: [] };
+})();
+
 export interface ServerOptions {
   /** provisioning JWT file; default: the lab's */
   jwt?: string;
@@ -38,6 +59,11 @@ export interface ServerOptions {
   extraConfig?: string[];
   /** directory name under the lab's servers directory; default the identity (twins need two) */
   dirName?: string;
+  /**
+   * run under a host name of its own, the identity (OWN_HOST): a server whose configuration has
+   * no identity, as after reprovision, is then still this node
+   */
+  ownHost?: boolean;
 }
 
 export interface RealServer {
@@ -366,7 +392,12 @@ export class RealLab {
     ];
     const confFile = join(dir, "server.conf");
     writeFileSync(confFile, conf.join("\n") + "\n");
-    const child: ChildProcess = spawn(CHORIA_BIN, ["server", "run", `--config=${confFile}`, "--provisioning-jwt", o.jwt ?? this.jwt], {
+    const argv = [CHORIA_BIN, "server", "run", `--config=${confFile}`, "--provisioning-jwt", o.jwt ?? this.jwt];
+    if (o.ownHost && OWN_HOST.skip) throw new Error(OWN_HOST.skip);
+    // the shell sets the host name and execs the server: one PID throughout, which
+    // choria_provision#restart keeps re-executing in the same namespace
+    const [cmd, ...args] = o.ownHost ? [...OWN_HOST.prefix, "sh", "-c", 'hostname "$0" && exec "$@"', identity, ...argv] : argv;
+    const child: ChildProcess = spawn(cmd!, args, {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, GOMAXPROCS: "1" },
@@ -493,7 +524,7 @@ export class RealLab {
  * come up there with the certificate we signed. The ssl directory is the one the server's
  * gencsr wrote its key to: <config dir>/ssl, and the config dir is named by identity.
  */
-export function homePolicy(lab: RealLab, o: { version?: string; rules?: string; extraConfig?: Record<string, string>; brokerSets?: Record<string, string[]> } = {}): string {
+export function homePolicy(lab: RealLab, o: { version?: string; rules?: string; extraConfig?: Record<string, string>; brokerSets?: Record<string, string[]>; validityDays?: number; actionPolicies?: Record<string, string> } = {}): string {
   const sets = Object.entries(o.brokerSets ?? {}).map(([k, v]) => `\n  ${k}: [${v.join(", ")}]`).join("");
   const extra = Object.entries(o.extraConfig ?? {}).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`);
   return `apiVersion: choria-provisioner/v1
@@ -516,7 +547,7 @@ defaults:
     plugin.security.file.certificate: "{{ vars.root }}/{{ identity }}/ssl/certificate.pem"
     plugin.security.file.key: "{{ vars.root }}/{{ identity }}/ssl/private.pem"
     plugin.security.file.ca: "{{ vars.root }}/{{ identity }}/ssl/ca.pem"
-${extra.join("\n")}
+${extra.join("\n")}${o.validityDays ? `\n  certificate: { validityDays: ${o.validityDays} }` : ""}${o.actionPolicies ? `\n  actionPolicies: ${JSON.stringify(o.actionPolicies)}` : ""}
 rules:
   - name: home
     conditions:
