@@ -19,8 +19,10 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { NatsConnection, Subscription } from "nats";
 import { importIntermediate, initBuiltinCa } from "../../src/ca/index.js";
+import type { ConfigFile } from "../../src/config/index.js";
 import { DISCOVERY_PING_PAYLOAD, agentFilter, broadcastSubject, decodeReply, encodeRequest } from "../../src/protocol/index.js";
 import { connectNats, closeNats, freePort, startNatsServer, type LocalNatsServer } from "../../src/transport/index.js";
+import { startTestDaemon, type TestDaemon } from "./daemon.js";
 import { Waiters } from "./waiters.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -507,6 +509,16 @@ export class RealLab {
   }
 
   private provisionerCert?: Cert;
+
+  /**
+   * A daemon provisioning this lab's servers: its broker settings, the lab's CA, a restart splay
+   * of 1 and the lab's environment, under `cfg`; stopped with the lab.
+   */
+  async startDaemon(cfg: ConfigFile): Promise<TestDaemon> {
+    const daemon = await startTestDaemon(this.provisioning.url, { ...(await this.daemonBroker()), ca: { dir: this.caDir }, restart_splay: 1, ...cfg }, {}, this.daemonEnv());
+    this.onStop(() => daemon.stop(5000));
+    return daemon;
+  }
 
   onStop(fn: () => Promise<void>): void {
     this.closers.push(fn);

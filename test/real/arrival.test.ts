@@ -9,8 +9,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { freePort } from "../../src/transport/index.js";
-import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { REAL_SKIP, RealLab, TOKEN, homePolicy } from "../helpers/real-choria.js";
+import type { TestDaemon } from "../helpers/daemon.js";
+import { REAL_SKIP, RealLab, homePolicy } from "../helpers/real-choria.js";
 import { watchArrivals, type ArrivalWatch } from "../arrival/helpers.js";
 
 const good = ["arr1", "arr2", "arr3", "arr4"].map((n) => `${n}.real.example.net`);
@@ -36,20 +36,11 @@ before(async () => {
 `;
   const pol = lab.writePolicy("arrival", homePolicy(lab, { brokerSets: { nowhere: [nowhere] }, rules }));
   const tls = { ca: lab.caFile, cert: lab.client.cert, key: lab.client.key };
-  daemon = await startTestDaemon(
-    lab.provisioning.url,
-    {
-      ...(await lab.daemonBroker()),
-      ...pol,
-      ca: { dir: lab.caDir },
-      restart_splay: 1,
-      arrival: { deadline: DEADLINE_MS, tls, homes: [{ name: "lab-home", broker: lab.home.url, broker_sets: ["home"], tls }] },
-      rollout: { trust_initial: true },
-    },
-    {},
-    { CHORIA_PROVISIONER_TOKEN: TOKEN },
-  );
-  lab.onStop(() => daemon.stop(5000));
+  daemon = await lab.startDaemon({
+    ...pol,
+    arrival: { deadline: DEADLINE_MS, tls, homes: [{ name: "lab-home", broker: lab.home.url, broker_sets: ["home"], tls }] },
+    rollout: { trust_initial: true },
+  });
   arrivals = watchArrivals(daemon);
 });
 

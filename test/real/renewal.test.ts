@@ -23,7 +23,7 @@ import { CertificateLedger, normaliseSerial } from "../../src/ca/index.js";
 import { PROVISION_ACTION, PROVISION_AGENT, WRONG_TOKEN_MESSAGE } from "../../src/protocol/index.js";
 import { RpcClient, closeNats } from "../../src/transport/index.js";
 import type { ArrivalRecord, RenewRecord } from "../../src/types/index.js";
-import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import type { TestDaemon } from "../helpers/daemon.js";
 import { EventWatch, OWN_HOST, REAL_SKIP, RealLab, TOKEN, homePolicy, type RealServer } from "../helpers/real-choria.js";
 import { Waiters } from "../helpers/waiters.js";
 
@@ -56,21 +56,12 @@ before(async () => {
     }),
   );
   const tls = { ca: lab.caFile, cert: renewer.cert, key: renewer.key };
-  daemon = await startTestDaemon(
-    lab.provisioning.url,
-    {
-      ...(await lab.daemonBroker()),
-      ...pol,
-      ca: { dir: lab.caDir },
-      restart_splay: 1,
-      arrival: { deadline: "60s", homes: [{ name: "lab-home", broker: lab.home.url, tls }] },
-      rollout: { trust_initial: true },
-      renewal: { window: `${86_400 - MARGIN_S}s`, rate: `${RATE_PER_MIN}/m`, burst: 1, retry_after: "10m", interval: "1s", timeout: "10s" },
-    },
-    {},
-    lab.daemonEnv(),
-  );
-  lab.onStop(() => daemon.stop(5000));
+  daemon = await lab.startDaemon({
+    ...pol,
+    arrival: { deadline: "60s", homes: [{ name: "lab-home", broker: lab.home.url, tls }] },
+    rollout: { trust_initial: true },
+    renewal: { window: `${86_400 - MARGIN_S}s`, rate: `${RATE_PER_MIN}/m`, burst: 1, retry_after: "10m", interval: "1s", timeout: "10s" },
+  });
   daemon.renewals!.on("renew", (r) => {
     renews.push(r);
     waiters.notify();
