@@ -75,7 +75,6 @@ export class Renewals extends EventEmitter {
   private started = false;
   private stopped = false;
   private passing = false;
-  private readonly inflight = new Set<Promise<void>>();
 
   constructor(
     private readonly s: RenewalSettings,
@@ -151,18 +150,14 @@ export class Renewals extends EventEmitter {
   private ask(c: DueCertificate, now: number): void {
     const entry: Asked = { cert: c, at: now, state: "asking" };
     this.asked.set(c.identity, entry);
-    const p = this.d
-      .call(c.identity, PROVISION_AGENT, PROVISION_ACTION.reprovision, { token: this.s.token })
-      .then(
-        (r) => this.answered(entry, r),
-        (e: Error) => this.failed(entry, "error", e.message),
-      )
-      .finally(() => this.inflight.delete(p));
-    this.inflight.add(p);
+    void this.d.call(c.identity, PROVISION_AGENT, PROVISION_ACTION.reprovision, { token: this.s.token }).then(
+      (r) => this.answered(entry, r),
+      (e: Error) => this.failed(entry, "error", e.message),
+    );
   }
 
   private answered(e: Asked, r: HomeCallResult): void {
-    if (this.asked.get(e.cert.identity) !== e) return;
+    if (this.stopped || this.asked.get(e.cert.identity) !== e) return;
     if (!r.ok) return this.failed(e, r.failure, r.message);
     e.home = r.home;
     const msg = r.reply.statusmsg;
@@ -175,7 +170,7 @@ export class Renewals extends EventEmitter {
 
   /** the node stays in `asked` until retry_after, so it is not asked again before then */
   private failed(e: Asked, failure: RenewFailure, message: string): void {
-    if (this.asked.get(e.cert.identity) !== e) return;
+    if (this.stopped || this.asked.get(e.cert.identity) !== e) return;
     e.state = "failed";
     this.d.metrics.renewals.labels(this.d.site, "failed", failure).inc();
     this.record(e, "failed", { failure, message });
@@ -252,10 +247,13 @@ export class Renewals extends EventEmitter {
     };
   }
 
-  /** stops passes; requests in flight settle (their calls time out at most) */
+  /**
+   * Stops passes at once; answers to requests in flight are dropped (closing the home requests
+   * settles their calls). A node that accepted meanwhile is provisioned all the same, and the
+   * next start finds its new certificate in the ledger.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await Promise.all([...this.inflight]);
   }
 }
