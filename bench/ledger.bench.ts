@@ -2,8 +2,8 @@
  * The certificate ledger at fleet scale: 1M rows in a real SQLite file (WAL, synchronous=FULL, as
  * the daemon opens it), then the reads operators and the metrics make: a lookup by identity
  * (`ca list --identity`), the expiry summary the gauges read (counts within 7/30 days and the
- * earliest notAfter), the first page of `ca list --expiring 30d`, a lookup by serial, and the
- * record rate through the batched path the signer uses. Writes results/ledger.json.
+ * earliest notAfter), the first page of `ca list --expiring 30d`, a lookup by serial, a renewal
+ * pass (`renewalsDue`), and the record rate through the batched path the signer uses. Writes results/ledger.json.
  *   node --import tsx bench/ledger.bench.ts [--rows 1000000]
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
@@ -47,7 +47,8 @@ export async function measureLedger(rows = 1_000_000): Promise<BenchResult> {
       notAfter: now + ((i * 2654435761) % 365) * DAY + (i % 1000) * 1000,
       fingerprint: (i * 31).toString(16).padStart(64, "0"),
       policyVersion: "default@12",
-      issuedAt: now - (rows - i),
+      // issued about 300 days ago, in order: a renewal pass finds the fleet's old certificates due
+      issuedAt: now - 300 * DAY + i,
       signer: "builtin",
     });
     const fill = performance.now();
@@ -67,6 +68,10 @@ export async function measureLedger(rows = 1_000_000): Promise<BenchResult> {
     let summary = ledger.expirySummary(now);
     const summaryT = timeMany(20, () => (summary = ledger.expirySummary(now)));
     const page = timeMany(50, () => ledger.expiring(now + 30 * DAY, { from: now, limit: 1000 }));
+    // a renewal pass: the first 100 nodes due within 30 days, and every node due (the worst case: the whole window is read)
+    const due = timeMany(50, () => ledger.renewalsDue({ now, windowMs: 30 * DAY, limit: 100 }));
+    let dueAll = 0;
+    const dueAllT = timeMany(3, () => (dueAll = ledger.renewalsDue({ now, windowMs: 30 * DAY, limit: -1 }).length));
     let all = 0;
     const fullScan = timeMany(3, () => (all = ledger.expiring(now + 30 * DAY, { from: now }).length));
 
@@ -95,6 +100,9 @@ export async function measureLedger(rows = 1_000_000): Promise<BenchResult> {
         expiring_30d_first_1000_p50_ms: r2(quantile(page, 0.5)),
         expiring_30d_all_rows_p50_ms: r2(quantile(fullScan, 0.5)),
         expiring_30d_all_rows_returned: all,
+        renewals_due_first_100_p50_ms: r2(quantile(due, 0.5)),
+        renewals_due_all_p50_ms: r2(quantile(dueAllT, 0.5)),
+        renewals_due_all_returned: dueAll,
         record_per_s_bursts_of_256: Math.round(recordRate),
         record_main_thread_us_per_row: r2(mainUsPerRow),
         load1: r2(loadavg()[0]!),
@@ -102,6 +110,7 @@ export async function measureLedger(rows = 1_000_000): Promise<BenchResult> {
       notes: [
         "a real SQLite file in the temp directory, opened as the daemon opens it (WAL, synchronous=FULL)",
         "by_identity: ca list --identity; expiry_summary: the gauges' three numbers (two counts over the not_after index and a min); expiring_30d_first_1000: the first page of ca list --expiring 30d; all_rows: every row of it, decoded to objects",
+        "renewals_due: CertificateLedger.renewalsDue over a 30-day window, each node's latest certificate only (two a node): the first 100 (one renewal pass with 100 tokens) and all of them",
         "record rate: bursts of 256 records, each burst one transaction and one fsync, as the signer's batched path commits them",
       ],
     };
