@@ -12,7 +12,7 @@
  * - A node asked is not asked again within `retry_after`; if no new certificate was issued for it
  *   by then, the renewal failed (`not_reprovisioned`) and the node is due again.
  * - Only an active instance renews (not a standby, not while paused), and only while a home is
- *   connected.
+ *   connected; in active-active mode each node is renewed by the instance that claims it.
  */
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
@@ -33,14 +33,25 @@ export interface RenewalDeps {
   call(identity: string, agent: string, action: string, data: Record<string, unknown>): Promise<HomeCallResult>;
   /** false while this instance must not renew (an HA standby, paused) or cannot (no home connected) */
   canRun(): boolean;
+  /**
+   * Active-active HA: every instance's ledger holds every certificate, so an instance asks a node
+   * only once it holds the node's claim (false: another instance has it). `release` says whether
+   * the node accepted: its claim is then kept until it expires, so the instance that asked also
+   * provisions it when it comes back.
+   */
+  claim?(identity: string): Promise<boolean>;
+  release?(identity: string, accepted: boolean): Promise<void>;
   now?: () => number;
 }
 
 interface Asked {
   cert: DueCertificate;
   at: number;
-  /** asking: no answer yet; requested: the node accepted and is going back to provisioning; failed: see the audit */
-  state: "asking" | "requested" | "failed";
+  /**
+   * asking: no answer yet; requested: the node accepted and is going back to provisioning;
+   * failed: see the audit; elsewhere: another instance holds its claim and renews it
+   */
+  state: "asking" | "requested" | "failed" | "elsewhere";
   home?: string;
   /** the outcome of its latest flow since it was asked, for the failure message */
   lastOutcome?: string;
@@ -54,6 +65,8 @@ export interface RenewalStatus {
   asking: number;
   requested: number;
   failed: number;
+  /** active-active: claimed by another instance, which renews them */
+  elsewhere: number;
   /** the first 1000 of them */
   asked: Array<{ identity: string; serial: string; notAfter: string; askedAt: string; state: string; home?: string }>;
 }
@@ -150,10 +163,18 @@ export class Renewals extends EventEmitter {
   private ask(c: DueCertificate, now: number): void {
     const entry: Asked = { cert: c, at: now, state: "asking" };
     this.asked.set(c.identity, entry);
-    void this.d.call(c.identity, PROVISION_AGENT, PROVISION_ACTION.reprovision, { token: this.s.token }).then(
-      (r) => this.answered(entry, r),
-      (e: Error) => this.failed(entry, "error", e.message),
-    );
+    void (async () => {
+      if (this.d.claim && !(await this.d.claim(c.identity).catch(() => false))) {
+        entry.state = "elsewhere";
+        return;
+      }
+      try {
+        this.answered(entry, await this.d.call(c.identity, PROVISION_AGENT, PROVISION_ACTION.reprovision, { token: this.s.token }));
+      } catch (e) {
+        this.failed(entry, "error", (e as Error).message);
+      }
+      await this.d.release?.(c.identity, entry.state === "requested").catch(() => undefined);
+    })();
   }
 
   private answered(e: Asked, r: HomeCallResult): void {
@@ -243,6 +264,7 @@ export class Renewals extends EventEmitter {
       asking: pending.filter((e) => e.state === "asking").length,
       requested: pending.filter((e) => e.state === "requested").length,
       failed: pending.filter((e) => e.state === "failed").length,
+      elsewhere: pending.filter((e) => e.state === "elsewhere").length,
       asked: pending.slice(0, 1000).map((e) => ({ identity: e.cert.identity, serial: e.cert.serial, notAfter: new Date(e.cert.notAfter).toISOString(), askedAt: new Date(e.at).toISOString(), state: e.state, home: e.home })),
     };
   }

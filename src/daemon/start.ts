@@ -358,6 +358,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     closeHomes = () => homes.close();
     closers.add("renewal requests", closeHomes);
     const p = provisioner;
+    const claims = ha?.claims;
     const r = new Renewals(s.renewal, {
       site: s.site,
       metrics,
@@ -367,6 +368,8 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       call: (identity, agent, action, data) => homes.call(identity, agent, action, data),
       // with no home connected (at start, in an outage) nobody could be reached: wait, spend no tokens
       canRun: () => p.role !== "standby" && !p.isPaused && homes.connected(),
+      // active-active: a node accepted is kept claimed (as after configure) until it is back in provisioning
+      ...(claims ? { claim: (id: string) => claims.claim(id), release: (id: string, accepted: boolean) => claims.release(id, accepted ? "configure" : "error") } : {}),
     });
     provisioner.on("record", (rec: DecisionRecord) => r.recorded(rec));
     closers.add("certificate renewal", () => r.stop());

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
-import { Renewals, TokenBucket, type HomeCallResult } from "../../src/arrival/index.js";
+import { Renewals, TokenBucket, type HomeCallResult, type RenewalDeps } from "../../src/arrival/index.js";
 import type { RenewalSettings } from "../../src/config/index.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
 import type { DecisionRecord, DueCertificate, RenewalQuery, RenewRecord } from "../../src/types/index.js";
@@ -44,7 +44,7 @@ interface Harness {
 
 const settings = (o: Partial<RenewalSettings> = {}): RenewalSettings => ({ windowMs: 30 * DAY, ratePerMs: 10 / MIN, burst: 5, retryAfterMs: 60 * MIN, timeoutMs: 1000, intervalMs: MIN, collective: "mcollective", token: "t0k3n-never-logged", ...o });
 
-function harness(s: RenewalSettings, answer: (identity: string) => HomeCallResult | Promise<HomeCallResult>, nodes = 1000): Harness {
+function harness(s: RenewalSettings, answer: (identity: string) => HomeCallResult | Promise<HomeCallResult>, nodes = 1000, ha: Pick<RenewalDeps, "claim" | "release"> = {}): Harness {
   const clock = { now: 1_000_000 };
   const certs: DueCertificate[] = Array.from({ length: nodes }, (_, i) => ({ identity: `n${i}.example.net`, serial: `s${i}`, fingerprint: "f", notAfter: clock.now + 20 * DAY + i * 1000, issuedAt: clock.now - 345 * DAY }));
   const audit: RenewRecord[] = [];
@@ -76,6 +76,7 @@ function harness(s: RenewalSettings, answer: (identity: string) => HomeCallResul
     },
     canRun: () => active.on,
     now: () => clock.now,
+    ...ha,
   });
   return {
     r,
@@ -176,4 +177,17 @@ test("a certificate issued inside the window is counted and warned about once, a
   h.r.recorded(rec("b.example.net"));
   assert.equal(await counter(h, "skipped", "validity_within_window"), 2);
   assert.equal(h.logs.filter((l) => l.includes("not be renewed automatically")).length, 1);
+});
+
+test("active-active: a node is asked only by the instance holding its claim, which keeps it once the node accepted", async () => {
+  const released: Array<[string, boolean]> = [];
+  const h = harness(settings({ burst: 3 }), (id) => (id === "n2.example.net" ? { ok: false, failure: "unreachable", message: "no responders" } : accepted()), 3, {
+    claim: async (id) => id !== "n1.example.net",
+    release: async (id, ok) => void released.push([id, ok]),
+  });
+  await h.run(1000, 1000);
+  assert.deepEqual(h.calls.map((c) => c.identity), ["n0.example.net", "n2.example.net"], "n1 is another instance's");
+  assert.deepEqual(released.sort(), [["n0.example.net", true], ["n2.example.net", false]]);
+  assert.deepEqual([h.r.status().elsewhere, h.r.status().requested, h.r.status().failed], [1, 1, 1]);
+  assert.ok(!h.audit.some((a) => a.identity === "n1.example.net"), "nothing is recorded for a node another instance renews");
 });
