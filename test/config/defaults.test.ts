@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { CONFIG_SCHEMA_PATH, parseDuration, resolveSettings, withDefaults } from "../../src/config/index.js";
+import { CONFIG_SCHEMA_PATH, parseDuration, resolveSettings, withDefaults, type ConfigFile } from "../../src/config/index.js";
 import { defaultFlowOptions, flowOptionsFrom } from "../../src/provision/flow-options.js";
 
 interface Schema {
@@ -20,12 +20,20 @@ function schemaDefaults(s: Schema, path: string[] = []): Array<[string[], unknow
   return out;
 }
 
+/** sections that are off when absent: their keys' defaults apply once the section is written */
+const OFF_WHEN_ABSENT: Record<string, ConfigFile> = {
+  renewal: { arrival: { homes: [{ broker: "nats://home:4222", tls: { cert: "c.pem", key: "k.pem" } }] }, renewal: {} },
+};
+
 test("an empty document gets every default the schema names, and nothing it does not", () => {
   const d = withDefaults({}) as unknown as Record<string, unknown>;
   const found = schemaDefaults(schema);
   assert.ok(found.length > 30, `${found.length} defaults`);
   for (const [path, value] of found) {
-    assert.deepEqual(path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], d), value, path.join("."));
+    const section = OFF_WHEN_ABSENT[path[0]!];
+    const doc = section ? (withDefaults(section) as unknown as Record<string, unknown>) : d;
+    if (section) assert.equal(d[path[0]!], undefined, `${path[0]} stays off in an empty document`);
+    assert.deepEqual(path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], doc), value, path.join("."));
   }
   assert.equal((d.features as Record<string, unknown>).pki, undefined, "pki's default depends on ed25519: settings decide it");
 });
