@@ -7,7 +7,7 @@
  * - The due set is read from the ledger on every pass (RenewalSource), never kept: a restart of
  *   the daemon loses only which nodes were asked recently, and such a node, if it is still due,
  *   is asked again (at home it is not, while it is in provisioning mode: that costs one
- *   no-responders round trip).
+ *   no-responders round trip). Only where in the window to read from is remembered (`cursor`).
  * - A token bucket spreads the requests: one token per node asked.
  * - A node asked is not asked again within `retry_after`; if no new certificate was issued for it
  *   by then, the renewal failed (`not_reprovisioned`) and the node is due again.
@@ -83,6 +83,16 @@ export declare interface Renewals {
 export class Renewals extends EventEmitter {
   private readonly bucket: TokenBucket;
   private readonly asked = new Map<string, Asked>();
+  /**
+   * notAfter the next pass reads the ledger from. A renewal wave goes in notAfter order and leaves
+   * its old certificates in the window until they expire; finding that a certificate was replaced
+   * costs the ledger a probe per row, so a pass does not step over them again: 0.8 s a pass at
+   * 1M rows with 41k of them. It starts at 0 (the whole window), goes back to a node's
+   * certificate when the node leaves `asked` without being renewed, and back to 0 every
+   * `retry_after`, for certificates recorded late behind it (another HA instance's, replicated).
+   */
+  private cursor = 0;
+  private cursorSince = 0;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
   private started = false;
@@ -141,7 +151,12 @@ export class Renewals extends EventEmitter {
     if (tokens < 1) return Math.max(MIN_PASS_MS, Math.min(this.s.intervalMs, this.bucket.waitMs(now)));
     const s = this.s;
     // nodes asked recently are still in the ledger's due set: look past them
-    const due = this.d.source.renewalsDue({ now, windowMs: s.windowMs, limit: tokens + this.asked.size });
+    if (now - this.cursorSince >= s.retryAfterMs) {
+      this.cursor = 0;
+      this.cursorSince = now;
+    }
+    const limit = tokens + this.asked.size;
+    const due = this.d.source.renewalsDue({ now, windowMs: s.windowMs, from: this.cursor, limit });
     const fresh: DueCertificate[] = [];
     const seen = new Set<string>();
     for (const c of due) {
@@ -155,8 +170,11 @@ export class Renewals extends EventEmitter {
       taken++;
       this.ask(c, now);
     }
+    // the rows before the cursor were seen: replaced since, revoked, or asked (and tracked here)
+    const left = fresh[taken];
+    this.cursor = left ? left.notAfter : due.length < limit ? now + s.windowMs : due[due.length - 1]!.notAfter;
     // more waiting: come back when the next token is there; else at the interval
-    if (fresh.length > taken) return Math.max(MIN_PASS_MS, Math.min(s.intervalMs, this.bucket.waitMs(now)));
+    if (left) return Math.max(MIN_PASS_MS, Math.min(s.intervalMs, this.bucket.waitMs(now)));
     return s.intervalMs;
   }
 
@@ -206,6 +224,8 @@ export class Renewals extends EventEmitter {
     for (const [id, e] of this.asked) {
       if (now - e.at < this.s.retryAfterMs) continue;
       this.asked.delete(id);
+      // not renewed: due again, so the ledger is read from its certificate on
+      this.cursor = Math.min(this.cursor, e.cert.notAfter);
       if (e.state !== "requested") continue;
       this.d.metrics.renewals.labels(this.d.site, "failed", "not_reprovisioned").inc();
       const message = `not provisioned again within ${this.s.retryAfterMs} ms of accepting reprovision${e.lastOutcome ? ` (its latest outcome: ${e.lastOutcome})` : ""}`;

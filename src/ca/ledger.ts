@@ -74,8 +74,7 @@ CREATE TABLE IF NOT EXISTS certificates (
   signer TEXT NOT NULL,
   revoked_at INTEGER,
   revocation_reason TEXT,
-  in_stream INTEGER NOT NULL DEFAULT 0,
-  replaced_at INTEGER
+  in_stream INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS certificates_identity ON certificates (identity, issued_at);
 -- (not_after, revoked_at) covers the expiry counts: no table lookup per row (a partial index on
@@ -104,37 +103,10 @@ export function ledgerPragmas(db: Database.Database): void {
   db.pragma("busy_timeout = 5000");
 }
 
-/**
- * replaced_at: when a newer certificate of the same identity was recorded (NULL: this is the
- * node's certificate now). Renewal reads only current certificates: without the mark, every pass
- * after a renewal wave stepped over the wave's old certificates, still inside the window, one
- * identity lookup each (0.8 s a pass at 1M rows, with 41k such rows). A trigger keeps it, so rows
- * written by any connection (the HA replica's own included) and in any order get it.
- */
-const CURRENT = `
-CREATE INDEX IF NOT EXISTS certificates_current_expiry ON certificates (not_after) WHERE revoked_at IS NULL AND replaced_at IS NULL;
-CREATE TRIGGER IF NOT EXISTS certificates_replaced AFTER INSERT ON certificates BEGIN
-  UPDATE certificates SET replaced_at = NEW.issued_at
-    WHERE identity = NEW.identity AND issued_at < NEW.issued_at AND (replaced_at IS NULL OR replaced_at > NEW.issued_at);
-  UPDATE certificates SET replaced_at = (SELECT min(n.issued_at) FROM certificates n WHERE n.identity = NEW.identity AND n.issued_at > NEW.issued_at)
-    WHERE serial = NEW.serial AND EXISTS (SELECT 1 FROM certificates n WHERE n.identity = NEW.identity AND n.issued_at > NEW.issued_at);
-END;
-`;
-
-/**
- * A ledger made before replication existed gains in_stream (ADD COLUMN with a default rewrites
- * nothing); one made before renewal gains replaced_at, filled in once from the issue times.
- */
+/** a ledger made before replication existed gains the column; ADD COLUMN with a default rewrites nothing */
 function migrate(db: Database.Database): void {
   const cols = db.prepare("SELECT name FROM pragma_table_info('certificates')").all() as Array<{ name: string }>;
   if (!cols.some((c) => c.name === "in_stream")) db.exec("ALTER TABLE certificates ADD COLUMN in_stream INTEGER NOT NULL DEFAULT 0");
-  if (!cols.some((c) => c.name === "replaced_at")) {
-    db.transaction(() => {
-      db.exec("ALTER TABLE certificates ADD COLUMN replaced_at INTEGER");
-      db.exec("UPDATE certificates SET replaced_at = (SELECT min(n.issued_at) FROM certificates n WHERE n.identity = certificates.identity AND n.issued_at > certificates.issued_at)");
-    })();
-  }
-  db.exec(CURRENT);
 }
 
 /** where a replica stands in a shared log: the log's incarnation (a recreated log starts again at 1) and the last sequence applied */
@@ -264,17 +236,20 @@ export class CertificateLedger implements RenewalSource {
 
   /**
    * Nodes due for renewal: each identity's latest certificate (by issue time), when it is not
-   * revoked, its notAfter is in [now, now + window) and it was issued before the window began
-   * for it, soonest first, read from the index of current certificates.
+   * revoked, its notAfter is in [max(now, from), now + window) and it was issued before the window
+   * began for it, soonest first. The expiry index finds the window; a probe of the identity index
+   * rules out each certificate a newer one replaced (about 20 us a row: the caller's `from` keeps
+   * a renewal pass from stepping over a past wave's old certificates again).
    */
   renewalsDue(q: RenewalQuery): DueCertificate[] {
     const rows = this.db
       .prepare(
-        `SELECT identity, serial, fingerprint, not_after, issued_at FROM certificates INDEXED BY certificates_current_expiry
-         WHERE revoked_at IS NULL AND replaced_at IS NULL AND not_after >= ? AND not_after < ? AND not_after - issued_at > ?
-         ORDER BY not_after LIMIT ?`,
+        `SELECT c.identity, c.serial, c.fingerprint, c.not_after, c.issued_at FROM certificates c
+         WHERE c.revoked_at IS NULL AND c.not_after >= ? AND c.not_after < ? AND c.not_after - c.issued_at > ?
+           AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.identity = c.identity AND n.issued_at > c.issued_at)
+         ORDER BY c.not_after LIMIT ?`,
       )
-      .all(q.now, q.now + q.windowMs, q.windowMs, q.limit) as Array<Pick<Row, "identity" | "serial" | "fingerprint" | "not_after" | "issued_at">>;
+      .all(Math.max(q.now, q.from ?? 0), q.now + q.windowMs, q.windowMs, q.limit) as Array<Pick<Row, "identity" | "serial" | "fingerprint" | "not_after" | "issued_at">>;
     return rows.map((r) => ({ identity: r.identity, serial: r.serial, fingerprint: r.fingerprint, notAfter: r.not_after, issuedAt: r.issued_at }));
   }
 

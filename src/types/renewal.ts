@@ -20,6 +20,11 @@ export interface RenewalQuery {
   now: number;
   /** ms: certificates that expire within this long of `now` are due, if they were issued before it began */
   windowMs: number;
+  /**
+   * epoch ms: look no earlier than this notAfter. The caller's cursor: everything before it was
+   * seen already and is replaced, revoked or being renewed
+   */
+  from?: number;
   limit: number;
 }
 

@@ -31,6 +31,7 @@ test("token bucket: a burst, then one token per 1/rate; a clock going back gives
 
 interface Harness {
   r: Renewals;
+  source: { replacedRead: number };
   clock: { now: number };
   audit: RenewRecord[];
   calls: Array<{ identity: string; at: number; data: Record<string, unknown> }>;
@@ -54,13 +55,17 @@ function harness(s: RenewalSettings, answer: (identity: string) => HomeCallResul
   const active = { on: true };
   // the ledger's query over the stand-in certificates: latest per identity, in the window, issued before it
   const source = {
-    renewalsDue: (q: RenewalQuery) => {
+    /** what the ledger pays: replaced certificates in the part of the window it reads, each a probe */
+    replacedRead: 0,
+    renewalsDue(q: RenewalQuery) {
+      const from = Math.max(q.now, q.from ?? 0);
+      const inRange = (c: DueCertificate) => c.notAfter >= from && c.notAfter < q.now + q.windowMs;
       const latest = new Map<string, DueCertificate>();
       for (const c of certs) if ((latest.get(c.identity)?.issuedAt ?? -Infinity) < c.issuedAt) latest.set(c.identity, c);
-      return [...latest.values()]
-        .filter((c) => c.notAfter >= q.now && c.notAfter < q.now + q.windowMs && c.notAfter - c.issuedAt > q.windowMs)
-        .sort((a, b) => a.notAfter - b.notAfter)
-        .slice(0, q.limit);
+      const due = [...latest.values()].filter((c) => inRange(c) && c.notAfter - c.issuedAt > q.windowMs).sort((a, b) => a.notAfter - b.notAfter).slice(0, q.limit);
+      const upTo = due.length === q.limit ? due.at(-1)!.notAfter : Infinity;
+      this.replacedRead += certs.filter((c) => inRange(c) && c.notAfter <= upTo && latest.get(c.identity) !== c).length;
+      return due;
     },
   };
   const log = pino({ level: "debug" }, { write: (l: string) => void logs.push(l) });
@@ -80,6 +85,7 @@ function harness(s: RenewalSettings, answer: (identity: string) => HomeCallResul
   });
   return {
     r,
+    source,
     clock,
     audit,
     calls,
@@ -190,4 +196,28 @@ test("active-active: a node is asked only by the instance holding its claim, whi
   assert.deepEqual(released.sort(), [["n0.example.net", true], ["n2.example.net", false]]);
   assert.deepEqual([h.r.status().elsewhere, h.r.status().requested, h.r.status().failed], [1, 1, 1]);
   assert.ok(!h.audit.some((a) => a.identity === "n1.example.net"), "nothing is recorded for a node another instance renews");
+});
+
+test("after a wave, a pass does not read the wave's old certificates again: the cursor moves past them", async () => {
+  const N = 200;
+  const h = harness(settings({ burst: 10, ratePerMs: 60 / MIN }), accepted, N);
+  // each node asked is provisioned again at once: its new certificate is in the ledger
+  const renewNow = () => {
+    for (const c of h.calls.splice(0)) {
+      const fresh = { identity: c.identity, serial: `new-${c.identity}`, fingerprint: "g", notAfter: h.clock.now + 365 * DAY, issuedAt: h.clock.now };
+      h.certs.push(fresh);
+      h.r.recorded({ identity: c.identity, outcome: "configure", certificate: { serial: fresh.serial, fingerprint: "g", notAfter: new Date(fresh.notAfter).toISOString() } } as DecisionRecord);
+    }
+  };
+  for (let t = 0; t < 5 * 60; t++) {
+    await h.run(1000, 1000);
+    renewNow();
+  }
+  assert.equal(await counter(h, "ok"), N, "the whole wave renewed");
+  // without the cursor every pass would read all the old certificates before it: about N^2 / 2 probes
+  assert.ok(h.source.replacedRead <= 2 * N, `${h.source.replacedRead} old certificates read for ${N} renewed`);
+  // a certificate recorded late behind the cursor (another instance's, replicated late) is found within retry_after
+  h.certs.push({ identity: "late.example.net", serial: "late", fingerprint: "f", notAfter: h.clock.now + DAY, issuedAt: h.clock.now - 300 * DAY });
+  await h.run(60 * MIN, MIN);
+  assert.deepEqual(h.calls.map((c) => c.identity), ["late.example.net"], "found when the cursor starts again");
 });
