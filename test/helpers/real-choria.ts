@@ -49,9 +49,9 @@ export const OWN_HOST: { skip?: string; prefix: string[] } = (() => {
       /* next */
     }
   }
-  const skip = "servers need host names of their own (unshare --uts, or a user namespace) and neither works here";
-  if (process.env.CHORIA_REAL_REQUIRED === "1" && !REAL_SKIP) throw new Error(`CHORIA_REAL_REQUIRED=1 but ${skip}`);
-  return { skip, prefix: [] };
+  // the tests that need it decide what a missing namespace means (renewal.test.ts fails under
+  // CHORIA_REAL_REQUIRED=1); throwing here would take every real-Choria test down with it
+  return { skip: "servers need host names of their own (unshare --uts, or a user namespace) and neither works here", prefix: [] };
 })();
 
 export interface ServerOptions {
