@@ -35,6 +35,7 @@ import { hasFault } from "./faults.js";
 import { decodeGoStruct, GoJsonError, goSyntaxError } from "./gojson.js";
 import { Mode, type SimNode } from "./node.js";
 import { draw, rngFor } from "./prng.js";
+import { encodeWithRaw } from "./raw-json.js";
 import { AGENT_TIMEOUT_S, LOADED_AGENTS, invalidData, type ActionResult, type EnvelopeInfo, type SimRuntime } from "./runtime.js";
 
 export interface ReplySink {
@@ -313,7 +314,7 @@ export class Dispatcher {
       }
     }
     if (node.boot !== boot) return;
-    if (!result.noReply && this.reply(node, req, agent, encodeRpcReply({ action, statuscode: result.statuscode, statusmsg: result.statusmsg, data: result.data }), latency, seq)) rt.stats.replied(node, agent, action);
+    if (!result.noReply && this.reply(node, req, agent, encodeWithRaw(() => encodeRpcReply({ action, statuscode: result.statuscode, statusmsg: result.statusmsg, data: result.data })), latency, seq)) rt.stats.replied(node, agent, action);
     result.after?.();
   }
 

@@ -5,5 +5,6 @@ export { FAULT_NAMES, parseFaultSpec, type FaultName, type FaultOptions } from "
 export { generateFacts, identityOf, loadFactsFile, KNOWN_DCS, UNKNOWN_DCS, type Facts, type FactsInput } from "./facts.js";
 export { KeyPool, defaultKeyCacheDir } from "./keypool.js";
 export { Mode } from "./node.js";
+export { RawJson, nestedJson } from "./raw-json.js";
 export { LOCKED_ERROR, TOKEN_ERROR, LOCK_WINDOW_MS } from "./agents/choria-provision.js";
 export { CONFIG_FILE, SSL_DIR } from "./runtime.js";

@@ -7,6 +7,7 @@
 import { LEGACY_REGISTRATION_SUBJECT, REGISTRATION_SUBJECT, encodeRegistration } from "../protocol/index.js";
 import { Mode, type SimNode } from "./node.js";
 import { rngFor } from "./prng.js";
+import { encodeWithRaw } from "./raw-json.js";
 import type { SimRuntime } from "./runtime.js";
 
 export interface PeriodicOptions {
@@ -54,7 +55,7 @@ export function periodicMessages(o: PeriodicOptions, seed: number): Periodic {
             const bytes = encodeRegistration({
               identity: n.identity,
               file: "/etc/choria/metadata.json",
-              content: JSON.stringify({ identity: n.identity, ...rt.factsOf(n) }),
+              content: encodeWithRaw(() => JSON.stringify({ identity: n.identity, ...rt.factsOf(n) })),
               mtime,
               updated: false,
               connectedServer: serverOf(n),
