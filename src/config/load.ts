@@ -176,6 +176,8 @@ export interface Settings {
   auditFile?: string;
   auditSubject?: string;
   recordDir?: string;
+  /** what the recorder writes at most (JsonLimits of types/) */
+  recordLimits: { maxDepth: number; maxBytes: number };
   logLevel: string;
   logFile?: string;
   helper?: string;
@@ -436,6 +438,7 @@ export function resolveSettings(c: ConfigFile, env: NodeJS.ProcessEnv = process.
     auditFile: d.audit?.file,
     auditSubject: d.audit?.subject,
     recordDir: d.record,
+    recordLimits: { maxDepth: d.record_limits.max_depth, maxBytes: d.record_limits.max_bytes },
     logLevel: d.log.level,
     logFile: d.log.file,
     helper: d.helper,

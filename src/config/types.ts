@@ -47,6 +47,7 @@ export interface ConfigFile {
   admin?: { listen?: string; token_env?: string; allow_remote?: boolean };
   audit?: { file?: string; subject?: string };
   record?: string;
+  record_limits?: { max_depth?: number; max_bytes?: number };
   log?: { level?: string; file?: string };
   helper?: string;
   helper_args?: string[];
@@ -78,6 +79,7 @@ export type DefaultedConfig = With<ConfigFile, "site" | "broker" | "broker_passw
   ca: With<NonNullable<ConfigFile["ca"]>, "type" | "timeout" | "crl_validity" | "revoke_on_shutdown">;
   rpc: With<NonNullable<ConfigFile["rpc"]>, "inventory_timeout" | "provision_timeout" | "max_timeouts" | "backoff_max">;
   admin: With<NonNullable<ConfigFile["admin"]>, "listen" | "token_env" | "allow_remote">;
+  record_limits: Required<NonNullable<ConfigFile["record_limits"]>>;
   log: With<NonNullable<ConfigFile["log"]>, "level">;
 };
 

@@ -12,6 +12,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import type { KeyObject } from "node:crypto";
+import { previewJson } from "../types/index.js";
 import { CredentialConfigError, JwtVerifyError } from "./errors.js";
 import { SUPPORTED_ALGS, decodeJws, verifyJwsSignature, type JwsAlg } from "./jws.js";
 import { ed25519PublicFromRaw, hexBytes, publicKeyFromPem } from "./keys.js";
@@ -85,7 +86,7 @@ const BOOL_CLAIMS = ["chs", "chpd", "v2", "update"];
 const DATE_CLAIMS = ["exp", "nbf", "iat", "issexp"];
 
 function checkClaimTypes(c: Record<string, unknown>): void {
-  const bad = (k: string, want: string) => new JwtVerifyError("malformed", `claim ${k} must be ${want}, got ${JSON.stringify(c[k])?.slice(0, 40)}`);
+  const bad = (k: string, want: string) => new JwtVerifyError("malformed", `claim ${k} must be ${want}, got ${previewJson(c[k], 40)}`);
   for (const k of STRING_CLAIMS) if (c[k] != null && typeof c[k] !== "string") throw bad(k, "a string");
   for (const k of BOOL_CLAIMS) if (c[k] != null && typeof c[k] !== "boolean") throw bad(k, "a boolean");
   for (const k of DATE_CLAIMS) if (c[k] != null && (typeof c[k] !== "number" || !Number.isFinite(c[k]))) throw bad(k, "a number of seconds");
@@ -110,7 +111,7 @@ export function verifyProvisioningJwt(token: string, verifier: JwtVerifierInput,
 
   const alg = header.alg;
   if (typeof alg !== "string" || !SUPPORTED_ALGS.includes(alg as JwsAlg)) {
-    throw new JwtVerifyError("unsupported_alg", `signing method ${JSON.stringify(alg)} is not one of ${SUPPORTED_ALGS.join(", ")}`);
+    throw new JwtVerifyError("unsupported_alg", `signing method ${previewJson(alg)} is not one of ${SUPPORTED_ALGS.join(", ")}`);
   }
   const wantKind = alg === "EdDSA" ? "ed25519" : "rsa";
   if (v.kind !== wantKind) {

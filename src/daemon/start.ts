@@ -289,6 +289,18 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     closers.add("arrival watches", () => loop.stop());
   }
 
+  // record: inventories as policy test fixtures, within the limits (a skip is a note in the record)
+  const recorder = s.recordDir
+    ? createRecorder(s.recordDir, {
+        limits: s.recordLimits,
+        notRecorded: (reason, identity, detail) => {
+          metrics.recordSkipped.labels(s.site, reason).inc();
+          warns.warn(`record/${reason}`, { identity, reason }, detail);
+        },
+      })
+    : undefined;
+  if (recorder) closers.add("inventory recorder", () => recorder.close());
+
   const provisioner = new Provisioner(
     {
       site: s.site,
@@ -317,7 +329,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       metrics,
       log,
       audit,
-      onInventory: s.recordDir ? createRecorder(s.recordDir, (e) => log.warn({ err: e.message }, "could not record inventory")) : undefined,
+      onInventory: recorder?.record,
       claims: ha?.claims,
       approvals,
       warns,
@@ -440,6 +452,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
       await watcher?.close();
       await renewals?.stop();
       await provisioner.stop(drainMs);
+      await recorder?.close();
       // after the drain: a successor must not pick up nodes we were still finishing
       await ha?.stop();
       await closeHomes?.();

@@ -49,6 +49,7 @@ export interface Metrics {
   lockContention: Counter<"site">;
   natsReconnects: Counter<"site">;
   auditErrors: Counter<"site">;
+  recordSkipped: Counter<"site" | "reason">;
   role: Gauge<"site" | "role">;
   nodeStates: Gauge<"site" | "state">;
   operatorActions: Counter<"site" | "action" | "result">;
@@ -120,6 +121,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     lockContention: counter("choria_provisioner_lock_contention", "Nodes whose provisioning lock was held by another provisioner", s),
     natsReconnects: counter("choria_provisioner_nats_reconnects", "NATS reconnections", s),
     auditErrors: counter("choria_provisioner_audit_errors", "Audit lines (decision records, configure lines, ...) that could not be written or published", s),
+    recordSkipped: counter("choria_provisioner_record_skipped_total", "Inventories the recorder (record) did not write, by reason (too_deep, too_large, write_failed); the node is provisioned all the same", ["site", "reason"]),
     role: gauge("choria_provisioner_role", "1 for the role this instance has (leader, standby, active)", ["site", "role"]),
     nodeStates: gauge("choria_provisioner_node_states", "Nodes this instance knows, by state (queued, in_flight, awaiting_approval, held, failed, ...)", ["site", "state"]),
     operatorActions: counter("choria_provisioner_operator_actions", "Operator actions through the admin API (approve, deny, retry, clear, forget), by result", ["site", "action", "result"]),
@@ -176,5 +178,6 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
   // on a daemon that has done nothing yet (an absent series makes the rate absent, not 0)
   for (const c of [m.discovered, m.eventDiscovered, m.discoverCycles, m.discoveryErrors, m.provisionErrors, m.provisioned, m.helperErrors, m.helperShutdownRequests, m.registrationDiscovered, m.lockContention, m.natsReconnects, m.auditErrors]) c.labels(site).inc(0);
   for (const result of ["ok", "error"]) m.policyReloads.labels(site, result).inc(0);
+  for (const reason of ["too_deep", "too_large", "write_failed"]) m.recordSkipped.labels(site, reason).inc(0);
   return m;
 }

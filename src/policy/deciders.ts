@@ -1,5 +1,5 @@
 /** The two deciders the daemon puts in force: a loaded policy version, or the legacy helper program. */
-import { deferDecision, type Decider, type PolicyRef } from "../types/index.js";
+import { deferDecision, measureJson, type Decider, type DecisionContext, type JsonLimits, type PolicyRef } from "../types/index.js";
 import { decisionFromHelper, helperRef, helperRefNow, runLegacyHelper } from "./legacy-helper.js";
 import { Slots } from "./slots.js";
 import type { PolicySet } from "./index.js";
@@ -27,6 +27,22 @@ export interface HelperObserver {
 }
 
 /**
+ * What the helper can be given: its input is JSON on stdin, and a node's inventory or claims
+ * nested thousands deep cannot be written (JSON.stringify overflows the stack) nor read by a Go
+ * helper (encoding/json refuses more than 10,000 levels).
+ */
+const HELPER_INPUT_LIMITS: JsonLimits = { maxDepth: 1000, maxBytes: Number.MAX_SAFE_INTEGER };
+
+/** why this node's input cannot go to the helper, or undefined when it can */
+export function helperInputProblem(ctx: Pick<DecisionContext, "rawInventory" | "jwtClaims">): string | undefined {
+  for (const [what, v] of [["inventory", ctx.rawInventory], ["provisioning JWT claims", ctx.jwtClaims]] as const) {
+    const m = measureJson(v, HELPER_INPUT_LIMITS);
+    if (!m.ok) return `the node's ${what} cannot be passed to the helper: ${m.message}`;
+  }
+  return undefined;
+}
+
+/**
  * Legacy mode: the reference's helper program decides; a helper that fails defers the node.
  * The helper's hash is taken for every node, so an edited helper shows in the audit log and
  * the metrics from its first decision on, without a reload.
@@ -44,6 +60,11 @@ export function helperDecider(h: HelperCommand, obs: HelperObserver): Decider {
         if (now.hash !== ref.hash) {
           ref = now;
           obs.changed?.(now);
+        }
+        const unfit = helperInputProblem(ctx);
+        if (unfit) {
+          obs.failed(ctx.inventory.identity, unfit);
+          return deferDecision(unfit, now);
         }
         const started = performance.now();
         try {

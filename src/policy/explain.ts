@@ -1,4 +1,4 @@
-import type { ConditionExplanation, Decision, FiredRule } from "../types/index.js";
+import { fitJson, previewJson, type ConditionExplanation, type Decision, type FiredRule } from "../types/index.js";
 import type { CompiledCondition, CompiledRule } from "./model.js";
 
 /** One condition as evaluated, mirroring the rule's condition tree. */
@@ -69,7 +69,8 @@ export function flattenTests(t: ConditionTrace): ConditionExplanation[] {
     case "not":
       return flattenTests(t.child);
     case "test":
-      return [{ fact: t.fact, operator: t.operator, expected: t.expected, actual: t.actual, result: t.result === true }];
+      // the fact's value is the node's: it may be too deep or too large to print as JSON
+      return [{ fact: t.fact, operator: t.operator, expected: t.expected, actual: fitJson(t.actual), result: t.result === true }];
   }
 }
 
@@ -100,10 +101,9 @@ export function toFiredRule(rule: CompiledRule, trace: ConditionTrace, withCondi
   return f;
 }
 
+/** a fact's value in a "why": from the node, so possibly too deep to stringify or megabytes long */
 export function show(v: unknown): string {
-  if (v === undefined) return "<unset>";
-  const s = JSON.stringify(v);
-  return s.length > 80 ? s.slice(0, 77) + "..." : s;
+  return v === undefined ? "<unset>" : previewJson(v, 80);
 }
 
 /** human-readable explanation, as `policy eval --explain` prints it */

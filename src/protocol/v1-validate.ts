@@ -5,6 +5,7 @@
  * test suite proves they accept and reject what the official schemas do.
  */
 import { FACT_OPERATORS } from "./filter.js";
+import { previewJson } from "../types/index.js";
 import { ProtocolError } from "./errors.js";
 
 type Obj = Record<string, unknown>;
@@ -40,7 +41,7 @@ function stringArray(o: Obj, key: string, layer: string, required: boolean): voi
 }
 
 function protocol(o: Obj, expected: string, layer: string): void {
-  if (o.protocol !== expected) fail(layer, `protocol must be ${expected}, got ${JSON.stringify(o.protocol)}`);
+  if (o.protocol !== expected) fail(layer, `protocol must be ${expected}, got ${previewJson(o.protocol)}`);
 }
 
 export function checkTransportV1(o: unknown): void {
@@ -72,7 +73,7 @@ export function checkFilterV1(f: unknown, layer: string): void {
   for (const ff of f.fact) {
     if (!isObj(ff)) fail(layer, "envelope.filter.fact items must be objects");
     str(ff, "fact", layer, 1);
-    if (!FACT_OPERATORS.includes(ff.operator as never)) fail(layer, `envelope.filter.fact operator ${JSON.stringify(ff.operator)} is not one of ${FACT_OPERATORS.join(" ")}`);
+    if (!FACT_OPERATORS.includes(ff.operator as never)) fail(layer, `envelope.filter.fact operator ${previewJson(ff.operator)} is not one of ${FACT_OPERATORS.join(" ")}`);
     str(ff, "value", layer, 1);
   }
   stringArray(f, "cf_class", layer, true);

@@ -2,6 +2,7 @@
  * Choria protocol v1 codec (§2): transport -> base64 secure request/reply -> JSON-in-string
  * request/reply -> payload. Pure: bytes in, typed documents out, ProtocolError for anything bad.
  */
+import { previewJson } from "../types/index.js";
 import { decodeStdBase64, encodeStdBase64 } from "./base64.js";
 import { ProtocolError } from "./errors.js";
 import { parseJson, toText, type DecodeOptions } from "./json.js";
@@ -130,7 +131,7 @@ export function transportProtocol(bytes: Uint8Array | string, o: DecodeOptions =
 function decodeTransport(bytes: Uint8Array | string, o: DecodeOptions): { transport: TransportV1; inner: unknown; innerLayer: string } {
   const t = parseJson(toText(bytes, o, "transport"), "transport") as Record<string, unknown>;
   if (typeof t !== "object" || t === null || Array.isArray(t)) throw new ProtocolError("schema", "transport", "must be a JSON object");
-  if (t.protocol !== TRANSPORT_V1) throw new ProtocolError("unknown_protocol", "transport", `unsupported protocol ${JSON.stringify(t.protocol)}`);
+  if (t.protocol !== TRANSPORT_V1) throw new ProtocolError("unknown_protocol", "transport", `unsupported protocol ${previewJson(t.protocol)}`);
   checkTransportV1(t);
   const transport = t as unknown as TransportV1;
   const raw = decodeStdBase64(transport.data);

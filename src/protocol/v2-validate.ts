@@ -4,6 +4,7 @@
  * "io.choria.protocol.v2.reply" as Go writes it, not the schema's mistaken ".request" const.
  * Base64 fields are decoded by the codec, which reports bad_base64 separately.
  */
+import { previewJson } from "../types/index.js";
 import { ProtocolError } from "./errors.js";
 import { checkFilterV1 } from "./v1-validate.js";
 import { REPLY_V2, REQUEST_V2, SECURE_REPLY_V2, SECURE_REQUEST_V2, TRANSPORT_V2 } from "./v2-types.js";
@@ -40,7 +41,7 @@ function int(o: Obj, key: string, layer: string, minimum: number, maximum = Numb
 }
 
 function protocol(o: Obj, expected: string, layer: string): void {
-  if (o.protocol !== expected) fail(layer, `protocol must be ${expected}, got ${JSON.stringify(o.protocol)}`);
+  if (o.protocol !== expected) fail(layer, `protocol must be ${expected}, got ${previewJson(o.protocol)}`);
 }
 
 export function checkTransportV2(o: unknown): void {

@@ -5,6 +5,7 @@
  * codec stays free of key handling; without it requests carry the insecure signature.
  */
 import { createHash } from "node:crypto";
+import { previewJson } from "../types/index.js";
 import { decodeStdBase64, encodeStdBase64 } from "./base64.js";
 import { ProtocolError } from "./errors.js";
 import { agentFilter, type Filter } from "./filter.js";
@@ -121,7 +122,7 @@ function decodeTransportV2(bytes: Uint8Array | string, o: DecodeOptions): { tran
   if (typeof t !== "object" || t === null || Array.isArray(t)) throw new ProtocolError("schema", "transport", "must be a JSON object");
   const proto = (t as { protocol?: unknown }).protocol;
   // a v2 server rejects v1 transports and vice versa (§3): route on transportProtocol() first
-  if (proto !== TRANSPORT_V2) throw new ProtocolError("unknown_protocol", "transport", `unsupported protocol ${JSON.stringify(proto)}`);
+  if (proto !== TRANSPORT_V2) throw new ProtocolError("unknown_protocol", "transport", `unsupported protocol ${previewJson(proto)}`);
   checkTransportV2(t);
   const transport = t as TransportV2;
   const raw = b64(transport.data, "transport", "data");

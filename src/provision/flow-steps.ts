@@ -9,6 +9,7 @@ import { INVENTORY_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT, typ
 import { CaUnavailableError, CsrRefusedError, inventoryFromRpcutil, type CheckedCsr, type Decision, type DecisionRecord, type Inventory, type RpcutilInventoryData, type SignedCertificate } from "../types/index.js";
 import { ReplyWatch } from "../transport/index.js";
 import type { FlowDeps, FlowOptions, FlowResult } from "./flow.js";
+import type { InventoryRecorder } from "./recorder.js";
 import { decisionFingerprint } from "./approvals.js";
 import { StepError, runStep, type StepPolicy } from "./steps.js";
 
@@ -200,8 +201,21 @@ export async function inventory(run: NodeRun): Promise<FlowResult | undefined> {
     const csr = run.gencsr.ssldir ? { ...inspected.csr, ssldir: run.gencsr.ssldir } : inspected.csr;
     run.inventory = inventoryFromRpcutil(identity, raw, { csr, jwt: run.jwtPublic });
   }
-  deps.onInventory?.(identity, raw, run.inventory);
+  if (deps.onInventory) note(run, recordInventory(deps.onInventory, identity, raw, run.inventory));
   return undefined;
+}
+
+/** the recorder never fails a node: whatever goes wrong in it is a note in the node's record */
+function recordInventory(recorder: InventoryRecorder, identity: string, raw: RpcutilInventoryData, inv: Inventory): string | undefined {
+  try {
+    return recorder(identity, raw, inv);
+  } catch (e) {
+    return `could not record the inventory: ${(e as Error).message}`;
+  }
+}
+
+function note(run: NodeRun, text: string | undefined): void {
+  if (text) (run.record.warnings ??= []).push(text);
 }
 
 /**

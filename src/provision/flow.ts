@@ -7,11 +7,12 @@
 import type { CredentialOptions } from "../credentials/settings.js";
 import { PING_ACTION, PROVISION_ACTION, PROVISION_AGENT, RPCUTIL_AGENT } from "../protocol/index.js";
 import { RpcNoRespondersError } from "../transport/errors.js";
-import type { ConfiguringRecord, CsrChecker, Decider, DecisionRecord, Decision, Inventory, RpcutilInventoryData, Signer } from "../types/index.js";
+import type { ConfiguringRecord, CsrChecker, Decider, DecisionRecord, Decision, Inventory, Signer } from "../types/index.js";
 import { FLOW_STEPS, SHUTDOWN_DELAY_MAX_MS, finish, newNodeRun, type NodeRun } from "./flow-steps.js";
 import type { ReplyWatch } from "../transport/index.js";
 import type { RpcCaller } from "./interfaces.js";
 import { StepError, type BackoffPolicy, type StepObserver, type StepPolicy } from "./steps.js";
+import type { InventoryRecorder } from "./recorder.js";
 
 export { SHUTDOWN_DELAY_MAX_MS, configureRequestData } from "./flow-steps.js";
 
@@ -54,8 +55,8 @@ export interface FlowDeps {
   signerGate?: SignerGate;
   csr: CsrChecker;
   observer: FlowObserver;
-  /** called with each inventory seen, for --record */
-  onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
+  /** called with each inventory seen, for --record; a note it returns goes into the node's record */
+  onInventory?: InventoryRecorder;
   /** each timed step's start and end, for the node registry's timeline */
   trace?: (identity: string, step: string, result: "start" | "ok" | "error") => void;
   /** the audit's line for a configure request: the request waits until it is written (audit.ts) */

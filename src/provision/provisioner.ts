@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { BrokerConnection } from "../transport/index.js";
-import type { ConfiguringRecord, Decision, DecisionRecord, Inventory, RpcutilInventoryData } from "../types/index.js";
+import type { ConfiguringRecord, Decision, DecisionRecord } from "../types/index.js";
 import { ReplyWatch, type ReplyConflict } from "../transport/index.js";
 import type { AuditSink } from "./audit.js";
 import { ConflictRegistry, type HeldConflict } from "./conflicts.js";
@@ -24,6 +24,7 @@ import { Slots, slotAfterFirstReply } from "./slots.js";
 import { RetryBook, type RetryPolicy } from "./retry.js";
 import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
 import { PROVISION_ACTIONS_RESTARTING } from "../protocol/agents.js";
+import type { InventoryRecorder } from "./recorder.js";
 
 const RESTARTING_STEPS: ReadonlySet<string> = new Set(PROVISION_ACTIONS_RESTARTING);
 
@@ -56,7 +57,7 @@ export interface ProvisionerDeps {
   metrics: Metrics;
   log: Logger;
   audit: AuditSink;
-  onInventory?: (identity: string, raw: RpcutilInventoryData, inv: Inventory) => void;
+  onInventory?: InventoryRecorder;
   /**
    * Active-active HA (ha/claims.ts): a worker provisions a node only after claim() says this
    * instance holds it, and calls release() with the record's outcome when the node is done.

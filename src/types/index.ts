@@ -8,3 +8,4 @@ export * from "./signing.js";
 export * from "./dns-name.js";
 export * from "./arrival.js";
 export * from "./renewal.js";
+export * from "./json-bounds.js";

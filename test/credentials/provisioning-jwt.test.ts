@@ -135,6 +135,11 @@ test("malformed tokens and ill-typed claims are malformed", () => {
   for (const c of [{ exp: "tomorrow" }, { chs: "true" }, { cht: 5 }, { extensions: [1] }, { aud: [1] }]) {
     rejects(() => verifyProvisioningJwt(makeJwt({ alg: "EdDSA" }, { ...base(), ...c }, privateKey), pubHex), "malformed", new RegExp(Object.keys(c)[0]!));
   }
+  // a claim or header nested 20,000 deep (before the signature is checked) is named, not written out
+  const deep = '{"k":'.repeat(20_000) + "1" + "}".repeat(20_000);
+  const b64 = (t: string) => Buffer.from(t).toString("base64url");
+  rejects(() => verifyProvisioningJwt(`${b64('{"alg":"EdDSA"}')}.${b64(`{"exp":${deep}}`)}.AA`, pubHex), "malformed", /claim exp must be a number of seconds, got <an object nested more than 64 levels deep>/);
+  rejects(() => verifyProvisioningJwt(`${b64(`{"alg":${deep}}`)}.${b64("{}")}.AA`, pubHex), "unsupported_alg", /signing method <an object nested/);
   // null is Go's zero value, not an error
   assert.ok(verifyProvisioningJwt(makeJwt({ alg: "EdDSA" }, { ...base(), chu: null, exp: null }, privateKey), pubHex));
 });

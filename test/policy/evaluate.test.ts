@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { loadPolicySet, type PolicySet } from "../../src/policy/index.js";
+import { loadPolicySet, renderExplanation, type PolicySet } from "../../src/policy/index.js";
 import type { Inventory } from "../../src/types/index.js";
 import { HEADER, inventory, policyDir } from "./helpers.js";
 
@@ -218,6 +218,21 @@ rules:
     ]);
     const plain = await ps.evaluate(inventory("n", { country: "be" }));
     assert.equal(plain.fired[0]!.conditions, undefined);
+  });
+
+  it("explains a rule on a fact nested 20,000 deep without writing it out (JSON.stringify would overflow the stack)", async () => {
+    const ps = await policy(`brokerSets: { eu: [eu1:4222] }
+rules:
+  - name: odd
+    conditions: ${when("facts.odd", "notEqual", "plain")}
+    then: { brokerSet: eu }
+`);
+    const odd = JSON.parse('{"k":'.repeat(20_000) + "1" + "}".repeat(20_000)) as unknown;
+    const d = await ps.evaluate(inventory("n", { odd }), { explain: true });
+    assert.equal(d.outcome, "configure");
+    assert.equal(d.fired[0]!.why, 'facts.odd notEqual "plain" (saw <an object nested more than 64 levels deep>)');
+    assert.deepEqual(d.fired[0]!.conditions, [{ fact: "facts.odd", operator: "notEqual", expected: "plain", actual: "<an object nested more than 64 levels deep>", result: true }]);
+    assert.match(renderExplanation(await ps.explain(inventory("n", { odd }))), /saw <an object nested more than 64 levels deep>/);
   });
 });
 

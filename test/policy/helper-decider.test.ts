@@ -95,3 +95,16 @@ test("helper_concurrency defaults to the number of cores", async () => {
   assert.equal(resolveSettings({ helper: "/bin/true" }, {}).helperConcurrency, availableParallelism());
   assert.equal(resolveSettings({ helper: "/bin/true", helper_concurrency: 3 }, {}).helperConcurrency, 3);
 });
+
+test("an inventory nested 20,000 deep is not written to the helper (it would overflow the stack): the node is deferred, saying why", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cp-helper-deep-"));
+  const helper = writeHelper(dir, `process.stdin.resume(); process.stdin.on("end", () => console.log(JSON.stringify(${CONFIGURE})));`);
+  const obs = observer();
+  const decider = helperDecider({ command: helper, args: [], timeoutMs: 10_000 }, obs);
+  const deep = JSON.parse('{"k":'.repeat(20_000) + "1" + "}".repeat(20_000)) as Record<string, unknown>;
+  const d = await decider.decide({ inventory: inventory("deep.example.net", {}), rawInventory: { facts: deep } });
+  assert.equal(d.outcome, "defer");
+  assert.equal(d.reason, "the node's inventory cannot be passed to the helper: nested more than 1000 levels deep");
+  assert.deepEqual(obs.failures, [["deep.example.net", d.reason]]);
+  assert.equal((await decider.decide(ctx("plain.example.net"))).outcome, "configure", "the same helper decides an ordinary node");
+});

@@ -114,6 +114,18 @@ test("bad input gives a typed ProtocolError naming what is wrong", () => {
   expectProtocolError(() => decodeLifecycle("{}"), "unknown_protocol", "lifecycle");
 });
 
+test("a field nested 20,000 deep is named in a short message, not written out (JSON.stringify would overflow the stack)", () => {
+  const deep = '{"k":'.repeat(20_000) + "1" + "}".repeat(20_000);
+  assert.throws(
+    () => decodeRequest(`{"protocol":${deep},"data":"","headers":{}}`),
+    (e: unknown) => e instanceof ProtocolError && e.code === "unknown_protocol" && e.message.includes("unsupported protocol <an object nested more than 64 levels deep>"),
+  );
+  assert.throws(
+    () => decodeRequest(`{"protocol":"choria:transport:1","data":"","headers":{}}`.replace('"choria:transport:1"', `[${deep}]`)),
+    (e: unknown) => e instanceof ProtocolError && /<a list nested more than 64 levels deep>/.test(e.message),
+  );
+});
+
 test("request schema checks agree with the official schema on each rejected mutation", { skip: OFFICIAL_SKIP }, () => {
   const base = encodeRequest({ ...caller, agent: "rpcutil", payload: encodeRpcRequest("rpcutil", "inventory") }).request;
   const official = officialValidator("v1", "request");
