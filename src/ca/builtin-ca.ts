@@ -1,12 +1,14 @@
 /**
  * The built-in CA: a key and self-signed certificate in a directory, and a worker pool that
  * issues leaf certificates from them. The key never leaves this process (workers get it by
- * structured clone of its DER) and a key file others can read is refused outright.
+ * structured clone of its DER); a directory others can write and a key file another user owns
+ * or others can read are refused outright (file-trust.ts).
  */
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CaExistsError } from "./errors.js";
+import { assertCaDirectory, assertPrivateKeyFile } from "./file-trust.js";
 import { isOwnParse } from "./csr-inspect.js";
 import { assertKeyAcceptable } from "./csr-policy.js";
 import { CA_CHAIN_FILE, CA_CSR_FILE, createCaRequest, readPendingKey, removePendingRequest, verifyIssuingChain } from "./intermediate.js";
@@ -42,7 +44,12 @@ export async function initBuiltinCa(dir: string, opts: InitCaOptions = {}): Prom
   if (!opts.force && (existsSync(certPath) || existsSync(keyPath))) {
     throw new CaExistsError(dir, existsSync(keyPath) ? keyPath : certPath);
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (existsSync(dir)) assertCaDirectory(dir);
+  else {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // the umask may have taken bits away, never added them; set it exactly all the same
+    chmodSync(dir, 0o700);
+  }
   const kind = opts.key ?? "ecdsa";
   if (kind !== "rsa" && kind !== "ecdsa") throw new Error(`CA key type must be rsa or ecdsa, got ${String(kind)}`);
   const { privateKey } = kind === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -73,7 +80,7 @@ export function importIntermediate(dir: string, o: { certPem: string; chainPem: 
   const certPath = join(dir, CA_CERT_FILE);
   const keyPath = join(dir, CA_KEY_FILE);
   const chainPath = join(dir, CA_CHAIN_FILE);
-  assertPrivateKeyFile(keyPath);
+  assertCaFiles(dir);
   if (!o.force && existsSync(certPath)) throw new CaExistsError(dir, certPath);
   const { cert, chain } = verifyIssuingChain({ key: readPendingKey(dir, keyPath), ...o });
   writeAtomically(chainPath, chain.map((c) => encodePem("CERTIFICATE", c.raw)).join(""), 0o644);
@@ -92,14 +99,10 @@ function writeAtomically(path: string, content: string, mode: number): void {
   renameSync(tmp, path);
 }
 
-/** Throws unless the key file is a regular file with no group/other permission bits. */
-export function assertPrivateKeyFile(path: string, what = "CA key"): void {
-  const st = statSync(path);
-  if (!st.isFile()) throw new Error(`${what} ${path} is not a regular file`);
-  const mode = st.mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    throw new Error(`${what} ${path} has mode 0${mode.toString(8)}: it must not be accessible by group or others (run: chmod 600 ${path})`);
-  }
+/** the directory and its key can be trusted (file-trust.ts); the key file must exist */
+export function assertCaFiles(dir: string): void {
+  assertCaDirectory(dir);
+  assertPrivateKeyFile(join(dir, CA_KEY_FILE));
 }
 
 export interface LoadedCa {
@@ -114,7 +117,7 @@ export function loadCa(dir: string): LoadedCa {
   const certPath = join(dir, CA_CERT_FILE);
   const keyPath = join(dir, CA_KEY_FILE);
   if (!existsSync(keyPath)) throw new Error(`no CA key at ${keyPath}; create one with: choria-provisioner ca init --dir ${dir}`);
-  assertPrivateKeyFile(keyPath);
+  assertCaFiles(dir);
   if (!existsSync(certPath) && existsSync(join(dir, CA_CSR_FILE))) {
     throw new Error(`the intermediate CA in ${dir} has no certificate yet: have the root sign ${join(dir, CA_CSR_FILE)}, then run: choria-provisioner ca import --dir ${dir} --cert FILE --chain FILE`);
   }

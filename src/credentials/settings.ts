@@ -1,6 +1,6 @@
 /** Loading the configured credentials (features.jwt / ed25519, protocol 2's client JWT), checked before anything starts. */
 import { readFileSync, statSync } from "node:fs";
-import { assertPrivateKeyFile } from "../ca/builtin-ca.js";
+import { assertPrivateKeyFile } from "../ca/file-trust.js";
 import { credentialProblems, type Settings } from "../config/index.js";
 import { parseSigningKey, signServerJwt } from "./ed25519.js";
 import { loadJwtVerifier, type JwtVerifier } from "./provisioning-jwt.js";

@@ -1,25 +1,16 @@
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { makeCsr } from "./csr-fixtures.js";
-import { CLI } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 
-// The CLI from the sources with tsx in its execArgv only (NODE_OPTIONS emptied): sign workers do
-// not inherit that loader, which is where they used to lose it (src/ca/sign-worker-boot.mjs).
 const tmp = mkdtempSync(join(tmpdir(), "ca-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { env: { ...process.env, NODE_OPTIONS: "" }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 describe("choria-provisioner ca", () => {
   const dir = join(tmp, "ca");

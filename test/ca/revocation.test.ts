@@ -5,14 +5,14 @@
  */
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CertificateLedger } from "../../src/ca/index.js";
 import { generateFacts, startFleet } from "../../src/sim/index.js";
 import { startNatsServer } from "../../src/transport/local-server.js";
-import { CLI } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 import { startTestDaemon } from "../helpers/daemon.js";
 import { makeBuiltinCa as makeCa } from "../helpers/ca.js";
 import { makeCsr } from "./csr-fixtures.js";
@@ -20,11 +20,7 @@ import { makeCsr } from "./csr-fixtures.js";
 const tmp = mkdtempSync(join(tmpdir(), "revocation-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" }, timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 /** `openssl crl -verify`: the signature against the CA, and the text OpenSSL reads */
 function opensslCrl(crlFile: string, caFile: string): { verify: string; text: string } {

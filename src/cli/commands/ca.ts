@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { numberArg } from "../args.js";
 import { parseDuration } from "../../config/index.js";
-import { CertificateLedger, REVOCATION_REASONS, writeCrl, ledgerEntryFor, type RevocationReason, type LedgerEntry, CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
+import { CertificateLedger, REVOCATION_REASONS, writeCrl, ledgerEntryFor, type RevocationReason, type LedgerEntry, assertCaFiles, CaExistsError, ChainError, checkCsr, importIntermediate, initBuiltinCa, inspectCsr, openBuiltinCa, CsrRefusedError } from "../../ca/index.js";
 
 
 function collect(v: string, prev: string[]): string[] {
@@ -53,7 +53,7 @@ export function register(program: Command): void {
   const ca = program.command("ca").description("built-in certificate authority: create it, sign CSRs by hand, inspect CSRs");
 
   ca.command("init")
-    .description("create a CA key (mode 0600) and self-signed CA certificate in DIR; with --intermediate, the key and a CSR for an offline root to sign")
+    .description("create a CA key (mode 0600) and self-signed CA certificate in DIR (made mode 0700; an existing DIR others can write is refused); with --intermediate, the key and a CSR for an offline root to sign")
     .requiredOption("--dir <dir>", "CA directory")
     .addOption(new Option("--key <type>", "CA key type").choices(["rsa", "ecdsa"]).default("ecdsa"))
     .option("--cn <name>", "CA certificate common name", "Choria Provisioner CA")
@@ -168,6 +168,8 @@ export function register(program: Command): void {
       } catch (e) {
         fail(`--crl-validity: ${(e as Error).message}`, 2);
       }
+      // the CRL is signed with the key: check it before anything is revoked, not after
+      if (o.dir) assertCaFiles(o.dir);
       const ledger = openLedger(o);
       try {
         const done = ledger.revoke(o.serial !== undefined ? { serial: o.serial } : { identity: o.identity! }, o.reason);
