@@ -46,6 +46,8 @@ export interface E2eOptions {
    * arrival tracking (and guarded rollout, first version trusted) on
    */
   arrival?: boolean;
+  /** runs after the daemon's CPU baseline, just before the fleet starts (the phantom bench publishes its announcements here) */
+  beforeFleet?: (brokerUrl: string) => Promise<void>;
 }
 
 export interface E2eResult {
@@ -55,6 +57,8 @@ export interface E2eResult {
   arrival?: boolean;
   /** ms from the fleet's start to the last node settled */
   wallMs: number;
+  /** ms from the daemon's go to the fleet's start: what beforeFleet took (else about 0) */
+  fleetStartMs: number;
   nodesPerMin: number;
   daemon: DaemonChildSummary;
   fleet: { cpuS: number; rssMiB: number; listeningMs: number; startupCompleteMs: number; totals: Record<string, unknown> };
@@ -143,6 +147,9 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
     });
     const nats0 = procCpuSeconds(srv.pid);
     daemon.send({ type: "go" });
+    const go = performance.now();
+    await o.beforeFleet?.(srv.url);
+    const fleetStartMs = performance.now() - go;
     const fleetOpts = benchFleet(srv.url, o.nodes);
     // both waiters before the start: a small fleet (no startup ramp) sends the two back to back
     const startedP = fleet.next<{ listeningMs: number }>("started", 120_000);
@@ -161,6 +168,7 @@ export async function runE2e(o: E2eOptions): Promise<E2eResult> {
       mode: o.helper ? "helper" : "policy",
       arrival: o.arrival,
       wallMs,
+      fleetStartMs,
       nodesPerMin: wallMs > 0 ? (summary.settled / wallMs) * 60_000 : 0,
       daemon: summary,
       fleet: { cpuS: rep.cpuS, rssMiB: rep.rssMiB, listeningMs: started.listeningMs, startupCompleteMs: startup.ms, totals: rep.totals },

@@ -11,6 +11,7 @@ import { initBuiltinCa } from "../src/ca/index.js";
 import { csrPool, measureSignRate } from "./ca.bench.js";
 import { flowRequests, measureHelperRate, measureRpcRate, REPO, runE2e, runEssential, runWaiting, type E2eResult, type EssentialResult, type RpcRate } from "./e2e.js";
 import { measureNodeWork } from "./node-work.js";
+import { PHANTOM_GOAL_RATIO, phantomBench } from "./phantoms.bench.js";
 import { checkGoal, machine, printResult, writeResult, type BenchResult } from "./harness.js";
 import { measureEvalRate } from "./policy.bench.js";
 import { formatProfile, summariseProfile } from "./profile-summary.js";
@@ -41,6 +42,8 @@ export interface BenchOptions {
   waiting: number;
   /** fleet size for the arrival comparison: the same fleet with arrival tracking off, then on (0: skip) */
   arrivalNodes?: number;
+  /** alternating pairs of the phantom comparison: a 500-node fleet without and with 2,000 phantom announcements (0: skip) */
+  phantomPairs?: number;
   /** CPU-profile the provisioner during the largest e2e run and summarise it */
   profile: boolean;
   /** real go-choria servers for the head-to-head on real servers (0: skip) */
@@ -234,6 +237,14 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
       arrivalPair = { off: runs.off!, on: runs.on! };
     }
 
+    // ---- phantom announcements' cost: a fleet without and with them, alternating (phantoms.bench.ts)
+    let phantoms: BenchResult | undefined;
+    if ((o.phantomPairs ?? 0) > 0) {
+      log(`phantoms: ${o.phantomPairs} pairs of a 500-node fleet without and with 2,000 phantom announcements...`);
+      phantoms = await phantomBench({ pairs: o.phantomPairs!, nodes: 500, phantoms: 2000, caDir, log: (l) => log(`  ${l}`) });
+      emit(phantoms);
+    }
+
     // ---- RSS with every node waiting
     let waiting;
     if (o.waiting > 0) {
@@ -318,6 +329,10 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         met: ratio >= 0.95,
         note: `${o.arrivalNodes} nodes: ${Math.round(arrivalPair.on.nodesPerMin)}/min with arrival tracking vs ${Math.round(arrivalPair.off.nodesPerMin)}/min without; arrived ${arrivalPair.on.daemon.arrivals?.arrived ?? 0} by the end of the run`,
       };
+    }
+    if (phantoms) {
+      const ratio = phantoms.metrics.slowdown_ratio!;
+      goals.phantom_slowdown = { value: ratio, goal: `<= ${PHANTOM_GOAL_RATIO}`, met: ratio <= PHANTOM_GOAL_RATIO, note: `a 500-node fleet with 2,000 phantom announcements published just before it, against without: median of ${phantoms.metrics.pairs} alternating pairs' ratios` };
     }
     if (waiting) goals.rss_100k_waiting_mib = { value: r1(waiting.rssMiB), goal: "< 400 MiB", met: waiting.rssMiB < 400, note: `${waiting.queued} nodes queued` };
     Object.assign(goals, reference.goals);
