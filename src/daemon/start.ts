@@ -153,6 +153,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
   let nc: NatsConnection;
   // set once built: a reconnect fails the calls whose replies were lost and retries failed nodes now
   let onReconnect = (): void => undefined;
+  let onDisconnect = (): void => undefined;
   try {
     nc = await connectNats({
       servers: s.brokers,
@@ -167,6 +168,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
           metrics.natsReconnects.labels(s.site).inc();
           onReconnect();
         }
+        if (type === "disconnect") onDisconnect();
         if (type === "disconnect" || type === "reconnect" || type === "error") log.warn({ nats: type, server: typeof data === "string" ? redactUrls(data) : undefined }, `NATS ${type}`);
       },
     });
@@ -393,6 +395,7 @@ export async function startDaemon(s: Settings, ov: DaemonOverrides = {}): Promis
     if (lost) log.info({ calls: lost }, "asking again for replies lost with the broker connection");
     provisioner.retryNow();
   };
+  onDisconnect = () => provisioner.brokerUnsettled();
 
   let admin: AdminServer;
   try {

@@ -493,12 +493,21 @@ export class Provisioner extends EventEmitter {
     return plan.holdMs;
   }
 
-  /** when the broker connection last came back: nodes nothing answers for are retried for a while after (retry.ts) */
+  /** when the broker connection last dropped or came back: nodes nothing answers for are retried for a while after (retry.ts) */
   private brokerBackAt = -Infinity;
+
+  /**
+   * The broker connection dropped (or came back): until it has settled, a node nothing answers
+   * for may only not have subscribed again yet. Marked at the drop too, because the calls held
+   * over the outage can get their no-responders before the client reports the reconnect.
+   */
+  brokerUnsettled(): void {
+    this.brokerBackAt = performance.now();
+  }
 
   /** The broker is back: nodes waiting for a retry go now rather than at their backoff's end. */
   retryNow(): number {
-    this.brokerBackAt = performance.now();
+    this.brokerUnsettled();
     if (!this.active) return 0;
     const n = this.queue.releaseRetries(true);
     if (n) {

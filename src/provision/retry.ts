@@ -15,7 +15,7 @@ export interface RetryPolicy {
   maxMs: number;
   /** retries of a node nothing answers for, while the broker link is settling, before it is left to intake */
   goneTries: number;
-  /** how long after the broker connection came back nodes nothing answers for are retried */
+  /** how long after the broker connection dropped or came back nodes nothing answers for are retried */
   settlingMs: number;
   /** a deferred node's first hold, doubling up to deferMaxMs */
   deferBaseMs: number;
