@@ -29,11 +29,15 @@ import type { InventoryRecorder } from "./recorder.js";
 const RESTARTING_STEPS: ReadonlySet<string> = new Set(PROVISION_ACTIONS_RESTARTING);
 
 /**
- * Nodes in first contact per worker: a node takes a worker slot only once it has answered, so
- * announcements for absent servers (answered by the broker's no-responders status) are checked
- * this many at a time per worker instead of one.
+ * Nodes in first contact per worker: a node takes a worker slot only once it has answered.
+ * One: an absent server costs a worker one no-responders round trip (one try since phantoms are
+ * no longer retried), and 2,000 phantoms before a 500-node fleet slowed it by 1.12-1.18x with one
+ * contact against 1.17-1.23x with four (bench/phantoms.bench.ts, alternating). Four contacts kept
+ * up to 800 nodes holding their inventories while they waited for a worker: at 10,000 nodes that
+ * cost 11% more peak RSS and quadrupled the per-node p50 (1,060 against 252 ms) for the same
+ * throughput and CPU within noise (three alternating pairs).
  */
-export const CONTACTS_PER_WORKER = 4;
+export const CONTACTS_PER_WORKER = 1;
 
 export interface ProvisionerOptions {
   site: string;
