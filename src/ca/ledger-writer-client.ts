@@ -4,6 +4,7 @@
  * slow disk means bigger transactions, not a longer queue of them.
  */
 import { Worker } from "node:worker_threads";
+import { workerEntry } from "./worker-entry.js";
 
 export interface ToLedgerWriter {
   id: number;
@@ -21,11 +22,6 @@ interface Waiting {
   reject: (e: Error) => void;
 }
 
-// Under tsx the sources are .ts and the worker needs the bootstrap; a compiled build has .js.
-function workerUrl(): URL {
-  return import.meta.url.endsWith(".ts") ? new URL("./ledger-writer-boot.mjs", import.meta.url) : new URL("./ledger-writer.js", import.meta.url);
-}
-
 export class LedgerWriter {
   private readonly worker: Worker;
   private nextId = 1;
@@ -33,9 +29,11 @@ export class LedgerWriter {
   private queued: Waiting[] = [];
   private failure?: Error;
   private readonly exited: Promise<void>;
+  /** close()'s wait for the thread to go idle */
+  private idle?: () => void;
 
   constructor(path: string) {
-    this.worker = new Worker(workerUrl(), { workerData: { path } });
+    this.worker = new Worker(workerEntry("ledger-writer"), { workerData: { path } });
     this.worker.on("message", (m: FromLedgerWriter) => this.done(m));
     this.worker.on("error", (e) => this.fail(new Error(`ledger writer thread failed: ${e.message}`)));
     this.exited = new Promise((resolve) =>
@@ -93,8 +91,6 @@ export class LedgerWriter {
     for (const w of lost) w.reject(e);
     this.idle?.();
   }
-
-  private idle?: () => void;
 
   /** after the rows handed over so far are committed or failed */
   async close(): Promise<void> {

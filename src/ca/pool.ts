@@ -4,6 +4,7 @@
  * structured cloning and thread wake-ups is a real share of the work.
  */
 import { Worker } from "node:worker_threads";
+import { workerEntry } from "./worker-entry.js";
 import { availableParallelism } from "node:os";
 import { CaUnavailableError, CsrRefusedError } from "../types/index.js";
 import type { FromWorker, SignTask, SignTaskResult, SignWorkerData, ToWorker } from "./sign-protocol.js";
@@ -35,11 +36,6 @@ export interface SignPoolOptions {
 // nodes/min and 5% less CPU per node.
 export function defaultPoolSize(): number {
   return Math.max(1, availableParallelism() - 1);
-}
-
-// Under tsx the sources are .ts and the worker needs the bootstrap; a compiled build has .js.
-function workerUrl(): URL {
-  return import.meta.url.endsWith(".ts") ? new URL("./sign-worker-boot.mjs", import.meta.url) : new URL("./sign-worker.js", import.meta.url);
 }
 
 export class SignPool {
@@ -117,7 +113,7 @@ export class SignPool {
 
   private spawn(): Promise<Slot> {
     return new Promise<Slot>((resolve, reject) => {
-      const worker = new Worker(workerUrl(), { workerData: this.data });
+      const worker = new Worker(workerEntry("sign-worker"), { workerData: this.data });
       let ready = false;
       let exitResolve!: (code: number) => void;
       const exited = new Promise<number>((r) => (exitResolve = r));
