@@ -181,7 +181,7 @@ export async function openBuiltinCa(dir: string, opts: { workers?: number } = {}
       if (own) assertKeyAcceptable(own.summary);
       const checked = own ? { spkiDer: own.spkiDer, subjectPublicKey: own.subjectPublicKey } : undefined;
       const r = await pool.run({ identity: req.identity, csrPem: own ? "" : req.csrPem, profile: { validityDays: req.profile.validityDays, sans: [...(req.profile.sans ?? [])] }, checked });
-      return { certificatePem: r.certificatePem + leafSuffix, caPem: delivered.caPem, serial: r.serial, fingerprint: r.fingerprint, notAfter: r.notAfter };
+      return { certificatePem: r.certificatePem + leafSuffix, caPem: delivered.caPem, serial: r.serial, fingerprint: r.fingerprint, notAfter: r.notAfter, ...(r.leaf ? { leaf: r.leaf } : {}) };
     },
     close: () => pool.close(),
   };

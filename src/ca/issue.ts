@@ -7,10 +7,11 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
-import { CsrRefusedError, isDnsName, type CertificateProfile } from "../types/index.js";
+import { CsrRefusedError, isDnsName, type CertificateProfile, type IssuedLeaf } from "../types/index.js";
 import type { ParsedCsr } from "./csr-inspect.js";
 import { TAG, ascii, concat, derTime, tlv, utf8 } from "../der/writer.js";
 import { encodePem } from "../der/pem.js";
+import { ipString } from "../der/x509.js";
 import { OID, ipBytes, isIpSan, parseDer, positiveSerial, toHex } from "./x509-util.js";
 
 /** Backdating absorbs clock skew between the provisioner and nodes. */
@@ -23,6 +24,8 @@ export interface IssuedCertificate {
   serial: string;
   fingerprint: string;
   notAfter: string;
+  /** what the ledger records, as a parse of `der` gives it (leaves only): no re-parse on the main thread */
+  leaf?: IssuedLeaf;
 }
 
 interface SigningAlgorithm {
@@ -70,8 +73,8 @@ function finish(cert: pkijs.Certificate, key: KeyObject, alg: SigningAlgorithm):
   return new Uint8Array(cert.toSchema(false).toBER(false));
 }
 
-function issued(der: Uint8Array, serial: Uint8Array, notAfter: Date): IssuedCertificate {
-  return { der, pem: encodePem("CERTIFICATE", der), serial: toHex(serial), fingerprint: createHash("sha256").update(der).digest("hex"), notAfter: notAfter.toISOString() };
+function issued(der: Uint8Array, serial: Uint8Array, notAfter: Date, leaf?: IssuedLeaf): IssuedCertificate {
+  return { der, pem: encodePem("CERTIFICATE", der), serial: toHex(serial), fingerprint: createHash("sha256").update(der).digest("hex"), notAfter: notAfter.toISOString(), ...(leaf ? { leaf } : {}) };
 }
 
 /** Self-signed CA certificate: basicConstraints CA (path length 0: it only issues leaves), keyCertSign+cRLSign, SKI=AKI. */
@@ -156,14 +159,18 @@ export class LeafIssuer {
     if (notAfter > this.caNotAfter) notAfter = new Date(Math.floor(this.caNotAfter.getTime() / 1000) * 1000);
     const serial = positiveSerial(randomBytes(16));
     const ski = sha1(csr.subjectPublicKey);
+    const notBefore = now - BACKDATE_MS;
+    // the CN's check first: a bad identity is refused as a bad CN, not as a bad SAN
+    const subjectCn = cn(identity);
+    const sans = sanNames(identity, profile.sans ?? []);
     const tbs = tlv(
       TAG.sequence,
       VERSION_3,
       tlv(TAG.integer, serial),
       this.algDer,
       this.issuerDer,
-      tlv(TAG.sequence, derTime(new Date(now - BACKDATE_MS)), derTime(notAfter)),
-      tlv(TAG.sequence, tlv(TAG.set, tlv(TAG.sequence, this.cnOid, tlv(TAG.utf8String, utf8(cn(identity)))))),
+      tlv(TAG.sequence, derTime(new Date(notBefore)), derTime(notAfter)),
+      tlv(TAG.sequence, tlv(TAG.set, tlv(TAG.sequence, this.cnOid, tlv(TAG.utf8String, utf8(subjectCn))))),
       csr.spkiDer,
       tlv(
         TAG.context3,
@@ -171,12 +178,12 @@ export class LeafIssuer {
           TAG.sequence,
           this.fixedExtensionsDer,
           tlv(TAG.sequence, this.skiOid, tlv(TAG.octetString, tlv(TAG.octetString, ski))),
-          tlv(TAG.sequence, this.sanOid, tlv(TAG.octetString, tlv(TAG.sequence, ...sanNames(identity, profile.sans ?? [])))),
+          tlv(TAG.sequence, this.sanOid, tlv(TAG.octetString, tlv(TAG.sequence, ...sans.der))),
         ),
       ),
     );
     const der = tlv(TAG.sequence, tbs, this.algDer, tlv(TAG.bitString, Uint8Array.of(0), sign(this.alg.hash, tbs, this.key)));
-    return issued(der, serial, notAfter);
+    return issued(der, serial, notAfter, { notBefore, sans: sans.names });
   }
 }
 
@@ -186,18 +193,24 @@ function cn(identity: string): string {
   return identity;
 }
 
-function sanNames(identity: string, extra: string[]): Uint8Array[] {
+function sanNames(identity: string, extra: string[]): { der: Uint8Array[]; names: string[] } {
   const seen = new Set<string>();
   const out: Uint8Array[] = [];
+  const names: string[] = [];
   for (const raw of [identity, ...extra]) {
     const s = String(raw).trim();
     if (s === "") throw new Error("empty SAN in certificate profile");
     const k = s.toLowerCase();
     if (seen.has(k)) continue;
     seen.add(k);
-    if (isIpSan(s)) out.push(tlv(TAG.ipAddress, ipBytes(s)));
-    else if (isDnsName(s)) out.push(tlv(TAG.dnsName, ascii(s)));
-    else throw new CsrRefusedError("bad_name", `SAN ${JSON.stringify(s)} is neither an IP address nor a valid DNS name`);
+    if (isIpSan(s)) {
+      const ip = ipBytes(s);
+      out.push(tlv(TAG.ipAddress, ip));
+      names.push(ipString(ip));
+    } else if (isDnsName(s)) {
+      out.push(tlv(TAG.dnsName, ascii(s)));
+      names.push(s);
+    } else throw new CsrRefusedError("bad_name", `SAN ${JSON.stringify(s)} is neither an IP address nor a valid DNS name`);
   }
-  return out;
+  return { der: out, names };
 }

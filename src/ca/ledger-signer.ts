@@ -12,8 +12,30 @@ import { normaliseSerial, type CertificateLedger, type LedgerEntry } from "./led
 import { ReplicationError } from "./ledger-replica.js";
 import { decodePem } from "../der/pem.js";
 
-/** The ledger's view of what a signer returned: the first certificate in its PEM is the leaf. */
+/**
+ * The ledger's view of what a signer returned: the first certificate in its PEM is the leaf. A
+ * signer that built the certificate itself says what is in it (`signed.leaf`), which spares the
+ * main thread a PEM decode, a DER parse and a hash per certificate; any other is parsed.
+ */
 export function ledgerEntryFor(signed: SignedCertificate, o: { identity: string; signer: string; policyVersion?: string; at?: number }): LedgerEntry {
+  if (signed.leaf) {
+    return {
+      serial: normaliseSerial(signed.serial),
+      identity: o.identity,
+      sans: signed.leaf.sans,
+      notBefore: signed.leaf.notBefore,
+      notAfter: Date.parse(signed.notAfter),
+      fingerprint: signed.fingerprint,
+      policyVersion: o.policyVersion ?? "",
+      issuedAt: o.at ?? Date.now(),
+      signer: o.signer,
+    };
+  }
+  return parsedLedgerEntry(signed, o);
+}
+
+/** ledgerEntryFor from the certificate itself: what a remote or external signer returned */
+export function parsedLedgerEntry(signed: SignedCertificate, o: { identity: string; signer: string; policyVersion?: string; at?: number }): LedgerEntry {
   const leaf = decodePem(signed.certificatePem).find((b) => b.label === "CERTIFICATE");
   if (!leaf) throw new Error("the signer returned no certificate");
   const c = readCertificateDer(leaf.der);

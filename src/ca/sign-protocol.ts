@@ -1,5 +1,5 @@
 /** Messages between the sign pool and its worker threads. Plain data: structured-clone friendly. */
-import type { CertificateProfile, CsrRefusalCode } from "../types/index.js";
+import type { CertificateProfile, CsrRefusalCode, IssuedLeaf } from "../types/index.js";
 
 export interface SignWorkerData {
   /** PKCS#8 DER of the CA key; imported once per thread */
@@ -17,7 +17,7 @@ export interface SignTask {
 }
 
 export type SignTaskResult =
-  | { id: number; ok: true; certificatePem: string; serial: string; fingerprint: string; notAfter: string; threadId: number; startedAt: number; endedAt: number }
+  | { id: number; ok: true; certificatePem: string; serial: string; fingerprint: string; notAfter: string; leaf?: IssuedLeaf; threadId: number; startedAt: number; endedAt: number }
   | { id: number; ok: false; error: { name: string; message: string; code?: CsrRefusalCode } };
 
 export type ToWorker = { type: "sign"; tasks: SignTask[] } | { type: "stop" };

@@ -30,7 +30,7 @@ function signOne(t: SignTask): SignTaskResult {
       csr = parsed;
     }
     const c = issuer.issue(csr, t.identity, t.profile);
-    return { id: t.id, ok: true, certificatePem: c.pem, serial: c.serial, fingerprint: c.fingerprint, notAfter: c.notAfter, threadId, startedAt, endedAt: clock() };
+    return { id: t.id, ok: true, certificatePem: c.pem, serial: c.serial, fingerprint: c.fingerprint, notAfter: c.notAfter, leaf: c.leaf, threadId, startedAt, endedAt: clock() };
   } catch (e) {
     const err = e as Error;
     return { id: t.id, ok: false, error: { name: err?.name ?? "Error", message: err?.message ?? String(e), code: e instanceof CsrRefusedError ? e.code : undefined } };

@@ -40,6 +40,16 @@ export interface SignedCertificate {
   fingerprint: string;
   /** ISO-8601 */
   notAfter: string;
+  /** set by a signer that built the certificate itself (the built-in CA): the ledger then need not parse it */
+  leaf?: IssuedLeaf;
+}
+
+/** the fields of an issued leaf that the certificate ledger keeps besides serial and notAfter, as readCertificateDer gives them */
+export interface IssuedLeaf {
+  /** epoch ms */
+  notBefore: number;
+  /** DNS names as written, IP addresses as der/x509.ts' ipString formats them */
+  sans: string[];
 }
 
 /**
