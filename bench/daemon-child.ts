@@ -19,6 +19,7 @@ import { resolveSettings, type ConfigFile } from "../src/config/index.js";
 import { startDaemon, type DaemonHandle } from "../src/daemon/start.js";
 import { createLogger } from "../src/daemon/logger.js";
 import type { DecisionRecord } from "../src/types/index.js";
+import { threadCpu, threadCpuSince, type ThreadCpu } from "./thread-cpu.js";
 
 export interface DaemonChildConfig {
   config: ConfigFile;
@@ -46,6 +47,8 @@ export interface DaemonChildSummary {
   decisions: number;
   cpuUserS: number;
   cpuSystemS: number;
+  /** of cpuUser+System: the main thread's and the other threads' (sign pool, ledger writer, GC helpers) */
+  threadCpuS: { mainS: number; otherS: number };
   peakRssMiB: number;
   /** maxRSS of the process from getrusage, whole life */
   maxRssMiB: number;
@@ -76,6 +79,7 @@ let daemon: DaemonHandle | undefined;
 let cfg: DaemonChildConfig;
 let goAt = 0;
 let cpu0: NodeJS.CpuUsage | undefined;
+let threads0: ThreadCpu = new Map();
 let peakRss = 0;
 let settledCount = 0;
 const arrivals: Record<string, number> = {};
@@ -168,6 +172,7 @@ function summary(): DaemonChildSummary {
     decisions,
     cpuUserS: c.user / 1e6,
     cpuSystemS: c.system / 1e6,
+    threadCpuS: threadCpuSince(threads0),
     peakRssMiB: peakRss / MiB,
     maxRssMiB: process.resourceUsage().maxRSS / 1024,
     heapUsedMiB: process.memoryUsage().heapUsed / MiB,
@@ -208,6 +213,7 @@ process.on("message", (m: { type: string; cfg?: DaemonChildConfig }) => {
     case "go":
       goAt = performance.now();
       cpu0 = process.cpuUsage();
+      threads0 = threadCpu();
       peakRss = 0;
       eld.enable();
       setInterval(() => send({ type: "progress", settled: settledCount, records: recordCount, queued: daemon?.provisioner.queue.size ?? 0, rssMiB: process.memoryUsage.rss() / MiB }), 1000).unref();

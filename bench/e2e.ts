@@ -200,6 +200,8 @@ export interface EssentialResult {
   wallMs: number;
   nodesPerMin: number;
   provisionerCpuS: number;
+  /** of provisionerCpuS: the main thread's and the other threads' */
+  threadCpuS: { mainS: number; otherS: number };
   fleetCpuS: number;
   natsCpuS: number;
   /** protocol violations the fleet saw (none expected) */
@@ -210,9 +212,9 @@ export interface EssentialResult {
  * The same fleet as runE2e, provisioned by the essential-work provisioner (essential-child.ts)
  * instead of the daemon: the most a provisioner reaches on this machine against this fleet.
  */
-export async function runEssential(o: { nodes: number; caDir: string; workers?: number; profileDir?: string }): Promise<EssentialResult> {
+export async function runEssential(o: { nodes: number; caDir: string; workers?: number; profileDir?: string; execArgv?: string[] }): Promise<EssentialResult> {
   const srv = await startNatsServer();
-  const prov = spawnChild(benchFile("essential-child.ts"), [], ["--max-old-space-size=4096", ...(o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`] : [])]);
+  const prov = spawnChild(benchFile("essential-child.ts"), [], ["--max-old-space-size=4096", ...(o.execArgv ?? []), ...(o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`] : [])]);
   const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
   try {
     const nats0 = procCpuSeconds(srv.pid);
@@ -220,7 +222,7 @@ export async function runEssential(o: { nodes: number; caDir: string; workers?: 
     const startupP = fleet.next<{ ms: number }>("startupComplete", 600_000);
     fleet.send({ type: "start", opts: benchFleet(srv.url, o.nodes) });
     const started = await startedP;
-    const doneP = prov.next<{ done: number; failed: number; firstError: string; outcomes: Record<string, number>; wallMs: number; cpuS: number }>("done", 3_600_000);
+    const doneP = prov.next<{ done: number; failed: number; firstError: string; outcomes: Record<string, number>; wallMs: number; cpuS: number; threadCpuS: { mainS: number; otherS: number } }>("done", 3_600_000);
     const identities = Array.from({ length: o.nodes }, (_, i) => identityOf(i));
     prov.send({ type: "run", o: { url: srv.url, caDir: o.caDir, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules"), token: TOKEN, identities, workers: o.workers ?? 200 } });
     const r = await doneP;
@@ -235,7 +237,7 @@ export async function runEssential(o: { nodes: number; caDir: string; workers?: 
     prov.send({ type: "stop" });
     fleet.send({ type: "stop" });
     await Promise.all([prov.exited, fleet.exited]);
-    return { nodes: o.nodes, done: r.done, failed: r.failed, outcomes: r.outcomes, wallMs, nodesPerMin: (r.done / wallMs) * 60_000, provisionerCpuS: r.cpuS, fleetCpuS: rep.cpuS, natsCpuS, violations: rep.totals.violations };
+    return { nodes: o.nodes, done: r.done, failed: r.failed, outcomes: r.outcomes, wallMs, nodesPerMin: (r.done / wallMs) * 60_000, provisionerCpuS: r.cpuS, threadCpuS: r.threadCpuS, fleetCpuS: rep.cpuS, natsCpuS, violations: rep.totals.violations };
   } finally {
     prov.proc.kill("SIGKILL");
     fleet.proc.kill("SIGKILL");

@@ -7,7 +7,7 @@
  * one per call. Its nodes/min against the same simulated fleet is the most a provisioner could
  * reach on this machine with this fleet, so the daemon's distance to it is its own overhead.
  *
- *   parent -> {type:"run", o}   child -> {type:"done", done, failed, outcomes, wallMs, cpuS}
+ *   parent -> {type:"run", o}   child -> {type:"done", done, failed, outcomes, wallMs, cpuS, threadCpuS}
  */
 import "./orphan-exit.js";
 import { connectNats, RpcClient } from "../src/transport/index.js";
@@ -16,6 +16,7 @@ import { parseCsr } from "../src/ca/csr-inspect.js";
 import { loadPolicySet } from "../src/policy/index.js";
 import { inventoryFromRpcutil, type RpcutilInventoryData } from "../src/types/index.js";
 import { configureRequestData } from "../src/provision/flow.js";
+import { threadCpu, threadCpuSince } from "./thread-cpu.js";
 
 export interface EssentialRunOptions {
   url: string;
@@ -41,6 +42,7 @@ async function run(o: EssentialRunOptions): Promise<void> {
   let failed = 0;
   let firstError = "";
   const cpu0 = process.cpuUsage();
+  const threads0 = threadCpu();
   const t0 = performance.now();
   const one = async (id: string): Promise<void> => {
     const inv = await rpc.call<RpcutilInventoryData>(id, "rpcutil", "inventory", {}, call);
@@ -74,7 +76,7 @@ async function run(o: EssentialRunOptions): Promise<void> {
   await Promise.all(Array.from({ length: o.workers }, worker));
   const wallMs = performance.now() - t0;
   const c = process.cpuUsage(cpu0);
-  process.send?.({ type: "done", done, failed, firstError, outcomes, wallMs, cpuS: (c.user + c.system) / 1e6 });
+  process.send?.({ type: "done", done, failed, firstError, outcomes, wallMs, cpuS: (c.user + c.system) / 1e6, threadCpuS: threadCpuSince(threads0) });
   await rpc.close();
   await nc.close();
   await ca.close();
