@@ -3,8 +3,9 @@
  * exactly (choria_provisioner_*, counters without a _total suffix) so its Grafana dashboard
  * keeps working; the policy, reload, CSR and signing metrics are this project's own.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { SumCountSummary } from "./sum-count-summary.js";
+import { BucketHistogram } from "./bucket-histogram.js";
 
 export interface Metrics {
   registry: Registry;
@@ -20,13 +21,15 @@ export interface Metrics {
   busyWorkers: Gauge<"site">;
   workQueueEntries: Gauge<"site">;
   waitingNodes: Gauge<"site">;
+  /** what the three gauges above read at scrape time (the provisioner's queue and workers); unset: they stay as set */
+  work?: () => { queued: number; waiting: number; busy: number };
   /** the reference's summary: `_sum` and `_count` only */
   rpcTime: SumCountSummary<"site" | "rpc">;
   /** the same requests' distribution, aggregatable across instances */
-  rpcSeconds: Histogram<"site" | "rpc">;
+  rpcSeconds: BucketHistogram<"site" | "rpc">;
   rpcErrors: Counter<"site" | "rpc">;
   helperTime: SumCountSummary<"site">;
-  helperSeconds: Histogram<"site">;
+  helperSeconds: BucketHistogram<"site">;
   helperErrors: Counter<"site">;
   helperShutdownRequests: Counter<"site">;
   // this project
@@ -36,14 +39,14 @@ export interface Metrics {
   policyEvaluations: Counter<"site" | "policy" | "version">;
   /** one per policy evaluation, by the outcome it decided: a node decided again (a defer, a retry) counts again; nodes by their state are node_states */
   policyDecisions: Counter<"site" | "outcome" | "policy" | "version">;
-  policyEvalTime: Histogram<"site">;
+  policyEvalTime: BucketHistogram<"site">;
   policyReloads: Counter<"site" | "result">;
   policyInfo: Gauge<"site" | "policy" | "version" | "hash">;
   csrRefusals: Counter<"site" | "reason">;
   jwtRefusals: Counter<"site" | "reason">;
-  signTime: Histogram<"site" | "signer">;
+  signTime: BucketHistogram<"site" | "signer">;
   signErrors: Counter<"site" | "signer">;
-  nodeDuration: Histogram<"site" | "outcome">;
+  nodeDuration: BucketHistogram<"site" | "outcome">;
   invalidReplies: Counter<"site" | "reason">;
   conflicts: Counter<"site" | "step">;
   lockContention: Counter<"site">;
@@ -64,7 +67,7 @@ export interface Metrics {
   ledgerUnreplicated?: () => number;
   // arrival and guarded rollout (arrival/)
   arrivals: Counter<"site" | "result" | "policy_version" | "broker_set">;
-  arrivalTime: Histogram<"site" | "broker_set">;
+  arrivalTime: BucketHistogram<"site" | "broker_set">;
   arrivalsPending: Gauge<"site">;
   lostNodes: Gauge<"site">;
   homeWatches: Gauge<"site" | "home">;
@@ -82,6 +85,17 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
   const counter = <L extends string>(name: string, help: string, labels: L[]) => new Counter<L>({ name, help, labelNames: labels, registers: reg });
   const gauge = <L extends string>(name: string, help: string, labels: L[]) => new Gauge<L>({ name, help, labelNames: labels, registers: reg });
   const s: ["site"] = ["site"];
+  const workGauge = (name: string, help: string, key: "queued" | "waiting" | "busy") =>
+    new Gauge<"site">({
+      name,
+      help,
+      labelNames: s,
+      registers: reg,
+      collect() {
+        const w = m.work?.();
+        if (w) this.labels(site).set(w[key]);
+      },
+    });
   const m: Metrics = {
     registry,
     site,
@@ -92,14 +106,14 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     discoveryErrors: counter("choria_provisioner_discovery_errors", "How many discovery related errors were encountered", s),
     provisionErrors: counter("choria_provisioner_provision_errors", "How many provision related errors were encountered", s),
     provisioned: counter("choria_provisioner_provisioned", "How many nodes were successfully provisioned", s),
-    busyWorkers: gauge("choria_provisioner_busy_workers", "How many workers are busy provisioning nodes", s),
-    workQueueEntries: gauge("choria_provisioner_work_queue_entries", "Number of nodes on the work queue waiting to be provisioned", s),
-    waitingNodes: gauge("choria_provisioner_waiting_nodes", "The number of nodes currently waiting to be provisioned", s),
+    busyWorkers: workGauge("choria_provisioner_busy_workers", "How many workers are busy provisioning nodes", "busy"),
+    workQueueEntries: workGauge("choria_provisioner_work_queue_entries", "Number of nodes on the work queue waiting to be provisioned", "queued"),
+    waitingNodes: workGauge("choria_provisioner_waiting_nodes", "The number of nodes currently waiting to be provisioned", "waiting"),
     rpcTime: new SumCountSummary("choria_provisioner_rpc_time", "How long it took to perform RPC requests", ["site", "rpc"], registry),
-    rpcSeconds: new Histogram({ name: "choria_provisioner_rpc_seconds", help: "Duration of requests that got a reply", labelNames: ["site", "rpc"], registers: reg, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] }),
+    rpcSeconds: new BucketHistogram("choria_provisioner_rpc_seconds", "Duration of requests that got a reply", ["site", "rpc"], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registry),
     rpcErrors: counter("choria_provisioner_rpc_errors", "How many rpc related errors were encountered", ["site", "rpc"]),
     helperTime: new SumCountSummary("choria_provisioner_helper_time", "How long it took to run the helper", ["site"], registry),
-    helperSeconds: new Histogram({ name: "choria_provisioner_helper_seconds", help: "Run time of the legacy helper", labelNames: ["site"], registers: reg, buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] }),
+    helperSeconds: new BucketHistogram("choria_provisioner_helper_seconds", "Run time of the legacy helper", ["site"], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registry),
     helperErrors: counter("choria_provisioner_helper_errors", "How many helper related errors were encountered", s),
     helperShutdownRequests: counter("choria_provisioner_helper_shutdown_requests", "How many times the helper requested a node shutdown", s),
     registrationDiscovered: counter("choria_provisioner_registration_discovered", "How many nodes were found through registration data", s),
@@ -107,15 +121,15 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
     queueRejected: counter("choria_provisioner_queue_rejected", "Nodes not queued, by reason (full, held, stale)", ["site", "reason"]),
     policyEvaluations: counter("choria_provisioner_policy_evaluations", "Policy evaluations", ["site", "policy", "version"]),
     policyDecisions: counter("choria_provisioner_policy_decisions", "Policy evaluations by the outcome decided and policy version; a node decided again counts again", ["site", "outcome", "policy", "version"]),
-    policyEvalTime: new Histogram({ name: "choria_provisioner_policy_eval_seconds", help: "Policy evaluation time", labelNames: ["site"], registers: reg, buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05] }),
+    policyEvalTime: new BucketHistogram("choria_provisioner_policy_eval_seconds", "Policy evaluation time", ["site"], [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05], registry),
     policyReloads: counter("choria_provisioner_policy_reloads", "Policy reloads by result (ok, error)", ["site", "result"]),
     policyInfo: gauge("choria_provisioner_policy_info", "The policy in force (value 1)", ["site", "policy", "version", "hash"]),
     csrRefusals: counter("choria_provisioner_csr_refusals", "CSRs refused, by reason", ["site", "reason"]),
     // provisioning JWT check codes (bad_signature, expired, ...) and gen25519_signature: a node whose credentials did not verify
     jwtRefusals: counter("choria_provisioner_jwt_refusals", "Nodes refused because their provisioning JWT or gen25519 signature did not verify, by reason", ["site", "reason"]),
-    signTime: new Histogram({ name: "choria_provisioner_sign_seconds", help: "Certificate signing time", labelNames: ["site", "signer"], registers: reg, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5] }),
+    signTime: new BucketHistogram("choria_provisioner_sign_seconds", "Certificate signing time", ["site", "signer"], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5], registry),
     signErrors: counter("choria_provisioner_sign_errors", "Signing failures (CA unavailable, timeout)", ["site", "signer"]),
-    nodeDuration: new Histogram({ name: "choria_provisioner_node_seconds", help: "Time to process one node, by outcome", labelNames: ["site", "outcome"], registers: reg, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] }),
+    nodeDuration: new BucketHistogram("choria_provisioner_node_seconds", "Time to process one node, by outcome", ["site", "outcome"], [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registry),
     invalidReplies: counter("choria_provisioner_invalid_replies", "Replies dropped as invalid, by reason (undecodable, request_mismatch, wrong_sender, bad_body, not_pong)", ["site", "reason"]),
     conflicts: counter("choria_provisioner_conflicts_total", "Nodes for which more than one server answered (a cloned twin or an impostor), by the step that showed it", ["site", "step"]),
     lockContention: counter("choria_provisioner_lock_contention", "Nodes whose provisioning lock was held by another provisioner", s),
@@ -164,7 +178,7 @@ export function createMetrics(site = "default", o: { defaultMetrics?: boolean } 
       },
     }),
     arrivals: counter("choria_provisioner_arrivals_total", "Restarted nodes by what became of them at home (arrived, lost, arrived_late, unconfirmed), by the policy version that decided them and their broker set", ["site", "result", "policy_version", "broker_set"]),
-    arrivalTime: new Histogram({ name: "choria_provisioner_arrival_seconds", help: "Time from a node's accepted restart to its startup event at home", labelNames: ["site", "broker_set"], registers: reg, buckets: [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300] }),
+    arrivalTime: new BucketHistogram("choria_provisioner_arrival_seconds", "Time from a node's accepted restart to its startup event at home", ["site", "broker_set"], [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300], registry),
     arrivalsPending: gauge("choria_provisioner_arrivals_pending", "Restarted nodes not yet seen at home and not yet past the deadline", s),
     lostNodes: gauge("choria_provisioner_lost_nodes", "Nodes reported lost and not seen at home since", s),
     homeWatches: gauge("choria_provisioner_home_watch_connected", "1 while the arrival watch on a home broker is connected", ["site", "home"]),

@@ -183,6 +183,8 @@ export class Provisioner extends EventEmitter {
     this.warns = d.warns ?? new WarnThrottle(d.log);
     this.goneLines = new WarnThrottle(d.log, this.warns.windowMs, "info");
     this.queue = new WorkQueue({ ...o.queue, onStale: () => d.metrics.queueRejected.labels(o.site, "stale").inc() });
+    // read at each scrape: setting three gauges on every queue and worker change cost more than all the rest of the metrics
+    d.metrics.work = () => ({ queued: this.queue.size, waiting: this.queue.waiting, busy: this.busy });
     this.intake = new Intake(d.nc, d.rpc, {
       offer: (id, src, startup) => this.offer(id, src, startup),
       active: () => !this.paused && this.active && this.d.policies.loaded,
@@ -273,7 +275,6 @@ export class Provisioner extends EventEmitter {
       if (source === "event") m.eventDiscovered.labels(site).inc();
       else if (source === "discovery") m.discovered.labels(site).inc();
       else if (source === "registration") m.registrationDiscovered.labels(site).inc();
-      this.gauges();
       this.nodes.queued(identity);
       this.emit("queued", identity, source);
     } else if (r !== "duplicate") {
@@ -290,9 +291,6 @@ export class Provisioner extends EventEmitter {
     }
   }
 
-  // set after every node and queue change: the children are looked up once
-  private gaugeChildren?: { queue: { set(v: number): void }; waiting: { set(v: number): void }; busy: { set(v: number): void } };
-
   /** the audit's line for a configure request: the flow sends it once this resolves; it never fails the node */
   private readonly configuring = async (r: ConfiguringRecord): Promise<void> => {
     try {
@@ -307,13 +305,6 @@ export class Provisioner extends EventEmitter {
     this.d.log.error({ err: e.message }, "could not write decision record");
   }
 
-  private gauges(): void {
-    const m = this.d.metrics;
-    const g = (this.gaugeChildren ??= { queue: m.workQueueEntries.labels(this.o.site), waiting: m.waitingNodes.labels(this.o.site), busy: m.busyWorkers.labels(this.o.site) });
-    g.queue.set(this.queue.size);
-    g.waiting.set(this.queue.waiting);
-    g.busy.set(this.busy);
-  }
 
   private heldTimer?: NodeJS.Timeout;
 
@@ -321,7 +312,10 @@ export class Provisioner extends EventEmitter {
     this.intake.start();
     let tick = 0;
     this.heldTimer = setInterval(() => {
-      if (this.active && this.queue.releaseHeld() + this.queue.releaseRetries() > 0) this.gauges();
+      if (this.active) {
+        this.queue.releaseHeld();
+        this.queue.releaseRetries();
+      }
       if (tick++ % 20 === 0) this.stateGauges();
     }, 250);
     for (let i = 0; i < this.o.workers * CONTACTS_PER_WORKER; i++) this.workers.push(this.worker());
@@ -402,10 +396,7 @@ export class Provisioner extends EventEmitter {
       const watch = new ReplyWatch(item.identity);
       this.inflight.set(item.identity, ac);
       this.watches.set(item.identity, watch);
-      const rpc = slotAfterFirstReply(this.d.rpc, this.slots, () => {
-        this.busy++;
-        this.gauges();
-      });
+      const rpc = slotAfterFirstReply(this.d.rpc, this.slots, () => this.busy++);
       try {
         // the decider is taken once per node: a reload mid-flow does not change its decision
         const decider = lease?.decider ?? this.d.policies.current();
@@ -452,7 +443,6 @@ export class Provisioner extends EventEmitter {
           this.slots.release();
           this.busy--;
         }
-        this.gauges();
         await this.d.claims?.release(item.identity, outcome).catch((e: Error) => this.d.log.warn({ identity: item.identity, err: e.message }, "could not release node claim"));
         // after the release, so the fresh flow claims the node anew
         if (again) this.offer(item.identity, "event");
@@ -514,10 +504,7 @@ export class Provisioner extends EventEmitter {
     this.brokerUnsettled();
     if (!this.active) return 0;
     const n = this.queue.releaseRetries(true);
-    if (n) {
-      this.d.log.info({ nodes: n }, "retrying failed nodes now");
-      this.gauges();
-    }
+    if (n) this.d.log.info({ nodes: n }, "retrying failed nodes now");
     return n;
   }
 
@@ -618,7 +605,6 @@ export class Provisioner extends EventEmitter {
       if (this.inflight.size) this.d.log.warn({ aborted: this.inflight.size }, "cancelling nodes in flight on losing the active role");
       for (const ac of this.inflight.values()) ac.abort();
     }
-    this.gauges();
   }
 
   discoverNow(): Promise<number> {
