@@ -198,8 +198,7 @@ export async function inventory(run: NodeRun): Promise<FlowResult | undefined> {
     }
     run.parsedCsr = inspected.parsed;
     // the ssldir is the node's word, not the CSR's: policies template key and certificate paths with it
-    const csr = run.gencsr.ssldir ? { ...inspected.csr, ssldir: run.gencsr.ssldir } : inspected.csr;
-    run.inventory = inventoryFromRpcutil(identity, raw, { csr, jwt: run.jwtPublic });
+    run.inventory.csr = run.gencsr.ssldir ? { ...inspected.csr, ssldir: run.gencsr.ssldir } : inspected.csr;
   }
   if (deps.onInventory) note(run, recordInventory(deps.onInventory, identity, raw, run.inventory));
   return undefined;
