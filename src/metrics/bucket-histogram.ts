@@ -5,11 +5,9 @@
  * node (each RPC, the policy evaluation, the signing, the node's duration). The exposition is
  * prom-client's: `_bucket` series with `le` first and cumulative counts, `+Inf`, `_sum`, `_count`.
  */
-import type { MetricValue, Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { BoundMetric, type ExportedValue, type ObserverChild } from "./bound-metric.js";
 
-export interface HistogramChild {
-  observe(value: number): void;
-}
 
 interface Series {
   labels: Record<string, string>;
@@ -19,33 +17,25 @@ interface Series {
   count: number;
 }
 
-type Exported = MetricValue<string> & { metricName: string };
-
-export class BucketHistogram<L extends string> {
+export class BucketHistogram<L extends string> extends BoundMetric<L, Series> {
   readonly type = "histogram";
-  readonly aggregator = "sum";
-  private readonly series = new Map<string, Series>();
-  private readonly children = new Map<string, HistogramChild>();
   private readonly bounds: Float64Array;
 
-  constructor(readonly name: string, readonly help: string, readonly labelNames: readonly L[], buckets: readonly number[], registry: Registry) {
+  constructor(name: string, help: string, labelNames: readonly L[], buckets: readonly number[], registry: Registry) {
+    super(name, help, labelNames);
     const sorted = [...buckets].sort((a, b) => a - b);
     if (sorted.some((b, i) => !Number.isFinite(b) || (i > 0 && b === sorted[i - 1]))) throw new Error(`${name}: bucket bounds must be finite and distinct`);
     this.bounds = Float64Array.from(sorted);
-    registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
+    this.register(registry);
   }
 
-  /** the child for these label values, made once */
-  labels(...values: string[]): HistogramChild {
-    if (values.length !== this.labelNames.length) throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
-    const key = values.join("\u0000");
-    let child = this.children.get(key);
-    if (child) return child;
-    const series: Series = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]!])), counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
-    this.series.set(key, series);
+  protected newSeries(labels: Record<string, string>): Series {
+    return { labels, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+  }
+
+  protected childOf(series: Series): ObserverChild {
     const bounds = this.bounds;
-    child = {
-      // a metric never throws on the provisioning path: a value that is not a number is dropped
+    return {
       observe(value: number) {
         if (!Number.isFinite(value)) return;
         let i = 0;
@@ -55,13 +45,11 @@ export class BucketHistogram<L extends string> {
         series.count++;
       },
     };
-    this.children.set(key, child);
-    return child;
   }
 
   /** what prom-client's registry reads at a scrape */
-  get(): { name: string; help: string; type: "histogram"; aggregator: "sum"; values: Exported[] } {
-    const values: Exported[] = [];
+  get(): { name: string; help: string; type: "histogram"; aggregator: "sum"; values: ExportedValue[] } {
+    const values: ExportedValue[] = [];
     const bucket = `${this.name}_bucket`;
     for (const s of this.series.values()) {
       let acc = 0;

@@ -6,11 +6,9 @@
  * distribution lives in a histogram beside it (`rpc_seconds`), which Prometheus can aggregate
  * across sites and HA instances, which summary quantiles cannot.
  */
-import type { MetricValue, Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { BoundMetric, type ExportedValue, type ObserverChild } from "./bound-metric.js";
 
-export interface SumCountChild {
-  observe(value: number): void;
-}
 
 interface Series {
   labels: Record<string, string>;
@@ -18,38 +16,31 @@ interface Series {
   count: number;
 }
 
-export class SumCountSummary<L extends string> {
+export class SumCountSummary<L extends string> extends BoundMetric<L, Series> {
   readonly type = "summary";
-  readonly aggregator = "sum";
-  private readonly series = new Map<string, Series>();
-  private readonly children = new Map<string, SumCountChild>();
 
-  constructor(readonly name: string, readonly help: string, readonly labelNames: readonly L[], registry: Registry) {
-    registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
+  constructor(name: string, help: string, labelNames: readonly L[], registry: Registry) {
+    super(name, help, labelNames);
+    this.register(registry);
   }
 
-  /** the child for these label values, made once: the hot path does no hashing or allocation */
-  labels(...values: string[]): SumCountChild {
-    if (values.length !== this.labelNames.length) throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
-    const key = values.join("\u0000");
-    let child = this.children.get(key);
-    if (child) return child;
-    const series: Series = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]!])), sum: 0, count: 0 };
-    this.series.set(key, series);
-    child = {
+  protected newSeries(labels: Record<string, string>): Series {
+    return { labels, sum: 0, count: 0 };
+  }
+
+  protected childOf(series: Series): ObserverChild {
+    return {
       observe(value: number) {
         if (!Number.isFinite(value)) return;
         series.sum += value;
         series.count++;
       },
     };
-    this.children.set(key, child);
-    return child;
   }
 
   /** what prom-client's registry reads at a scrape */
-  get(): { name: string; help: string; type: "summary"; aggregator: "sum"; values: Array<MetricValue<string> & { metricName: string }> } {
-    const values: Array<MetricValue<string> & { metricName: string }> = [];
+  get(): { name: string; help: string; type: "summary"; aggregator: "sum"; values: ExportedValue[] } {
+    const values: ExportedValue[] = [];
     for (const s of this.series.values()) {
       values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum });
       values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count });
