@@ -14,6 +14,7 @@ interface BenchCliOptions {
   arrivalNodes?: string;
   phantomPairs?: string;
   boundPairs?: string;
+  arrivalPairs?: string;
   profile?: boolean;
   realServers?: string;
   bounds: boolean;
@@ -37,6 +38,7 @@ program
   .option("--helper-nodes <n>", "fleet size decided by the legacy exec helper, 0 to skip (default 5000; --quick 500)")
   .option("--waiting <n>", "nodes queued in a paused daemon for the RSS measurement, 0 to skip (default 100000; --quick 20000)")
   .option("--arrival-nodes <n>", "fleet size for arrival tracking off against on, 0 to skip (default 10000; --quick 2000)")
+  .option("--arrival-pairs <n>", "alternating pairs of the arrival comparison, tracking off and on (default 3; --quick 1)")
   .option("--phantom-pairs <n>", "alternating pairs of a 500-node fleet without and with 2,000 phantom announcements, 0 to skip (default 5; --quick 3)")
   .option("--bound-pairs <n>", "alternating pairs of the daemon and the essential-work provisioner on a 10,000-node fleet for daemon_vs_essential, 0 to skip (default 5; --quick 2)")
   .option("--profile", "CPU-profile the provisioner during the largest run (node --cpu-prof) and print the top self-time functions")
@@ -61,6 +63,7 @@ program
       waiting: o.waiting !== undefined ? ints("waiting", o.waiting)[0] : quick ? 20_000 : 100_000,
       arrivalNodes: o.arrivalNodes !== undefined ? ints("arrival-nodes", o.arrivalNodes)[0] : quick ? 2000 : 10_000,
       phantomPairs: o.phantomPairs !== undefined ? ints("phantom-pairs", o.phantomPairs)[0] : quick ? 3 : 5,
+      arrivalPairs: o.arrivalPairs !== undefined ? Math.max(1, ints("arrival-pairs", o.arrivalPairs)[0]!) : quick ? 1 : 3,
       boundPairs: o.boundPairs !== undefined ? ints("bound-pairs", o.boundPairs)[0] : quick ? 2 : 5,
       profile: !!o.profile,
       realServers: o.realServers !== undefined ? ints("real-servers", o.realServers)[0] : quick ? 10 : 50,

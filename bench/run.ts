@@ -46,6 +46,8 @@ export interface BenchOptions {
   phantomPairs?: number;
   /** alternating pairs of the daemon and the essential-work provisioner on one fleet, for daemon_vs_essential (0: skip) */
   boundPairs?: number;
+  /** alternating pairs of the arrival comparison (off and on) at arrivalNodes */
+  arrivalPairs?: number;
   /** CPU-profile the provisioner during the largest e2e run and summarise it */
   profile: boolean;
   /** real go-choria servers for the head-to-head on real servers (0: skip) */
@@ -249,20 +251,30 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         })
       : { measured: false, reason: "--real-servers 0" };
 
-    // ---- arrival tracking's cost: the same fleet, every broker set at the bench's broker, tracking off then on
-    let arrivalPair: { off: E2eResult; on: E2eResult } | undefined;
+    // ---- arrival tracking's cost: the same fleet, every broker set at the bench's broker, tracking
+    // off and on in alternating pairs (the order flipping each pair): one pair moved the cost from 1% to 15% here
+    let arrivalPair: { off: E2eResult; on: E2eResult; costs: number[]; median: number } | undefined;
     if ((o.arrivalNodes ?? 0) > 0) {
       const n = o.arrivalNodes!;
+      const pairs = Math.max(1, o.arrivalPairs ?? 1);
+      const costs: number[] = [];
       const runs: Partial<Record<"off" | "on", E2eResult>> = {};
+      for (let i = 0; i < pairs; i++) {
+        for (const on of i % 2 === 0 ? [false, true] : [true, false]) {
+          log(`e2e: ${n} nodes, arrival tracking ${on ? "on" : "off"} (pair ${i + 1} of ${pairs})...`);
+          runs[on ? "on" : "off"] = await runE2e({ nodes: n, caDir, arrival: on, onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled}`) });
+        }
+        costs.push(1 - runs.on!.nodesPerMin / runs.off!.nodesPerMin);
+        log(`  pair ${i + 1}: ${Math.round(runs.off!.nodesPerMin)}/min off, ${Math.round(runs.on!.nodesPerMin)}/min on -> cost ${r3(costs[i]!)}`);
+      }
+      // the last pair's runs stand for the comparison's details
       for (const on of [false, true]) {
-        log(`e2e: ${n} nodes, arrival tracking ${on ? "on" : "off"}...`);
-        const r = await runE2e({ nodes: n, caDir, arrival: on, onProgress: (p) => log(`  ${p.s.toFixed(0)}s settled ${p.settled}`) });
-        runs[on ? "on" : "off"] = r;
-        const res = e2eResult(`e2e-arrival-${on ? "on" : "off"}-${n / 1000}k`, r);
-        res.notes = [...(res.notes ?? []), `arrival comparison: the shipped policies with every broker set pointed at the bench's nats-server, so restarted nodes arrive there; arrival tracking ${on ? "on (arrival: {deadline: 2m}, rollout trust_initial, each broker set watched on its own brokers)" : "off"}`];
+        const res = e2eResult(`e2e-arrival-${on ? "on" : "off"}-${n / 1000}k`, runs[on ? "on" : "off"]!);
+        res.notes = [...(res.notes ?? []), `arrival comparison: the shipped policies with every broker set pointed at the bench's nats-server, so restarted nodes arrive there; arrival tracking ${on ? "on (arrival: {deadline: 2m}, rollout trust_initial, each broker set watched on its own brokers)" : "off"}; the last of ${pairs} alternating pairs, costs ${JSON.stringify(costs.map(r3))}`];
         emit(res);
       }
-      arrivalPair = { off: runs.off!, on: runs.on! };
+      const sorted = [...costs].sort((a, b) => a - b);
+      arrivalPair = { off: runs.off!, on: runs.on!, costs: costs.map(r3), median: sorted[Math.floor(sorted.length / 2)]! };
     }
 
     // ---- phantom announcements' cost: a fleet without and with them, alternating (phantoms.bench.ts)
@@ -359,12 +371,11 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         note: `${evals.evalsPerSec}/s vs ${helper.decisionsPerSec}/s (seed-equivalent helper)${helperFloor ? `; against a do-nothing sh helper (${helperFloor.decisionsPerSec}/s): ${r1(evals.evalsPerSec / helperFloor.decisionsPerSec)}x` : ""}`,
       };
     if (arrivalPair) {
-      const ratio = arrivalPair.on.nodesPerMin / arrivalPair.off.nodesPerMin;
       goals.arrival_tracking_cost = {
-        value: r3(1 - ratio),
+        value: r3(arrivalPair.median),
         goal: "<= 0.05 (within 5% of off)",
-        met: ratio >= 0.95,
-        note: `${o.arrivalNodes} nodes: ${Math.round(arrivalPair.on.nodesPerMin)}/min with arrival tracking vs ${Math.round(arrivalPair.off.nodesPerMin)}/min without; arrived ${arrivalPair.on.daemon.arrivals?.arrived ?? 0} by the end of the run`,
+        met: arrivalPair.median <= 0.05,
+        note: `${o.arrivalNodes} nodes, median of ${arrivalPair.costs.length} alternating pairs' costs ${JSON.stringify(arrivalPair.costs)}; the last pair ${Math.round(arrivalPair.on.nodesPerMin)}/min with arrival tracking vs ${Math.round(arrivalPair.off.nodesPerMin)}/min without, arrived ${arrivalPair.on.daemon.arrivals?.arrived ?? 0} by the end of its run`,
       };
     }
     if (phantoms) {
