@@ -12,44 +12,29 @@ import { normaliseSerial, type CertificateLedger, type LedgerEntry } from "./led
 import { ReplicationError } from "./ledger-replica.js";
 import { decodePem } from "../der/pem.js";
 
+/** what a ledger row says of the certificate itself */
+export type CertificateFields = Pick<LedgerEntry, "serial" | "sans" | "notBefore" | "notAfter" | "fingerprint">;
+
 /**
- * The ledger's view of what a signer returned: the first certificate in its PEM is the leaf. A
- * signer that built the certificate itself says what is in it (`signed.leaf`), which spares the
- * main thread a PEM decode, a DER parse and a hash per certificate; any other is parsed.
+ * What a signer that built the certificate itself (the built-in CA) says is in it: this spares
+ * the main thread a PEM decode, a DER parse and a hash per certificate. Undefined for any other.
  */
-export function ledgerEntryFor(signed: SignedCertificate, o: { identity: string; signer: string; policyVersion?: string; at?: number }): LedgerEntry {
-  if (signed.leaf) {
-    return {
-      serial: normaliseSerial(signed.serial),
-      identity: o.identity,
-      sans: signed.leaf.sans,
-      notBefore: signed.leaf.notBefore,
-      notAfter: Date.parse(signed.notAfter),
-      fingerprint: signed.fingerprint,
-      policyVersion: o.policyVersion ?? "",
-      issuedAt: o.at ?? Date.now(),
-      signer: o.signer,
-    };
-  }
-  return parsedLedgerEntry(signed, o);
+export function declaredFields(signed: SignedCertificate): CertificateFields | undefined {
+  if (!signed.leaf) return undefined;
+  return { serial: normaliseSerial(signed.serial), sans: signed.leaf.sans, notBefore: signed.leaf.notBefore, notAfter: Date.parse(signed.notAfter), fingerprint: signed.fingerprint };
 }
 
-/** ledgerEntryFor from the certificate itself: what a remote or external signer returned */
-export function parsedLedgerEntry(signed: SignedCertificate, o: { identity: string; signer: string; policyVersion?: string; at?: number }): LedgerEntry {
+/** the same, read from the certificate: the first certificate in the PEM is the leaf */
+export function parsedFields(signed: SignedCertificate): CertificateFields {
   const leaf = decodePem(signed.certificatePem).find((b) => b.label === "CERTIFICATE");
   if (!leaf) throw new Error("the signer returned no certificate");
   const c = readCertificateDer(leaf.der);
-  return {
-    serial: normaliseSerial(c.serial),
-    identity: o.identity,
-    sans: c.sans,
-    notBefore: c.notBefore,
-    notAfter: c.notAfter,
-    fingerprint: createHash("sha256").update(leaf.der).digest("hex"),
-    policyVersion: o.policyVersion ?? "",
-    issuedAt: o.at ?? Date.now(),
-    signer: o.signer,
-  };
+  return { serial: normaliseSerial(c.serial), sans: c.sans, notBefore: c.notBefore, notAfter: c.notAfter, fingerprint: createHash("sha256").update(leaf.der).digest("hex") };
+}
+
+/** The ledger's view of what a signer returned. */
+export function ledgerEntryFor(signed: SignedCertificate, o: { identity: string; signer: string; policyVersion?: string; at?: number }): LedgerEntry {
+  return { ...(declaredFields(signed) ?? parsedFields(signed)), identity: o.identity, policyVersion: o.policyVersion ?? "", issuedAt: o.at ?? Date.now(), signer: o.signer };
 }
 
 /** where a signed certificate's row goes before the certificate is returned */
