@@ -17,7 +17,7 @@ import { initBuiltinCa } from "../src/ca/index.js";
 import { encodeLifecycle, lifecycleSubject, newLifecycleEvent } from "../src/protocol/index.js";
 import { closeNats, connectNats } from "../src/transport/index.js";
 import { REPO, runE2e, type E2eResult } from "./e2e.js";
-import { printResult, writeResult, type BenchResult } from "./harness.js";
+import { median, printResult, writeResult, type BenchResult } from "./harness.js";
 
 /** at most this much slower with the phantoms than without */
 export const PHANTOM_GOAL_RATIO = 1.25;
@@ -47,11 +47,6 @@ async function announcePhantoms(url: string, n: number, tag: string): Promise<vo
 function run(r: E2eResult, phantoms: number): PhantomRun {
   return { phantoms, wallMs: r.wallMs - r.fleetStartMs, provisionerCpuS: r.provisionerCpuS, gone: r.daemon.outcomes.gone ?? 0 };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 export async function phantomBench(o: { pairs: number; nodes: number; phantoms: number; caDir: string; log?: (s: string) => void }): Promise<BenchResult> {
   const base: PhantomRun[] = [];

@@ -12,7 +12,7 @@ import { csrPool, measureSignRate } from "./ca.bench.js";
 import { flowRequests, measureHelperRate, measureRpcRate, REPO, runE2e, runEssential, runWaiting, type E2eResult, type EssentialResult, type RpcRate } from "./e2e.js";
 import { measureNodeWork } from "./node-work.js";
 import { PHANTOM_GOAL_RATIO, phantomBench } from "./phantoms.bench.js";
-import { checkGoal, machine, printResult, writeResult, type BenchResult } from "./harness.js";
+import { checkGoal, machine, median, printResult, writeResult, type BenchResult } from "./harness.js";
 import { measureEvalRate } from "./policy.bench.js";
 import { formatProfile, summariseProfile } from "./profile-summary.js";
 import { lineChartSvg } from "./svg.js";
@@ -200,11 +200,10 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         essentialCpuMs.push(r3((e.provisionerCpuS * 1000) / Math.max(1, e.done)));
         log(`  daemon ${Math.round(d.nodesPerMin)}/min (${daemonCpuMs[i]} CPU-ms/node: main ${d.daemon.threadCpuS.mainS} s, other threads ${d.daemon.threadCpuS.otherS} s), essential ${Math.round(e.nodesPerMin)}/min (${essentialCpuMs[i]}: main ${e.threadCpuS.mainS} s, other ${e.threadCpuS.otherS} s) -> ${r3(ratios[i]!)}`);
       }
-      const sorted = [...ratios].sort((a, b) => a - b);
-      essentialPairs = { nodes: n, ratios: ratios.map(r3), median: r3(sorted[Math.floor(sorted.length / 2)]!), daemonCpuMs, essentialCpuMs };
+      essentialPairs = { nodes: n, ratios: ratios.map(r3), median: r3(median(ratios)), daemonCpuMs, essentialCpuMs };
       emit({
         name: "daemon-vs-essential",
-        metrics: { nodes: n, pairs: ratios.length, median_ratio: essentialPairs.median, min_ratio: r3(sorted[0]!), max_ratio: r3(sorted[sorted.length - 1]!) },
+        metrics: { nodes: n, pairs: ratios.length, median_ratio: essentialPairs.median, min_ratio: r3(Math.min(...ratios)), max_ratio: r3(Math.max(...ratios)) },
         notes: [`alternating pairs: the daemon (runE2e) then the essential-work provisioner (runEssential) on the same ${n}-node fleet; ratio = daemon nodes/min / essential nodes/min`, `ratios ${JSON.stringify(essentialPairs.ratios)}; provisioner CPU-ms per node, daemon ${JSON.stringify(daemonCpuMs)}, essential ${JSON.stringify(essentialCpuMs)}`],
       });
     }
@@ -273,8 +272,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         res.notes = [...(res.notes ?? []), `arrival comparison: the shipped policies with every broker set pointed at the bench's nats-server, so restarted nodes arrive there; arrival tracking ${on ? "on (arrival: {deadline: 2m}, rollout trust_initial, each broker set watched on its own brokers)" : "off"}; the last of ${pairs} alternating pairs, costs ${JSON.stringify(costs.map(r3))}`];
         emit(res);
       }
-      const sorted = [...costs].sort((a, b) => a - b);
-      arrivalPair = { off: runs.off!, on: runs.on!, costs: costs.map(r3), median: sorted[Math.floor(sorted.length / 2)]! };
+      arrivalPair = { off: runs.off!, on: runs.on!, costs: costs.map(r3), median: median(costs) };
     }
 
     // ---- phantom announcements' cost: a fleet without and with them, alternating (phantoms.bench.ts)
