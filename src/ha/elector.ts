@@ -295,6 +295,10 @@ export class Elector extends EventEmitter {
     const sent = performance.now();
     try {
       const rev = await withDeadline(this.kv.update(this.key, this.name, this.rev), this.opMs);
+      if (this._state === "stopped") {
+        this.rev = rev; // stopped meanwhile: stop() deletes the key with this revision, not the one before it
+        return;
+      }
       if (this._state !== "elected" && this._state !== "leader") return;
       this.rev = rev;
       this.extendLease(sent);
