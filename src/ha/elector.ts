@@ -409,10 +409,13 @@ export class Elector extends EventEmitter {
       return;
     }
     if (e.operation !== "PUT") {
-      // the leader resigned (or an operator forced an election): campaign now
+      // the leader resigned (or an operator forced an election): campaign now. Not by a timer: a
+      // campaign step in flight read the key before the delete, and would replace that timer
+      // with its own, an interval later; campaign() runs again right after such a step instead
       this.otherExpiresAt = 0;
       this.leaderName = undefined;
-      this.schedule(0);
+      clearTimeout(this.timer);
+      this.campaign();
       return;
     }
     if (!ours) {
