@@ -49,6 +49,7 @@ export interface Discoverer {
 export class Intake {
   private subs: BrokerSubscription[] = [];
   private timer?: NodeJS.Timeout;
+  private rediscovery?: NodeJS.Timeout;
   private discovering?: Promise<number>;
   private stopped = false;
 
@@ -104,6 +105,18 @@ export class Intake {
     this.hooks.invalid(source, problem, problem === "bad_identity" ? `${what} from ${shown}, which is not a valid DNS name: refused` : `${what} from ${shown}, which does not match intake.identity_pattern: refused`);
   }
 
+  /**
+   * The broker connection came back: announcements made while it was down reached nobody, and a
+   * node that announced then would wait for the next cycle (minutes). One discovery `afterMs`
+   * later, once the fleet has had time to subscribe again; a flapping link gets one, after the
+   * last return. Nothing when discovery is off.
+   */
+  rediscoverAfter(afterMs: number): void {
+    if (this.stopped || (this.o.discoveryIntervalMs <= 0 && !this.o.discoverAtStart)) return;
+    clearTimeout(this.rediscovery);
+    this.rediscovery = setTimeout(() => void this.discoverNow(), afterMs);
+  }
+
   /** Runs one discovery cycle unless one is running; resolves with the number of nodes found. */
   discoverNow(): Promise<number> {
     if (this.stopped || !this.hooks.active()) return Promise.resolve(0);
@@ -133,6 +146,7 @@ export class Intake {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.rediscovery);
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
     await this.discovering;

@@ -26,6 +26,8 @@ import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
 import { PROVISION_ACTIONS_RESTARTING } from "../protocol/agents.js";
 import type { InventoryRecorder } from "./recorder.js";
 
+/** long enough for the fleet to reconnect and subscribe again after its broker returns, short beside a discovery interval */
+const REDISCOVER_AFTER_RECONNECT_MS = 3000;
 const RESTARTING_STEPS: ReadonlySet<string> = new Set(PROVISION_ACTIONS_RESTARTING);
 
 /**
@@ -499,10 +501,14 @@ export class Provisioner extends EventEmitter {
     this.brokerBackAt = performance.now();
   }
 
-  /** The broker is back: nodes waiting for a retry go now rather than at their backoff's end. */
+  /**
+   * The broker is back: nodes waiting for a retry go now rather than at their backoff's end, and
+   * a discovery soon after finds the nodes whose announcements the outage lost.
+   */
   retryNow(): number {
     this.brokerUnsettled();
     if (!this.active) return 0;
+    this.intake.rediscoverAfter(REDISCOVER_AFTER_RECONNECT_MS);
     const n = this.queue.releaseRetries(true);
     if (n) this.d.log.info({ nodes: n }, "retrying failed nodes now");
     return n;

@@ -5,7 +5,11 @@
  * all otherwise: a node announces itself once subscribed, so no subscriber then means it is not
  * there (a phantom announcement, or a node that left provisioning mode), and retrying every
  * phantom would multiply what a flood of them costs; a deferred node held with its own, longer
- * backoff (or the time the policy asked for), then tried again. None of it waits for discovery.
+ * backoff (or the time the policy asked for), then tried again; a node whose restart went
+ * unanswered held while it would restart, then tried again: if the request never reached it (lost
+ * with a broker outage), it is still in provisioning mode and nothing else would announce it; if
+ * it did restart, the retry's first request meets no subscriber and ends it as gone. None of it
+ * waits for discovery.
  */
 import { backoffMs } from "./steps.js";
 
@@ -13,7 +17,10 @@ export interface RetryPolicy {
   /** first retry of a failed node after 0.5–1 × baseMs, doubling up to maxMs */
   baseMs: number;
   maxMs: number;
-  /** retries of a node nothing answers for, while the broker link is settling, before it is left to intake */
+  /**
+   * retries of a node nothing answers for, while the broker link is settling, before it is left to
+   * intake; failures of other kinds (those of the outage itself) do not use them up
+   */
   goneTries: number;
   /** how long after the broker connection dropped or came back nodes nothing answers for are retried */
   settlingMs: number;
@@ -28,7 +35,8 @@ export type RetryPlan = { retryInMs: number } | { holdMs: number; thenRetry: boo
 
 /** Per-node counts of failures and deferrals in a row; forgotten when a node settles. */
 export class RetryBook {
-  private readonly failures = new Map<string, number>();
+  /** failures in a row (the backoff's exponent), and how many of them were gone */
+  private readonly failures = new Map<string, { n: number; gone: number }>();
   private readonly deferrals = new Map<string, number>();
 
   constructor(private readonly p: RetryPolicy = DEFAULT_RETRY) {}
@@ -50,16 +58,17 @@ export class RetryBook {
       return { holdMs: retryAfterMs ?? backoffMs(n, { baseMs: this.p.deferBaseMs, maxMs: this.p.deferMaxMs }), thenRetry: true };
     }
     if ((outcome === "error" || outcome === "gone") && holdMs === 0) {
-      const n = this.failures.get(identity) ?? 0;
-      if (outcome === "gone" && (n >= this.p.goneTries || (n === 0 && sinceBrokerBackMs > this.p.settlingMs))) {
+      const f = this.failures.get(identity) ?? { n: 0, gone: 0 };
+      if (outcome === "gone" && (f.gone >= this.p.goneTries || (f.n === 0 && sinceBrokerBackMs > this.p.settlingMs))) {
         this.failures.delete(identity);
         return { holdMs: 0, thenRetry: false };
       }
-      this.failures.set(identity, n + 1);
-      return { retryInMs: backoffMs(n, this.p) };
+      this.failures.set(identity, { n: f.n + 1, gone: f.gone + (outcome === "gone" ? 1 : 0) });
+      return { retryInMs: backoffMs(f.n, this.p) };
     }
     this.forget(identity);
-    return { holdMs, thenRetry: false };
+    // an unanswered restart (an error with a hold) is checked after the hold
+    return { holdMs, thenRetry: outcome === "error" && holdMs > 0 };
   }
 
   forget(identity: string): void {

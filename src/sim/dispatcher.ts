@@ -26,6 +26,7 @@ import {
   type Filter,
   type FilterTarget,
   type TransportHeadersV1,
+  PROVISION_ACTION,
   PROVISION_AGENT,
   RPCUTIL_AGENT,
 } from "../protocol/index.js";
@@ -294,6 +295,12 @@ export class Dispatcher {
         rt.stats.violation(node, "unknown_action", `${agent}#${action}`);
         result = { statuscode: 2, statusmsg: `Unknown action ${action} for agent ${agent}`, data: {} };
         if (latency) await sleep(latency);
+      } else if (agent === PROVISION_AGENT && action === PROVISION_ACTION.restart && hasFault(node.faults, "lose_first_restart") && !node.restartLost) {
+        // the request never reached the server: it neither answers nor restarts
+        node.restartLost = true;
+        rt.stats.totals.droppedByFault++;
+        rt.stats.changed();
+        return;
       } else if (agent === PROVISION_AGENT) {
         const locked = isLockedAction(action) ? checkLock(rt, node, env) : undefined;
         if (locked) {

@@ -13,6 +13,7 @@ export const FAULT_NAMES = [
   "wrong_cn_csr",
   "come_back_unprovisioned",
   "rejected_at_home",
+  "lose_first_restart",
 ] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
@@ -37,6 +38,8 @@ export interface FaultOptions {
   comeBackUnprovisioned?: number;
   /** fraction of nodes whose home brokers refuse them (as a broker refusing their certificate): they never arrive */
   rejectedAtHome?: number;
+  /** fraction of nodes whose first restart request is lost on the way, as in a broker outage: no reply, no restart */
+  loseFirstRestart?: number;
 }
 
 const FRACTION_OF: Record<FaultName, (f: FaultOptions) => number> = {
@@ -48,6 +51,7 @@ const FRACTION_OF: Record<FaultName, (f: FaultOptions) => number> = {
   wrong_cn_csr: (f) => f.wrongCnCsr ?? 0,
   come_back_unprovisioned: (f) => f.comeBackUnprovisioned ?? 0,
   rejected_at_home: (f) => f.rejectedAtHome ?? 0,
+  lose_first_restart: (f) => f.loseFirstRestart ?? 0,
 };
 
 export const FAULT_BIT: Record<FaultName, number> = Object.fromEntries(FAULT_NAMES.map((n, i) => [n, 1 << i])) as Record<FaultName, number>;
@@ -80,7 +84,8 @@ function fraction(name: string, v: string): number {
 
 /**
  * Parses the CLI form, e.g. "latency=20-200,drop=0.05,drop_probability=0.5,die_after_gencsr=0.01,
- * bad_csr=0.01,wrong_cn_csr=0.01,come_back_unprovisioned=0.02,rejected_at_home=0.01". latency takes a ms range and,
+ * bad_csr=0.01,wrong_cn_csr=0.01,come_back_unprovisioned=0.02,rejected_at_home=0.01,
+ * lose_first_restart=0.01". latency takes a ms range and,
  * optionally, latency_fraction.
  */
 export function parseFaultSpec(spec: string): FaultOptions {
@@ -126,6 +131,9 @@ export function parseFaultSpec(spec: string): FaultOptions {
         break;
       case "rejected_at_home":
         f.rejectedAtHome = fraction(name, v);
+        break;
+      case "lose_first_restart":
+        f.loseFirstRestart = fraction(name, v);
         break;
       default:
         throw new Error(`unknown fault ${JSON.stringify(name)}; known: ${FAULT_NAMES.join(", ")}, latency_fraction, drop_probability`);

@@ -45,6 +45,8 @@ export class SimNode {
   upgradable: boolean;
   configureCount = 0;
   restartCount = 0;
+  /** the lose_first_restart fault took its one restart request */
+  restartLost = false;
   /** startup events published (first start, and each return in provisioning mode) */
   startups = 0;
   /** which process this is: a crash starts the next, and requests the old one took die with it */

@@ -57,7 +57,22 @@ test("a deferred node is held on its own, longer backoff, or for the time the po
   assert.deepEqual(b.plan("d3", "defer", 0, 5000), { holdMs: 5000, thenRetry: true });
 });
 
-test("a node held after its restart is not retried", () => {
+test("a node whose restart went unanswered is tried again after its hold; one that answered is not", () => {
   const b = new RetryBook(DEFAULT_RETRY);
-  assert.deepEqual(b.plan("r1", "error", 10_000), { holdMs: 10_000, thenRetry: false });
+  assert.deepEqual(b.plan("r1", "error", 10_000), { holdMs: 10_000, thenRetry: true });
+  assert.deepEqual(b.plan("r2", "configure", 10_000), { holdMs: 10_000, thenRetry: false });
+});
+
+test("failures of the outage itself do not use up the tries a node nothing answers for gets while the link settles", () => {
+  const b = new RetryBook(DEFAULT_RETRY);
+  // lost with the connection, retried into the outage, failed again: then the broker is back
+  for (let i = 0; i < 3; i++) assert.ok("retryInMs" in b.plan("n1", "error", 0));
+  const gone = Array.from({ length: DEFAULT_RETRY.goneTries + 1 }, () => b.plan("n1", "gone", 0, undefined, 1000));
+  assert.ok(gone.slice(0, -1).every((p) => "retryInMs" in p), "each gone retried while the node may not have resubscribed");
+  assert.deepEqual(gone.at(-1), { holdMs: 0, thenRetry: false });
+  // the backoff kept counting every failure: the later tries are spread over seconds, not bunched
+  const c = new RetryBook(DEFAULT_RETRY);
+  for (let i = 0; i < 3; i++) c.plan("n2", "error", 0);
+  const p = c.plan("n2", "gone", 0, undefined, 1000);
+  assert.ok("retryInMs" in p && p.retryInMs >= 4000, JSON.stringify(p));
 });

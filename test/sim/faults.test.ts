@@ -36,7 +36,7 @@ before(async () => {
       nodes: 80,
       seed: 3,
       restartDelayMs: 30,
-      faults: parseFaultSpec("latency=150-200,latency_fraction=0.12,drop=0.12,die_after_inventory=0.1,die_after_gencsr=0.1,bad_csr=0.1,wrong_cn_csr=0.1,come_back_unprovisioned=0.12,rejected_at_home=0.12"),
+      faults: parseFaultSpec("latency=150-200,latency_fraction=0.12,drop=0.12,die_after_inventory=0.1,die_after_gencsr=0.1,bad_csr=0.1,wrong_cn_csr=0.1,come_back_unprovisioned=0.12,rejected_at_home=0.12,lose_first_restart=0.12"),
     }),
     makeTestCa(),
   ]);
@@ -152,6 +152,19 @@ describe("sim: faults", () => {
     await assert.rejects(log.next(ev("startup", id, "server"), 1000), /no lifecycle event matched/);
     const n = fleet.report().nodes.find((x) => x.identity === id)!;
     assert.deepEqual([n.provisioned, n.home], [true, undefined]);
+  });
+
+  it("lose_first_restart: the first restart gets no reply and changes nothing; the next one restarts it", async () => {
+    const id = only("lose_first_restart");
+    const r = await client.call<Data>(id, "choria_provision", "gencsr", {});
+    const cert = await signCsr(ca, r.data.csr);
+    assert.equal((await client.call(id, "choria_provision", "configure", configData(id, { certificate: cert, ca: ca.pem, home: srv.url }))).statuscode, 0);
+    const dropped = fleet.report().totals.droppedByFault;
+    await assert.rejects(client.call(id, "choria_provision", "restart", { splay: 1 }, { timeoutMs: 300 }), RpcTimeoutError);
+    assert.equal(fleet.report().totals.droppedByFault, dropped + 1);
+    assert.equal(fleet.report().nodes.find((x) => x.identity === id)!.mode, "provisioning");
+    assert.equal((await client.call(id, "choria_provision", "restart", { splay: 1 })).statuscode, 0);
+    await log.next(ev("startup", id, "server"), 5000);
   });
 
   it("parseFaultSpec rejects nonsense", () => {
