@@ -38,7 +38,7 @@ export const NOTES = {
   "ca.args": "exec: arguments passed to `ca.command` (no shell).",
   "ca.timeout": "cfssl/exec: time limit for one signing request.",
   "restart_splay": "`splay` (seconds) sent with `choria_provision#restart`: the node restarts after a random 0..splay seconds plus 2. A node treats `0` as 10.",
-  "hold_after_restart": "A node told to restart (or upgrade) is not queued again for this long, so its restart is not mistaken for a new node. Shutdowns add 10 s.",
+  "hold_after_restart": "A node told to restart (or upgrade) is not queued again for this long, so its restart is not mistaken for a new node. Shutdowns add 10 s. When the restart (or shutdown) went unanswered, the node is tried again after the hold: a node still in provisioning mode never got the request.",
   "upgrade_repository": "Repository URL sent with `choria_provision#release_update` when the policy's `upgrade` names none.",
   "rpc": "Timeouts and retries of the requests sent to a node.",
   "rpc.inventory_timeout": "Time limit for one `rpcutil#inventory` request.",
