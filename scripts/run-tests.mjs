@@ -41,9 +41,14 @@ if (files.some((f) => f.startsWith(join("test", "real")))) {
     console.error(`\n*** real-Choria suite (test/real/) NOT RUN: ${real.reason} ***\n`);
   }
 }
+// Every temporary file of the run (CAs, configs, audit logs, the brokers' and servers' own) goes
+// under one directory that is removed at the end: a run used to leave about a thousand behind.
+// TMPDIR is what os.tmpdir(), Go's os.TempDir and mktemp read.
+const scratch = mkdtempSync(join(tmpdir(), "cp-test-"));
+env.TMPDIR = scratch;
 // a test that never settles fails by name after 3 minutes instead of holding CI for its 90 (the
 // slowest test takes about 40 s on 2 busy cores)
-const stallsDir = mkdtempSync(join(tmpdir(), "cp-test-stalls-"));
+const stallsDir = mkdtempSync(join(scratch, "stalls-"));
 function runFiles(list) {
   const stalls = join(stallsDir, `stalls-${Date.now()}.json`);
   const reporters = ["--test-reporter=spec", "--test-reporter-destination=stdout", `--test-reporter=${fileURLToPath(new URL("./stall-reporter.mjs", import.meta.url))}`, `--test-reporter-destination=${stalls}`];
@@ -66,6 +71,6 @@ if (run.status !== 0 && run.otherFailures === 0 && run.stalled.length > 0) {
   console.error(`\n*** ${stalled.join(", ")}: stalled before its first test and timed out; running ${stalled.length === 1 ? "it" : "them"} once more ***\n`);
   run = runFiles(run.stalled);
 }
-rmSync(stallsDir, { recursive: true, force: true });
+rmSync(scratch, { recursive: true, force: true });
 if (env.CHORIA_REAL_SKIP) console.error(`\n*** real-Choria suite (test/real/) was NOT RUN: ${env.CHORIA_REAL_SKIP} ***`);
 process.exit(run.status);
