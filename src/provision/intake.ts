@@ -49,7 +49,7 @@ export interface Discoverer {
 export class Intake {
   private subs: BrokerSubscription[] = [];
   private timer?: NodeJS.Timeout;
-  private rediscovery?: NodeJS.Timeout;
+  private rediscovery: NodeJS.Timeout[] = [];
   private discovering?: Promise<number>;
   private stopped = false;
 
@@ -107,14 +107,14 @@ export class Intake {
 
   /**
    * The broker connection came back: announcements made while it was down reached nobody, and a
-   * node that announced then would wait for the next cycle (minutes). One discovery `afterMs`
-   * later, once the fleet has had time to subscribe again; a flapping link gets one, after the
-   * last return. Nothing when discovery is off.
+   * node that announced then would wait for the next cycle (minutes). One discovery after each
+   * of `delaysMs`, as the fleet subscribes again; a flapping link gets them once, after its last
+   * return. Nothing when discovery is off.
    */
-  rediscoverAfter(afterMs: number): void {
+  rediscoverAfter(delaysMs: readonly number[]): void {
     if (this.stopped || (this.o.discoveryIntervalMs <= 0 && !this.o.discoverAtStart)) return;
-    clearTimeout(this.rediscovery);
-    this.rediscovery = setTimeout(() => void this.discoverNow(), afterMs);
+    this.rediscovery.forEach(clearTimeout);
+    this.rediscovery = delaysMs.map((ms) => setTimeout(() => void this.discoverNow(), ms));
   }
 
   /** Runs one discovery cycle unless one is running; resolves with the number of nodes found. */
@@ -146,7 +146,7 @@ export class Intake {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    clearTimeout(this.rediscovery);
+    this.rediscovery.forEach(clearTimeout);
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
     await this.discovering;

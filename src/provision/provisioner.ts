@@ -21,12 +21,12 @@ import { approvalDecision, MemoryApprovalStore, type ApprovalEntry, type Approva
 import { NodeRegistry } from "./node-registry.js";
 import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
 import { Slots, slotAfterFirstReply } from "./slots.js";
-import { RetryBook, type RetryPolicy } from "./retry.js";
+import { DEFAULT_RETRY, RetryBook, type RetryPolicy } from "./retry.js";
 import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
 import { PROVISION_ACTIONS_RESTARTING } from "../protocol/agents.js";
 import type { InventoryRecorder } from "./recorder.js";
 
-/** long enough for the fleet to reconnect and subscribe again after its broker returns, short beside a discovery interval */
+/** the first discovery after the broker connection comes back: most of the fleet has reconnected and subscribed again */
 const REDISCOVER_AFTER_RECONNECT_MS = 3000;
 const RESTARTING_STEPS: ReadonlySet<string> = new Set(PROVISION_ACTIONS_RESTARTING);
 
@@ -508,7 +508,9 @@ export class Provisioner extends EventEmitter {
   retryNow(): number {
     this.brokerUnsettled();
     if (!this.active) return 0;
-    this.intake.rediscoverAfter(REDISCOVER_AFTER_RECONNECT_MS);
+    // the second at the end of the window in which nodes nothing answers for are retried
+    // (retry.ts): the servers whose own reconnect backoff took longer
+    this.intake.rediscoverAfter([REDISCOVER_AFTER_RECONNECT_MS, (this.o.retry ?? DEFAULT_RETRY).settlingMs]);
     const n = this.queue.releaseRetries(true);
     if (n) this.d.log.info({ nodes: n }, "retrying failed nodes now");
     return n;
