@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 export interface LocalNatsServer {
   url: string;
@@ -150,6 +150,7 @@ export async function startNatsServer(opts: LocalNatsOptions = {}): Promise<Loca
     async stop() {
       await stopChild();
       if (storeDir) rmSync(storeDir, { recursive: true, force: true });
+      if (confFile) rmSync(dirname(confFile), { recursive: true, force: true });
     },
     async restart(downMs = 0) {
       await stopChild();
