@@ -21,7 +21,7 @@ import { approvalDecision, MemoryApprovalStore, type ApprovalEntry, type Approva
 import { NodeRegistry } from "./node-registry.js";
 import { OperatorActions, type ActionRequest, type ActionResult } from "./operator.js";
 import { Slots, slotAfterFirstReply } from "./slots.js";
-import { DEFAULT_RETRY, RetryBook, type RetryPolicy } from "./retry.js";
+import { RetryBook, type RetryPolicy } from "./retry.js";
 import { DEFAULT_BREAKER, SignerBreaker } from "./signer-breaker.js";
 import { PROVISION_ACTIONS_RESTARTING } from "../protocol/agents.js";
 import type { InventoryRecorder } from "./recorder.js";
@@ -510,7 +510,7 @@ export class Provisioner extends EventEmitter {
     if (!this.active) return 0;
     // the second at the end of the window in which nodes nothing answers for are retried
     // (retry.ts): the servers whose own reconnect backoff took longer
-    this.intake.rediscoverAfter([REDISCOVER_AFTER_RECONNECT_MS, (this.o.retry ?? DEFAULT_RETRY).settlingMs]);
+    this.intake.rediscoverAfter([REDISCOVER_AFTER_RECONNECT_MS, this.retries.settlingMs]);
     const n = this.queue.releaseRetries(true);
     if (n) this.d.log.info({ nodes: n }, "retrying failed nodes now");
     return n;

@@ -41,6 +41,11 @@ export class RetryBook {
 
   constructor(private readonly p: RetryPolicy = DEFAULT_RETRY) {}
 
+  /** how long after the broker connection dropped or came back nodes nothing answers for are retried */
+  get settlingMs(): number {
+    return this.p.settlingMs;
+  }
+
   get size(): number {
     return this.failures.size + this.deferrals.size;
   }
