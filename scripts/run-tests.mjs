@@ -48,9 +48,8 @@ const scratch = mkdtempSync(join(tmpdir(), "cp-test-"));
 env.TMPDIR = scratch;
 // a test that never settles fails by name after 3 minutes instead of holding CI for its 90 (the
 // slowest test takes about 40 s on 2 busy cores)
-const stallsDir = mkdtempSync(join(scratch, "stalls-"));
 function runFiles(list) {
-  const stalls = join(stallsDir, `stalls-${Date.now()}.json`);
+  const stalls = join(scratch, `stalls-${Date.now()}.json`);
   const reporters = ["--test-reporter=spec", "--test-reporter-destination=stdout", `--test-reporter=${fileURLToPath(new URL("./stall-reporter.mjs", import.meta.url))}`, `--test-reporter-destination=${stalls}`];
   const res = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=180000", ...reporters, ...list], { stdio: "inherit", env });
   let report = { stalled: [], otherFailures: 0 };

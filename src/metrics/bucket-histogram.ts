@@ -8,7 +8,6 @@
 import type { Registry } from "prom-client";
 import { BoundMetric, type ExportedValue, type ObserverChild } from "./bound-metric.js";
 
-
 interface Series {
   labels: Record<string, string>;
   /** per bucket, not cumulative; the last slot counts values above every bound */

@@ -9,7 +9,6 @@
 import type { Registry } from "prom-client";
 import { BoundMetric, type ExportedValue, type ObserverChild } from "./bound-metric.js";
 
-
 interface Series {
   labels: Record<string, string>;
   sum: number;
