@@ -95,7 +95,6 @@ export function register(program: Command): void {
       const log = createLogger({ level: settings.logLevel, file: settings.logFile });
       process.on("unhandledRejection", (r) => log.error({ err: String((r as Error)?.stack ?? r) }, "unhandled rejection"));
       const d = await startDaemon(settings, { log });
-      process.stderr.write(`choria-provisioner: running as ${settings.identity}, admin ${d.admin.url}\n`);
       process.on("SIGHUP", () => {
         log.info("SIGHUP: reloading policies");
         void d.reload();
@@ -114,5 +113,8 @@ export function register(program: Command): void {
         },
         DRAIN_MS + CLOSE_MS,
       );
+      // last: whoever waits for this line (a supervisor, a test) may signal at once, and a
+      // SIGTERM before the handlers above would end the process without its graceful stop
+      process.stderr.write(`choria-provisioner: running as ${settings.identity}, admin ${d.admin.url}\n`);
     });
 }
