@@ -308,6 +308,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       if (!stopped) throw e;
     }
   });
+  // it still rejects for whoever waits on it; one that nobody waits on (the sim command) must not
+  // end the process as an unhandled rejection when the broker goes away during that flush
+  startupComplete.catch(() => undefined);
 
   periodic.run(nodes, rt, publish, (n) => shards[n.shard].server);
 
