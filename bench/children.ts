@@ -1,5 +1,5 @@
 /** Child processes for the benchmarks: spawned with tsx, driven by IPC messages. */
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { killOnExit } from "../src/transport/index.js";
@@ -17,8 +17,31 @@ export function benchFile(name: string): string {
   return fileURLToPath(new URL(`./${name}`, import.meta.url));
 }
 
+/** "src" runs the TypeScript sources through tsx; "dist" the product's modules as tsc emits them (useShippedCode) */
+let code: "src" | "dist" = "src";
+
+export function benchCode(): "src" | "dist" {
+  return code;
+}
+
+/**
+ * Builds dist/ (`npm run build`) and from then on runs the children's product modules from it,
+ * as bin/choria-provisioner does: `npm run bench` measures the code that ships. Tests keep the
+ * sources, so they need no build.
+ */
+export function useShippedCode(on = true): void {
+  if (!on) {
+    code = "src";
+    return;
+  }
+  const tsc = fileURLToPath(new URL("../node_modules/typescript/bin/tsc", import.meta.url));
+  execFileSync(process.execPath, [tsc, "-p", fileURLToPath(new URL("../tsconfig.build.json", import.meta.url))], { stdio: "inherit" });
+  code = "dist";
+}
+
 export function spawnChild(file: string, args: string[] = [], execArgv: string[] = []): Child {
-  const proc = fork(file, args, { execArgv: ["--import", "tsx", ...execArgv], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const loader = code === "dist" ? ["--import", "tsx", "--import", benchFile("shipped-code.mjs")] : ["--import", "tsx"];
+  const proc = fork(file, args, { execArgv: [...loader, ...execArgv], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   killOnExit(proc);
   const listeners = new Map<string, Set<(m: Record<string, unknown>) => void>>();
   let failure: Error | undefined;

@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { benchCode } from "./children.js";
 
 export interface BenchResult {
   name: string;
@@ -21,7 +22,7 @@ export function median(xs: number[]): number {
 }
 
 export function machine(): Record<string, unknown> {
-  return { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) };
+  return { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), code: benchCode() };
 }
 
 export function writeResult(r: BenchResult, dir = "bench/results"): string {

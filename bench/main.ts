@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { onStopSignals, signalExitCode } from "../src/daemon/stop-signals.js";
 import { runBench } from "./run.js";
+import { useShippedCode } from "./children.js";
 
 interface BenchCliOptions {
   nodes?: string;
@@ -56,6 +57,7 @@ program
       0,
     );
     const quick = !!o.quick;
+    useShippedCode();
     const { allMet } = await runBench({
       nodes: o.nodes ? ints("nodes", o.nodes).filter((n) => n > 0) : quick ? [2000] : [10_000, 50_000],
       quick,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs the compiled JavaScript in dist/ (`npm run build`; `npm ci` and `npm pack` build it through
-// `prepare`). No TypeScript loader in production: from a checkout, `npm run cli --` runs src/ through tsx.
+// Runs the compiled JavaScript in dist/ (`npm run build`; `npm pack` builds it through `prepack`,
+// `npm run bench` before it measures). No TypeScript loader in production: from a checkout, `npm run cli --` runs src/ through tsx.
 import { existsSync } from "node:fs";
 
 const main = new URL("../dist/cli/main.js", import.meta.url);

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { flowRequests, measureRpcRate, runE2e, runEssential } from "../../bench/e2e.js";
 import { measureNodeWork } from "../../bench/node-work.js";
 import { initBuiltinCa } from "../../src/ca/index.js";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 // `npm run bench` is not part of CI; these keep its parts working (small and short, so they
 // check plumbing and accounting, not speed).
@@ -50,5 +52,16 @@ describe("benchmark harness", () => {
     assert.equal(Object.values(r.outcomes).reduce((a, b) => a + b, 0), 150);
     assert.ok((r.outcomes.configure ?? 0) > 100, JSON.stringify(r.outcomes));
     assert.ok(r.nodesPerMin > 0 && r.provisionerCpuS > 0 && r.fleetCpuS > 0);
+  });
+
+  test("with the shipped code, a bench child takes the product's modules from dist/ and its own from bench/", () => {
+    const repo = fileURLToPath(new URL("../../", import.meta.url));
+    const where = (hook: string[]) => {
+      const r = spawnSync(process.execPath, ["--import", "tsx", ...hook, "--input-type=module", "-e", "console.log(import.meta.resolve('./src/daemon/version.js'), import.meta.resolve('./bench/harness.js'))"], { cwd: repo, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim().split(" ");
+    };
+    assert.deepEqual(where([]), [`file://${repo}src/daemon/version.ts`, `file://${repo}bench/harness.ts`]);
+    assert.deepEqual(where(["--import", "./bench/shipped-code.mjs"]), [`file://${repo}dist/daemon/version.js`, `file://${repo}bench/harness.ts`]);
   });
 });
