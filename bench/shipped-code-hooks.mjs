@@ -1,7 +1,12 @@
 // Module resolution hook for bench/shipped-code.mjs: a resolved URL under src/ becomes its
 // counterpart under dist/ (tsx has already mapped ".js" specifiers to the ".ts" sources).
+// CHORIA_BENCH_DIST names another build of src/ at the same depth (e.g. dist-a/), for A/B runs
+// of two versions of the code in one bench process.
+import { resolve as resolvePath } from "node:path";
+import { pathToFileURL } from "node:url";
+
 const SRC = new URL("../src/", import.meta.url).href;
-const DIST = new URL("../dist/", import.meta.url).href;
+const DIST = process.env.CHORIA_BENCH_DIST ? pathToFileURL(resolvePath(process.env.CHORIA_BENCH_DIST) + "/").href : new URL("../dist/", import.meta.url).href;
 
 export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
