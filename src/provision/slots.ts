@@ -54,16 +54,18 @@ export class Slots {
  */
 export function slotAfterFirstReply(rpc: RpcCaller, slots: Slots, onSlot?: () => void): RpcCaller & { held(): boolean } {
   let held = false;
+  const first = async <T>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: Parameters<RpcCaller["call"]>[4]) => {
+    const r = await rpc.call<T>(identity, agent, action, data, o);
+    if (!held) {
+      await slots.acquire(o?.signal);
+      held = true;
+      onSlot?.();
+    }
+    return r;
+  };
   return {
     held: () => held,
-    async call<T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: Parameters<RpcCaller["call"]>[4]) {
-      const r = await rpc.call<T>(identity, agent, action, data, o);
-      if (!held) {
-        await slots.acquire(o?.signal);
-        held = true;
-        onSlot?.();
-      }
-      return r;
-    },
+    // once the slot is held, the node's calls go straight to the client: no wrapper promise per request
+    call: <T = Record<string, unknown>>(identity: string, agent: string, action: string, data?: Record<string, unknown>, o?: Parameters<RpcCaller["call"]>[4]) => (held ? rpc.call<T>(identity, agent, action, data, o) : first<T>(identity, agent, action, data, o)),
   };
 }
