@@ -93,6 +93,40 @@ interface Waiter {
   lost?: () => void;
 }
 
+/**
+ * What stays routed to a node flow's watch once a request has its valid reply, until the flow
+ * ends: only what telling a second reply needs. Made here, not in call(), so it keeps none of the
+ * call's closures, its settled promise or the reply body the promise holds: kept by the call's
+ * own waiter for the flow's life, those were promoted to V8's old generation for every request
+ * (bench/README.md, "Where the daemon's GC goes").
+ */
+function answeredWaiter(identity: string, step: string, first: string, watch: ReplyWatch, onRejectedReply?: (r: RejectedReply) => void): Waiter {
+  const rejected = (reason: RejectReason, detail: string): void => {
+    onRejectedReply?.({ identity, step, reason, detail });
+    watch.rejected({ step, reason }, true);
+  };
+  return {
+    reject: rejected,
+    // the call is settled: a client closing, a no-responders status or a lost connection change nothing for it
+    close: () => undefined,
+    reply: (r) => {
+      if (r.sender !== identity) return rejected("wrong_sender", `reply names ${JSON.stringify(r.sender)} as its sender`);
+      try {
+        decodeRpcReply(r.message);
+      } catch (e) {
+        return rejected("bad_body", (e as Error).message);
+      }
+      // core NATS delivers a message once per subscription: a second reply has a second sender
+      watch.conflicted({ step, kind: "second_reply", detail: r.message === first ? "a second reply with the same body" : "a second reply with a different body" });
+    },
+  };
+}
+
+/** the watch's end for one request: a closure of its own, so it holds the map and the id only */
+function untrack(waiters: Map<string, Waiter>, requestId: string): () => void {
+  return () => void waiters.delete(requestId);
+}
+
 /** A status-only message (no payload) with code 503: what nats-server sends for a request nobody can receive. */
 function isNoResponders(msg: { data: Uint8Array; headers?: { code: number } }): boolean {
   return msg.data.length === 0 && msg.headers?.code === 503;
@@ -260,15 +294,12 @@ export class RpcClient {
           } catch (e) {
             return rejected("bad_body", (e as Error).message);
           }
-          if (first !== undefined) {
-            // core NATS delivers a message once per subscription: a second reply has a second sender
-            watch?.conflicted({ step, kind: "second_reply", detail: r.message === first ? "a second reply with the same body" : "a second reply with a different body" });
-            return;
-          }
+          if (first !== undefined) return;
           first = r.message;
           if (rejects > 0) watch?.conflicted({ step, kind: "invalid_and_valid", detail: `a valid reply besides ${rejects} that failed the checks` });
           settle();
-          if (!watch?.track(() => this.waiters.delete(requestId))) this.waiters.delete(requestId);
+          if (watch?.track(untrack(this.waiters, requestId))) this.waiters.set(requestId, answeredWaiter(identity, step, first, watch, this.o.onRejectedReply));
+          else this.waiters.delete(requestId);
           resolve(body);
         },
       });
