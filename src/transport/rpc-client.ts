@@ -243,8 +243,8 @@ export class RpcClient {
     const { requestId, replyTo, bytes } = this.encode(agent, encodeRpcRequest(agent, action, data), agentFilter(agent));
     return new Promise<RpcReplyBody<T>>((resolve, reject) => {
       if (o.signal?.aborted) return reject(new RpcCancelledError(`${step} to ${identity}`));
-      /** the message of the valid reply taken, once there is one */
-      let first: string | undefined;
+      // the first valid reply takes this waiter out of the map (answeredWaiter watches on), so
+      // nothing below runs for an answered call
       let rejects = 0;
       const settle = (): void => {
         clearTimeout(timer);
@@ -266,22 +266,18 @@ export class RpcClient {
       const rejected = (reason: RejectReason, detail: string): void => {
         rejects++;
         this.o.onRejectedReply?.({ identity, step, reason, detail });
-        watch?.rejected({ step, reason }, first !== undefined);
+        watch?.rejected({ step, reason }, false);
       };
       this.waiters.set(requestId, {
         close: () => {
-          if (first !== undefined) return;
           finish();
           reject(new RpcClosedError());
         },
-        // once answered, the waiter only watches for a second reply: these no longer apply
         absent: () => {
-          if (first !== undefined) return;
           finish();
           reject(new RpcNoRespondersError(identity, agent, action));
         },
         lost: () => {
-          if (first !== undefined) return;
           finish();
           reject(new RpcConnectionLostError(`${agent}#${action} to ${identity}`));
         },
@@ -294,11 +290,9 @@ export class RpcClient {
           } catch (e) {
             return rejected("bad_body", (e as Error).message);
           }
-          if (first !== undefined) return;
-          first = r.message;
           if (rejects > 0) watch?.conflicted({ step, kind: "invalid_and_valid", detail: `a valid reply besides ${rejects} that failed the checks` });
           settle();
-          if (watch?.track(untrack(this.waiters, requestId))) this.waiters.set(requestId, answeredWaiter(identity, step, first, watch, this.o.onRejectedReply));
+          if (watch?.track(untrack(this.waiters, requestId))) this.waiters.set(requestId, answeredWaiter(identity, step, r.message, watch, this.o.onRejectedReply));
           else this.waiters.delete(requestId);
           resolve(body);
         },
