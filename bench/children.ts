@@ -29,13 +29,8 @@ export function benchCode(): "src" | "dist" {
  * as bin/choria-provisioner does: `npm run bench` measures the code that ships. Tests keep the
  * sources, so they need no build.
  */
-export function useShippedCode(on = true): void {
-  if (!on) {
-    code = "src";
-    return;
-  }
-  const tsc = fileURLToPath(new URL("../node_modules/typescript/bin/tsc", import.meta.url));
-  execFileSync(process.execPath, [tsc, "-p", fileURLToPath(new URL("../tsconfig.build.json", import.meta.url))], { stdio: "inherit" });
+export function useShippedCode(): void {
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: fileURLToPath(new URL("..", import.meta.url)), stdio: "inherit" });
   code = "dist";
 }
 

@@ -11,6 +11,6 @@ const DIST = process.env.CHORIA_BENCH_DIST ? pathToFileURL(resolvePath(process.e
 export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
   if (!r.url.startsWith(SRC)) return r;
-  const rest = r.url.slice(SRC.length).replace(/\.ts$/, ".js");
-  return { ...r, url: DIST + rest, format: rest.endsWith(".mjs") || rest.endsWith(".js") ? "module" : r.format };
+  // src/ holds only .ts and .mjs modules; tsc emits both as ES modules
+  return { ...r, url: DIST + r.url.slice(SRC.length).replace(/\.ts$/, ".js"), format: "module" };
 }
