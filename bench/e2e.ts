@@ -15,6 +15,7 @@ import { identityOf, type FleetOptions } from "../src/sim/index.js";
 import type { Inventory } from "../src/types/index.js";
 import { benchFile, procCpuSeconds, spawnChild } from "./children.js";
 import type { DaemonChildConfig, DaemonChildSummary } from "./daemon-child.js";
+import type { EssentialRunOptions } from "./essential-child.js";
 import { inventories } from "./policy.bench.js";
 import { csrPool } from "./ca.bench.js";
 import { openBuiltinCa } from "../src/ca/index.js";
@@ -212,7 +213,7 @@ export interface EssentialResult {
  * The same fleet as runE2e, provisioned by the essential-work provisioner (essential-child.ts)
  * instead of the daemon: the most a provisioner reaches on this machine against this fleet.
  */
-export async function runEssential(o: { nodes: number; caDir: string; workers?: number; profileDir?: string; execArgv?: string[] }): Promise<EssentialResult> {
+export async function runEssential(o: { nodes: number; caDir: string; workers?: number; profileDir?: string; execArgv?: string[]; loop?: EssentialRunOptions["loop"] }): Promise<EssentialResult> {
   const srv = await startNatsServer();
   const prov = spawnChild(benchFile("essential-child.ts"), [], ["--max-old-space-size=4096", ...(o.execArgv ?? []), ...(o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`] : [])]);
   const fleet = spawnChild(benchFile("fleet-child.ts"), [], ["--max-old-space-size=4096"]);
@@ -224,7 +225,7 @@ export async function runEssential(o: { nodes: number; caDir: string; workers?: 
     const started = await startedP;
     const doneP = prov.next<{ done: number; failed: number; firstError: string; outcomes: Record<string, number>; wallMs: number; cpuS: number; threadCpuS: { mainS: number; otherS: number } }>("done", 3_600_000);
     const identities = Array.from({ length: o.nodes }, (_, i) => identityOf(i));
-    prov.send({ type: "run", o: { url: srv.url, caDir: o.caDir, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules"), token: TOKEN, identities, workers: o.workers ?? 200 } });
+    prov.send({ type: "run", o: { url: srv.url, caDir: o.caDir, policiesDir: join(REPO, "policies"), rulesDir: join(REPO, "rules"), token: TOKEN, identities, workers: o.workers ?? 200, loop: o.loop } satisfies EssentialRunOptions });
     const r = await doneP;
     const natsCpuS = procCpuSeconds(srv.pid) - nats0;
     await startupP;

@@ -7,6 +7,11 @@
  * one per call. Its nodes/min against the same simulated fleet is the most a provisioner could
  * reach on this machine with this fleet, so the daemon's distance to it is its own overhead.
  *
+ * With `loop: "daemon-flow"` the same loop takes each node through the daemon's own per-node
+ * flow instead (provisionNode with its default options, CSR policy and reply watch, an abort
+ * signal per node; no metrics, registry, audit, logs or ledger): the point between the two that
+ * splits the daemon's distance into what the flow costs and what the daemon does around it.
+ *
  *   parent -> {type:"run", o}   child -> {type:"done", done, failed, outcomes, wallMs, cpuS, threadCpuS}
  */
 import "./orphan-exit.js";
@@ -15,7 +20,11 @@ import { openBuiltinCa } from "../src/ca/index.js";
 import { parseCsr } from "../src/ca/csr-inspect.js";
 import { loadPolicySet } from "../src/policy/index.js";
 import { inventoryFromRpcutil, type RpcutilInventoryData } from "../src/types/index.js";
-import { configureRequestData } from "../src/provision/flow.js";
+import { configureRequestData, provisionNode } from "../src/provision/flow.js";
+import { defaultFlowOptions } from "../src/provision/flow-options.js";
+import { policyDecider } from "../src/policy/deciders.js";
+import { csrChecker } from "../src/ca/index.js";
+import { ReplyWatch } from "../src/transport/index.js";
 import { threadCpu, threadCpuSince } from "./thread-cpu.js";
 
 export interface EssentialRunOptions {
@@ -26,7 +35,12 @@ export interface EssentialRunOptions {
   token: string;
   identities: string[];
   workers: number;
+  /** "essential" (the default): the steps below; "daemon-flow": the daemon's provisionNode */
+  loop?: "essential" | "daemon-flow";
 }
+
+const ignore = (): void => undefined;
+const quietObserver = { rpcTime: ignore, rpcError: ignore, policyEvaluated: ignore, csrRefused: ignore, jwtRefused: ignore, signed: ignore, signFailed: ignore, lockHeld: ignore };
 
 async function run(o: EssentialRunOptions): Promise<void> {
   const ps = await loadPolicySet({ policiesDir: o.policiesDir, rulesDir: o.rulesDir });
@@ -44,7 +58,15 @@ async function run(o: EssentialRunOptions): Promise<void> {
   const cpu0 = process.cpuUsage();
   const threads0 = threadCpu();
   const t0 = performance.now();
-  const one = async (id: string): Promise<void> => {
+  const flowOptions = { ...defaultFlowOptions(), token: o.token };
+  const flowDeps = { rpc, decider: policyDecider(ps), signer: ca, csr: csrChecker(), observer: quietObserver };
+  const daemonFlow = async (id: string): Promise<void> => {
+    // closed by provisionNode when the flow ends
+    const r = await provisionNode(id, flowDeps, flowOptions, new AbortController().signal, new ReplyWatch(id));
+    outcomes[r.record.outcome] = (outcomes[r.record.outcome] ?? 0) + 1;
+    if (r.record.outcome === "error" || r.record.outcome === "refused") throw new Error(r.record.reason);
+  };
+  const essential = async (id: string): Promise<void> => {
     const inv = await rpc.call<RpcutilInventoryData>(id, "rpcutil", "inventory", {}, call);
     const g = await rpc.call<{ csr: string; ssldir?: string }>(id, "choria_provision", "gencsr", { cn: id, ...tok }, call);
     const parsed = parseCsr(g.data.csr);
@@ -61,6 +83,7 @@ async function run(o: EssentialRunOptions): Promise<void> {
     if (c.statuscode !== 0) throw new Error(`configure: ${c.statusmsg}`);
     await rpc.call(id, "choria_provision", "restart", { splay: 1, ...tok }, call);
   };
+  const one = o.loop === "daemon-flow" ? daemonFlow : essential;
   const worker = async (): Promise<void> => {
     while (next < o.identities.length) {
       const id = o.identities[next++]!;

@@ -41,7 +41,7 @@ program
   .option("--arrival-nodes <n>", "fleet size for arrival tracking off against on, 0 to skip (default 10000; --quick 2000)")
   .option("--arrival-pairs <n>", "alternating pairs of the arrival comparison, tracking off and on (default 3; --quick 1)")
   .option("--phantom-pairs <n>", "alternating pairs of a 500-node fleet without and with 2,000 phantom announcements, 0 to skip (default 5; --quick 3)")
-  .option("--bound-pairs <n>", "alternating pairs of the daemon and the essential-work provisioner on a 10,000-node fleet for daemon_vs_essential, 0 to skip (default 5; --quick 2)")
+  .option("--bound-pairs <n>", "alternating rounds of the daemon, its per-node flow alone and the essential-work provisioner on a 10,000-node fleet for daemon_vs_essential, 0 to skip (default 5; --quick 2)")
   .option("--profile", "CPU-profile the provisioner during the largest run (node --cpu-prof) and print the top self-time functions")
   .option("--real-servers <n>", "real go-choria servers provisioned by ours and by the reference (bench/real-servers.ts), 0 to skip (default 50; --quick 10)")
   .option("--no-bounds", "skip the machine-bound measurements")

@@ -185,26 +185,36 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
 
     // ---- the daemon's distance to the essential work, as alternating pairs on one fleet: a single
     // run of each, minutes apart, moved this ratio by 0.1 on this shared machine
-    let essentialPairs: { nodes: number; ratios: number[]; median: number; daemonCpuMs: number[]; essentialCpuMs: number[] } | undefined;
+    let essentialPairs: { nodes: number; ratios: number[]; median: number; daemonCpuMs: number[]; essentialCpuMs: number[]; flowRatios: number[]; flowMedian: number; flowCpuMs: number[] } | undefined;
     if (!o.skipBounds && (o.boundPairs ?? 0) > 0 && o.nodes.length) {
       const n = Math.min(largest, 10_000);
       const ratios: number[] = [];
+      const flowRatios: number[] = [];
       const daemonCpuMs: number[] = [];
       const essentialCpuMs: number[] = [];
+      const flowCpuMs: number[] = [];
+      const cpuMs = (r: EssentialResult) => r3((r.provisionerCpuS * 1000) / Math.max(1, r.done));
+      const threads = (t: { mainS: number; otherS: number }) => `main ${t.mainS} s, other threads ${t.otherS} s`;
       for (let i = 0; i < o.boundPairs!; i++) {
-        log(`daemon vs essential work: pair ${i + 1} of ${o.boundPairs}, ${n} nodes...`);
+        log(`daemon vs essential work: pair ${i + 1} of ${o.boundPairs}, ${n} nodes (with the daemon's flow alone between them)...`);
         const d = await runE2e({ nodes: n, caDir });
+        const f = await runEssential({ nodes: n, caDir, loop: "daemon-flow" });
         const e = await runEssential({ nodes: n, caDir });
         ratios.push(d.nodesPerMin / e.nodesPerMin);
+        flowRatios.push(f.nodesPerMin / e.nodesPerMin);
         daemonCpuMs.push(r3((d.provisionerCpuS * 1000) / Math.max(1, d.daemon.settled)));
-        essentialCpuMs.push(r3((e.provisionerCpuS * 1000) / Math.max(1, e.done)));
-        log(`  daemon ${Math.round(d.nodesPerMin)}/min (${daemonCpuMs[i]} CPU-ms/node: main ${d.daemon.threadCpuS.mainS} s, other threads ${d.daemon.threadCpuS.otherS} s), essential ${Math.round(e.nodesPerMin)}/min (${essentialCpuMs[i]}: main ${e.threadCpuS.mainS} s, other ${e.threadCpuS.otherS} s) -> ${r3(ratios[i]!)}`);
+        flowCpuMs.push(cpuMs(f));
+        essentialCpuMs.push(cpuMs(e));
+        log(`  daemon ${Math.round(d.nodesPerMin)}/min (${daemonCpuMs[i]} CPU-ms/node: ${threads(d.daemon.threadCpuS)}), its flow alone ${Math.round(f.nodesPerMin)}/min (${flowCpuMs[i]}: ${threads(f.threadCpuS)}), essential ${Math.round(e.nodesPerMin)}/min (${essentialCpuMs[i]}: ${threads(e.threadCpuS)}) -> ${r3(ratios[i]!)}, flow alone ${r3(flowRatios[i]!)}`);
       }
-      essentialPairs = { nodes: n, ratios: ratios.map(r3), median: r3(median(ratios)), daemonCpuMs, essentialCpuMs };
+      essentialPairs = { nodes: n, ratios: ratios.map(r3), median: r3(median(ratios)), daemonCpuMs, essentialCpuMs, flowRatios: flowRatios.map(r3), flowMedian: r3(median(flowRatios)), flowCpuMs };
       emit({
         name: "daemon-vs-essential",
-        metrics: { nodes: n, pairs: ratios.length, median_ratio: essentialPairs.median, min_ratio: r3(Math.min(...ratios)), max_ratio: r3(Math.max(...ratios)) },
-        notes: [`alternating pairs: the daemon (runE2e) then the essential-work provisioner (runEssential) on the same ${n}-node fleet; ratio = daemon nodes/min / essential nodes/min`, `ratios ${JSON.stringify(essentialPairs.ratios)}; provisioner CPU-ms per node, daemon ${JSON.stringify(daemonCpuMs)}, essential ${JSON.stringify(essentialCpuMs)}`],
+        metrics: { nodes: n, pairs: ratios.length, median_ratio: essentialPairs.median, min_ratio: r3(Math.min(...ratios)), max_ratio: r3(Math.max(...ratios)), flow_alone_median_ratio: essentialPairs.flowMedian },
+        notes: [
+          `alternating runs on the same ${n}-node fleet: the daemon (runE2e), the daemon's per-node flow alone (runEssential with loop "daemon-flow": provisionNode in the essential-work loop, without the daemon's intake, queue, registry, records, audit, logs, metrics and ledger), then the essential-work provisioner (runEssential); ratio = nodes/min / the essential work's nodes/min`,
+          `ratios ${JSON.stringify(essentialPairs.ratios)}, the flow alone ${JSON.stringify(essentialPairs.flowRatios)}; provisioner CPU-ms per node, daemon ${JSON.stringify(daemonCpuMs)}, flow alone ${JSON.stringify(flowCpuMs)}, essential ${JSON.stringify(essentialCpuMs)}`,
+        ],
       });
     }
 
@@ -342,7 +352,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         slowest_resource_nodes_per_min: Math.round(slowest),
         ...(essential ? { essential_provisioner_nodes_per_min: Math.round(essential.nodesPerMin), essential_provisioner_share: r3(essential.nodesPerMin / machineBound), daemon_vs_essential_single_largest: r3(big.nodesPerMin / essential.nodesPerMin) } : {}),
         // the goal's figure: the median of the alternating pairs (above)
-        ...(essentialPairs ? { daemon_vs_essential: essentialPairs.median } : {}),
+        ...(essentialPairs ? { daemon_vs_essential: essentialPairs.median, daemon_flow_alone_vs_essential: essentialPairs.flowMedian } : {}),
         // essential CPU per node measured after the end-to-end runs relative to before: how far the machine drifted
         ...(afterRates ? { drift_after_vs_before: r3(sum(parts(afterRates)) / sum(parts(before))) } : {}),
       };
@@ -359,7 +369,7 @@ export async function runBench(o: BenchOptions): Promise<{ summary: Record<strin
         value: essentialPairs.median,
         goal: ">= 0.9 of the essential-work provisioner's nodes/min",
         met: essentialPairs.median >= 0.9,
-        note: `median of ${essentialPairs.ratios.length} alternating pairs at ${essentialPairs.nodes} nodes: ${essentialPairs.ratios.join(", ")}; provisioner CPU-ms per node, daemon ${essentialPairs.daemonCpuMs.join(", ")} against ${essentialPairs.essentialCpuMs.join(", ")}`,
+        note: `median of ${essentialPairs.ratios.length} alternating pairs at ${essentialPairs.nodes} nodes: ${essentialPairs.ratios.join(", ")}; provisioner CPU-ms per node, daemon ${essentialPairs.daemonCpuMs.join(", ")} against ${essentialPairs.essentialCpuMs.join(", ")}; the daemon's per-node flow alone, in the same rounds: ${essentialPairs.flowMedian} of the essential work (CPU-ms per node ${essentialPairs.flowCpuMs.join(", ")})`,
       };
     if (evals && helper)
       goals.policy_vs_helper = {
