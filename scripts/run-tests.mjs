@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts through node:test with tsx. Node 20's --test does not
 // glob .ts files itself, so we list them; extra args filter by substring of the path.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { buildRealChoria } from "./build-real-choria.mjs";
+import { describeStall, watchTestFiles } from "./stall-watch.mjs";
 
 function walk(dir) {
   const out = [];
@@ -47,28 +49,39 @@ if (files.some((f) => f.startsWith(join("test", "real")))) {
 const scratch = mkdtempSync(join(tmpdir(), "cp-test-"));
 env.TMPDIR = scratch;
 // a test that never settles fails by name after 3 minutes instead of holding CI for its 90 (the
-// slowest test takes about 40 s on 2 busy cores)
-function runFiles(list) {
+// slowest test takes about 40 s on 2 busy cores); CHORIA_TEST_TIMEOUT_S changes it. A file's
+// process still running at two thirds of that is looked into (stall-watch.mjs), so that a stall
+// says where it was stuck; its diagnostic report goes under the scratch directory.
+const timeoutS = Number(process.env.CHORIA_TEST_TIMEOUT_S ?? 180);
+const reportDir = join(scratch, "reports");
+mkdirSync(reportDir);
+async function runFiles(list) {
   const stalls = join(scratch, `stalls-${Date.now()}.json`);
   const reporters = ["--test-reporter=spec", "--test-reporter-destination=stdout", `--test-reporter=${fileURLToPath(new URL("./stall-reporter.mjs", import.meta.url))}`, `--test-reporter-destination=${stalls}`];
-  const res = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=180000", ...reporters, ...list], { stdio: "inherit", env });
+  const diagnostics = ["--report-on-signal", "--report-signal=SIGUSR2", `--report-directory=${reportDir}`];
+  const child = spawn(process.execPath, ["--import", "tsx", ...diagnostics, "--test", "--test-concurrency=2", `--test-timeout=${timeoutS * 1000}`, ...reporters, ...list], { stdio: "inherit", env });
+  const watch = watchTestFiles(child.pid, { afterS: (timeoutS * 2) / 3, everyMs: Math.min(15_000, timeoutS * 100) });
+  const [code] = await once(child, "exit");
+  watch.stop();
   let report = { stalled: [], otherFailures: 0 };
   try {
     report = JSON.parse(readFileSync(stalls, "utf8"));
   } catch {
     // no report (the runner itself failed): the exit status says so
   }
-  return { status: res.status ?? 1, ...report };
+  return { status: code ?? 1, watch, ...report };
 }
-let run = runFiles(files);
+let run = await runFiles(files);
 // A file whose process timed out before reporting any test stalled while loading: twice a run
-// stalled with no file named, and once test/credentials/key-transport.test.ts (its tests are
-// synchronous; alone it passed at once, every time). Such a file is run once more, and the run
-// says so. A test that failed, or hung after others of its file ran, is never run again.
+// stalled with no file named, once test/credentials/key-transport.test.ts (its tests are
+// synchronous; alone it passed at once, every time) and once test/credentials/provisioning-jwt.test.ts.
+// Such a file is run once more, and the run says so, with what the watch saw of its process. A
+// test that failed, or hung after others of its file ran, is never run again.
 if (run.status !== 0 && run.otherFailures === 0 && run.stalled.length > 0) {
   const stalled = run.stalled.map((f) => relative(process.cwd(), f));
+  for (const f of run.stalled) console.error(describeStall(f, run.watch.snapshot(f), reportDir));
   console.error(`\n*** ${stalled.join(", ")}: stalled before its first test and timed out; running ${stalled.length === 1 ? "it" : "them"} once more ***\n`);
-  run = runFiles(run.stalled);
+  run = await runFiles(run.stalled);
 }
 rmSync(scratch, { recursive: true, force: true });
 if (env.CHORIA_REAL_SKIP) console.error(`\n*** real-Choria suite (test/real/) was NOT RUN: ${env.CHORIA_REAL_SKIP} ***`);
