@@ -93,6 +93,27 @@ interface Waiter {
   lost?: () => void;
 }
 
+/** why a reply is not the node's answer; made only for a reply that fails, so a valid one costs no object */
+class ReplyRejection {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+  ) {}
+}
+
+/**
+ * The checks every reply to a request gets, before the call is answered and after (a second
+ * reply): it comes from the node asked, and its body decodes. One place, so both see the same rules.
+ */
+function checkReply<T>(r: ReplyInfo, identity: string): RpcReplyBody<T> | ReplyRejection {
+  if (r.sender !== identity) return new ReplyRejection("wrong_sender", `reply names ${JSON.stringify(r.sender)} as its sender`);
+  try {
+    return decodeRpcReply<T>(r.message);
+  } catch (e) {
+    return new ReplyRejection("bad_body", (e as Error).message);
+  }
+}
+
 /**
  * What stays routed to a node flow's watch once a request has its valid reply, until the flow
  * ends: only what telling a second reply needs. Made here, not in call(), so it keeps none of the
@@ -110,12 +131,8 @@ function answeredWaiter(identity: string, step: string, first: string, watch: Re
     // the call is settled: a client closing, a no-responders status or a lost connection change nothing for it
     close: () => undefined,
     reply: (r) => {
-      if (r.sender !== identity) return rejected("wrong_sender", `reply names ${JSON.stringify(r.sender)} as its sender`);
-      try {
-        decodeRpcReply(r.message);
-      } catch (e) {
-        return rejected("bad_body", (e as Error).message);
-      }
+      const checked = checkReply(r, identity);
+      if (checked instanceof ReplyRejection) return rejected(checked.reason, checked.detail);
       // core NATS delivers a message once per subscription: a second reply has a second sender
       watch.conflicted({ step, kind: "second_reply", detail: r.message === first ? "a second reply with the same body" : "a second reply with a different body" });
     },
@@ -283,13 +300,8 @@ export class RpcClient {
         },
         reject: rejected,
         reply: (r) => {
-          if (r.sender !== identity) return rejected("wrong_sender", `reply names ${JSON.stringify(r.sender)} as its sender`);
-          let body: RpcReplyBody<T>;
-          try {
-            body = decodeRpcReply<T>(r.message);
-          } catch (e) {
-            return rejected("bad_body", (e as Error).message);
-          }
+          const body = checkReply<T>(r, identity);
+          if (body instanceof ReplyRejection) return rejected(body.reason, body.detail);
           if (rejects > 0) watch?.conflicted({ step, kind: "invalid_and_valid", detail: `a valid reply besides ${rejects} that failed the checks` });
           settle();
           if (watch?.track(untrack(this.waiters, requestId))) this.waiters.set(requestId, answeredWaiter(identity, step, r.message, watch, this.o.onRejectedReply));
