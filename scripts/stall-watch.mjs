@@ -82,11 +82,13 @@ export function watchTestFiles(runnerPid, { afterS = 120, everyMs = 15_000, onLo
     }
     for (const pid of pids) {
       const file = cmdline(pid).find((a) => a.endsWith(".test.ts"));
-      if (!file || seen.has(resolve(file)) || ageSeconds(pid) < afterS) continue;
+      if (!file || seen.has(resolve(file))) continue;
+      const age = ageSeconds(pid);
+      if (age < afterS) continue;
       const snap = {
         pid,
         file,
-        ageS: Math.round(ageSeconds(pid)),
+        ageS: Math.round(age),
         threads: threads(pid),
         children: childrenOf(pid).map((c) => ({ pid: c, cmd: cmdline(c).join(" ").slice(0, 200), threads: threads(c) })),
       };
